@@ -1,0 +1,63 @@
+"""indexer: a Trio framework for EVM event indexers.
+
+Declare entities and async handlers; the framework feeds decoded logs to the
+handlers in chain order, keeps the entities they touch in memory, and
+persists every batch to PostgreSQL in the background.
+
+    from typing import Annotated
+    from indexer import Context, Entity, Event, Index, on
+
+    class Account(Entity):
+        id: str
+        token: Annotated[str, Index]
+        balance: int = 0
+
+    @on("ERC20", "Transfer")
+    async def transfer(event: Event, ctx: Context) -> None: ...
+"""
+
+from ._config import ProjectConfig as ProjectConfig
+from ._config import load_config as load_config
+from ._errors import ConfigError as ConfigError
+from ._errors import DatabaseError as DatabaseError
+from ._errors import DecodeError as DecodeError
+from ._errors import EntityError as EntityError
+from ._errors import HandlerError as HandlerError
+from ._errors import IndexerError as IndexerError
+from ._errors import ReorgTooDeepError as ReorgTooDeepError
+from ._errors import SchemaMismatchError as SchemaMismatchError
+from ._errors import SourceError as SourceError
+from ._errors import WriteError as WriteError
+from ._handlers import Event as Event
+from ._handlers import load_handlers as load_handlers
+from ._handlers import on as on
+from .runtime import Context as Context
+from .runtime import RunOptions as RunOptions
+from .runtime import RunSummary as RunSummary
+from .runtime import run_project as run_project
+from .store import Entity as Entity
+from .store import Index as Index
+
+__all__ = [
+    "ConfigError",
+    "Context",
+    "DatabaseError",
+    "DecodeError",
+    "Entity",
+    "EntityError",
+    "Event",
+    "HandlerError",
+    "Index",
+    "IndexerError",
+    "ProjectConfig",
+    "ReorgTooDeepError",
+    "RunOptions",
+    "RunSummary",
+    "SchemaMismatchError",
+    "SourceError",
+    "WriteError",
+    "load_config",
+    "load_handlers",
+    "on",
+    "run_project",
+]

@@ -1,0 +1,178 @@
+"""The handler side of the public API: ``Event``, ``@on`` and loading a handlers module."""
+
+from __future__ import annotations
+
+import importlib.util
+import inspect
+import sys
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from types import ModuleType
+from typing import TYPE_CHECKING, Any, Final, TypeVar
+
+from ._errors import ConfigError
+from .store import Entity, EntitySpec, entity_spec
+
+if TYPE_CHECKING:
+    from ._config import ProjectConfig
+    from .runtime import Context
+
+__all__ = ["Event", "Handler", "HandlerSet", "load_handlers", "on"]
+
+
+class Event:
+    """One decoded log, as handlers receive it.
+
+    Attributes:
+        params: decoded arguments by ABI name (uintN/intN -> int, address ->
+            lowercase 0x-hex str, bool, bytes/bytesN -> bytes, string -> str).
+        contract: the contract name from indexer.yaml.
+        name: the event name.
+        address: emitting contract, lowercase 0x-hex.
+        chain_id, block_number, block_hash, block_timestamp,
+        transaction_hash, log_index: where the log comes from
+        (``block_hash``/``block_timestamp`` are None when the source lacks them).
+    """
+
+    __slots__ = (
+        "address",
+        "block_hash",
+        "block_number",
+        "block_timestamp",
+        "chain_id",
+        "contract",
+        "log_index",
+        "name",
+        "params",
+        "transaction_hash",
+    )
+    __module__ = "indexer"
+
+    def __init__(
+        self,
+        params: Mapping[str, Any],
+        *,
+        contract: str,
+        name: str,
+        address: str,
+        chain_id: int,
+        block_number: int,
+        log_index: int,
+        transaction_hash: str,
+        block_hash: str | None = None,
+        block_timestamp: int | None = None,
+    ) -> None:
+        self.params = params
+        self.contract = contract
+        self.name = name
+        self.address = address
+        self.chain_id = chain_id
+        self.block_number = block_number
+        self.log_index = log_index
+        self.transaction_hash = transaction_hash
+        self.block_hash = block_hash
+        self.block_timestamp = block_timestamp
+
+    def __repr__(self) -> str:
+        return (
+            f"Event({self.contract}.{self.name} chain={self.chain_id} block={self.block_number} "
+            f"log={self.log_index} params={dict(self.params)!r})"
+        )
+
+
+Handler = Callable[[Event, "Context"], Awaitable[None]]
+_H = TypeVar("_H", bound=Callable[..., Awaitable[None]])
+_MARK: Final = "__indexer_on__"
+
+
+def on(contract: str, event: str) -> Callable[[_H], _H]:
+    """Register an async handler for ``event`` of ``contract`` (names as in indexer.yaml).
+
+    The function is only marked; the framework collects marked functions
+    when it loads the handlers module, so there is no global registry.
+    Handlers of one event run in the order they are defined.
+    """
+
+    def mark(fn: _H) -> _H:
+        if not inspect.iscoroutinefunction(fn):
+            raise ConfigError(f"@on({contract!r}, {event!r}) decorates {fn.__qualname__}, which is not `async def`.")
+        marks: list[tuple[str, str]] = list(getattr(fn, _MARK, []))
+        marks.append((contract, event))
+        setattr(fn, _MARK, marks)
+        return fn
+
+    return mark
+
+
+@dataclass(frozen=True)
+class HandlerSet:
+    """What a handlers module declares."""
+
+    module: ModuleType
+    entities: tuple[EntitySpec, ...]
+    # (contract, event) -> handlers in definition order
+    handlers: dict[tuple[str, str], tuple[Handler, ...]]
+    report: Callable[..., Any] | None
+
+
+def _import(path: Path, name: str) -> ModuleType:
+    spec = importlib.util.spec_from_file_location(name, path)
+    if spec is None or spec.loader is None:
+        raise ConfigError(f"{path}: cannot be imported as a Python module.")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    # Let the handlers import helpers that sit beside them.
+    parent = str(path.parent)
+    added = parent not in sys.path
+    if added:
+        sys.path.insert(0, parent)
+    try:
+        spec.loader.exec_module(module)
+    except ConfigError as exc:
+        raise ConfigError(f"{path}: {exc}") from exc
+    except Exception as exc:
+        sys.modules.pop(name, None)
+        raise ConfigError(f"{path}: importing the handlers module failed: {type(exc).__name__}: {exc}") from exc
+    finally:
+        if added:
+            sys.path.remove(parent)
+    return module
+
+
+def load_handlers(config: ProjectConfig) -> HandlerSet:
+    """Import the project's handlers module and check it against the config."""
+    module = _import(config.handlers, f"indexer_project_{config.schema}")
+    return collect_handlers(module, config)
+
+
+def collect_handlers(module: ModuleType, config: ProjectConfig) -> HandlerSet:
+    entities: dict[type[Entity], EntitySpec] = {}
+    found: list[tuple[int, str, str, Handler]] = []
+    for value in vars(module).values():
+        if isinstance(value, type) and issubclass(value, Entity) and value is not Entity:
+            entities[value] = entity_spec(value)
+        marks = getattr(value, _MARK, None)
+        if marks and callable(value):
+            line = getattr(getattr(value, "__code__", None), "co_firstlineno", 0)
+            found.extend((line, c, e, value) for c, e in marks)
+    known = {(c.name, ev.name) for chain in config.chains for c in chain.contracts for ev in c.events}
+    handlers: dict[tuple[str, str], list[Handler]] = {}
+    for _line, contract, event, fn in sorted(found, key=lambda x: x[0]):
+        if (contract, event) not in known:
+            choices = ", ".join(f"{c}.{e}" for c, e in sorted(known)) or "none"
+            raise ConfigError(
+                f"{config.handlers}: handler {fn.__qualname__} is registered with @on({contract!r}, {event!r}), "
+                f"but {config.config_path.name} declares no event {event!r} on a contract named {contract!r} "
+                f"(declared: {choices})."
+            )
+        handlers.setdefault((contract, event), []).append(fn)
+    if not handlers:
+        raise ConfigError(f"{config.handlers}: no handlers found; decorate async functions with @on(contract, event).")
+    report = getattr(module, "report", None)
+    return HandlerSet(
+        module,
+        tuple(sorted(entities.values(), key=lambda s: s.table)),
+        {k: tuple(v) for k, v in handlers.items()},
+        report if callable(report) else None,
+    )

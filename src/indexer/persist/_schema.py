@@ -1,0 +1,174 @@
+"""DDL: the project schema, entity tables and the framework tables.
+
+Framework tables share the project schema and carry the reserved prefix
+``_indexer_`` (entity table names come from class names, which cannot start
+with an underscore after snake-casing a public class... and if one does,
+:func:`check_table_names` refuses it).  Every identifier goes through
+``psycopg.sql.Identifier``.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from typing import Any
+
+import psycopg
+from psycopg import sql
+
+from .._errors import ConfigError, SchemaMismatchError
+from ..store import EntitySpec
+
+__all__ = [
+    "FRAMEWORK_PREFIX",
+    "check_table_names",
+    "create_schema",
+    "drop_schema",
+    "fingerprint",
+    "read_state",
+]
+
+FRAMEWORK_PREFIX = "_indexer_"
+# Bumped when the framework tables change shape.
+_LAYOUT_VERSION = 1
+
+
+def check_table_names(specs: Sequence[EntitySpec]) -> None:
+    seen: dict[str, str] = {}
+    for spec in specs:
+        if spec.table.startswith(FRAMEWORK_PREFIX) or len(spec.table.encode()) > 63:
+            raise ConfigError(
+                f"entity {spec.cls.__name__}: table name {spec.table!r} is reserved or longer than 63 bytes; "
+                f"set __table__ on the class."
+            )
+        if spec.table in seen:
+            raise ConfigError(
+                f"entities {seen[spec.table]} and {spec.cls.__name__} both map to table {spec.table!r}; set __table__."
+            )
+        seen[spec.table] = spec.cls.__name__
+
+
+def fingerprint(specs: Sequence[EntitySpec]) -> list[Any]:
+    return sorted(s.fingerprint() for s in specs)
+
+
+def _ident(schema: str, name: str) -> sql.Composed:
+    return sql.SQL("{}.{}").format(sql.Identifier(schema), sql.Identifier(name))
+
+
+def create_schema(
+    conn: psycopg.Connection[Any], schema: str, specs: Sequence[EntitySpec], chains: dict[int, int]
+) -> None:
+    """Create the schema and tables if absent, or check they match the project.
+
+    Args:
+        chains: chain id -> configured start block, stored so that a changed
+            start block is caught instead of silently mixing two histories.
+
+    Raises:
+        SchemaMismatchError: the schema was built for other entities or chains.
+    """
+    check_table_names(specs)
+    fp = fingerprint(specs)
+    with conn.transaction():
+        # Serialise concurrent first runs on the same database.
+        conn.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (schema,))
+        conn.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(schema)))
+        state = _ident(schema, FRAMEWORK_PREFIX + "state")
+        conn.execute(
+            sql.SQL(
+                "CREATE TABLE IF NOT EXISTS {} (id int PRIMARY KEY CHECK (id = 1), layout int NOT NULL,"
+                " entities jsonb NOT NULL, checkpoint bigint NOT NULL)"
+            ).format(state)
+        )
+        row = conn.execute(sql.SQL("SELECT layout, entities FROM {}").format(state)).fetchone()
+        if row is not None:
+            layout, stored = row
+            if layout != _LAYOUT_VERSION or stored != json.loads(json.dumps(fp)):
+                raise SchemaMismatchError(
+                    f"schema {schema!r} was created for different entity definitions than the handlers module "
+                    f"declares now (stored: {_describe(stored)}; now: {_describe(fp)}). "
+                    f"Run `indexer run --reset` to drop the schema and index from the start, or set a new `schema:` "
+                    f"in indexer.yaml to keep the old data beside the new."
+                )
+        conn.execute(
+            sql.SQL(
+                "CREATE TABLE IF NOT EXISTS {} (chain_id bigint PRIMARY KEY, start_block bigint NOT NULL,"
+                " progress_block bigint NOT NULL, events_processed bigint NOT NULL)"
+            ).format(_ident(schema, FRAMEWORK_PREFIX + "chains"))
+        )
+        conn.execute(
+            sql.SQL(
+                "CREATE TABLE IF NOT EXISTS {} (id bigint PRIMARY KEY, chain_id bigint NOT NULL,"
+                " block_number bigint NOT NULL, block_hash text, events int NOT NULL)"
+            ).format(_ident(schema, FRAMEWORK_PREFIX + "checkpoints"))
+        )
+        for spec in specs:
+            _create_entity_table(conn, schema, spec)
+        if row is None:
+            conn.execute(
+                sql.SQL("INSERT INTO {} (id, layout, entities, checkpoint) VALUES (1, %s, %s, 0)").format(state),
+                (_LAYOUT_VERSION, json.dumps(fp)),
+            )
+        chains_t = _ident(schema, FRAMEWORK_PREFIX + "chains")
+        for chain_id, start in chains.items():
+            got = conn.execute(
+                sql.SQL("SELECT start_block FROM {} WHERE chain_id = %s").format(chains_t), (chain_id,)
+            ).fetchone()
+            if got is not None and got[0] != start:
+                raise SchemaMismatchError(
+                    f"schema {schema!r} holds chain {chain_id} indexed from block {got[0]}, but indexer.yaml now says "
+                    f"start_block {start}. Run `indexer run --reset` to index again from the new start block."
+                )
+
+
+def _describe(fp: Any) -> str:
+    try:
+        return "; ".join(f"{t}({', '.join(c[0] + ' ' + c[1] for c in cols)})" for t, cols in fp)
+    except (TypeError, ValueError, IndexError):
+        return repr(fp)
+
+
+def _create_entity_table(conn: psycopg.Connection[Any], schema: str, spec: EntitySpec) -> None:
+    cols = []
+    for f in spec.fields:
+        col = sql.SQL("{} {}").format(sql.Identifier(f.name), sql.SQL(f.pg_type))
+        if f.name == "id":
+            col = sql.SQL("{} PRIMARY KEY").format(col)
+        elif not f.nullable:
+            col = sql.SQL("{} NOT NULL").format(col)
+        cols.append(col)
+    table = _ident(schema, spec.table)
+    conn.execute(sql.SQL("CREATE TABLE IF NOT EXISTS {} ({})").format(table, sql.SQL(", ").join(cols)))
+    for f in spec.indexed:
+        # Index names are per schema; derive a short, stable, quoted name.
+        name = f"{spec.table}_{f.name}_idx"[:63]
+        conn.execute(
+            sql.SQL("CREATE INDEX IF NOT EXISTS {} ON {} ({})").format(
+                sql.Identifier(name), table, sql.Identifier(f.name)
+            )
+        )
+
+
+def drop_schema(conn: psycopg.Connection[Any], schema: str) -> None:
+    with conn.transaction():
+        conn.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(schema)))
+
+
+def read_state(conn: psycopg.Connection[Any], schema: str) -> tuple[int, dict[int, tuple[int, int]]]:
+    """Committed checkpoint and, per chain, (progress block, events processed)."""
+    cp_row = conn.execute(
+        sql.SQL("SELECT checkpoint FROM {}").format(_ident(schema, FRAMEWORK_PREFIX + "state"))
+    ).fetchone()
+    checkpoint = int(cp_row[0]) if cp_row else 0
+    rows = conn.execute(
+        sql.SQL("SELECT chain_id, progress_block, events_processed FROM {}").format(
+            _ident(schema, FRAMEWORK_PREFIX + "chains")
+        )
+    ).fetchall()
+    return checkpoint, {int(c): (int(b), int(e)) for c, b, e in rows}
+
+
+def table_ident(schema: str, name: str) -> sql.Composed:
+    """Schema-qualified identifier (shared with the write and load paths)."""
+    return _ident(schema, name)

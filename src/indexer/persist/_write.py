@@ -1,0 +1,192 @@
+"""The blocking write path: one transaction per write, COPY for the bulk.
+
+Runs in a worker thread (see ``_writer.py``).  Upserts go through a
+session-lifetime TEMP staging table per entity type (``ON COMMIT DELETE
+ROWS``, so it is created once per connection rather than once per write),
+filled by COPY and merged with ``INSERT ... ON CONFLICT (id) DO UPDATE``;
+deletes are one ``DELETE ... WHERE id = ANY(...)``.  Chain progress, the
+checkpoint rows and the committed checkpoint are written in the same
+transaction, so the database always holds a consistent prefix.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import psycopg
+from psycopg import sql
+
+from .._errors import WriteError
+from ..store import EntitySpec, TableChanges
+from ._connection import Session
+from ._schema import FRAMEWORK_PREFIX, table_ident
+
+__all__ = ["ChainProgress", "CheckpointRow", "Write", "execute_write"]
+
+
+@dataclass(frozen=True, slots=True)
+class CheckpointRow:
+    id: int
+    chain_id: int
+    block_number: int
+    block_hash: str | None
+    events: int
+
+
+@dataclass(frozen=True, slots=True)
+class ChainProgress:
+    chain_id: int
+    start_block: int
+    block: int
+    events: int
+
+
+@dataclass(slots=True)
+class Write:
+    """Everything one transaction persists: the state at checkpoint ``upto``."""
+
+    upto: int
+    tables: list[TableChanges]
+    chains: dict[int, ChainProgress]
+    checkpoints: list[CheckpointRow] = field(default_factory=list)
+
+    @property
+    def rows(self) -> int:
+        return sum(len(t) for t in self.tables)
+
+    def describe(self) -> str:
+        if not self.checkpoints:
+            return f"checkpoint {self.upto}"
+        first, last = self.checkpoints[0], self.checkpoints[-1]
+        return (
+            f"checkpoints {first.id}..{last.id} (chain {first.chain_id} block {first.block_number}"
+            f" .. chain {last.chain_id} block {last.block_number})"
+        )
+
+
+def _stage_name(spec: EntitySpec) -> str:
+    # Temp tables live in pg_temp; a derived, fixed-prefix name keeps user
+    # table names (already validated) from colliding with anything else.
+    return f"{FRAMEWORK_PREFIX}stage_{spec.table}"[:63]
+
+
+def _ensure_stage(session: Session, spec: EntitySpec) -> sql.Identifier:
+    name = _stage_name(spec)
+    if name not in session.staged:
+        session.conn.execute(
+            sql.SQL("CREATE TEMP TABLE IF NOT EXISTS {} (LIKE {}) ON COMMIT DELETE ROWS").format(
+                sql.Identifier(name), table_ident(session.schema, spec.table)
+            )
+        )
+        session.staged.add(name)
+    return sql.Identifier(name)
+
+
+def _upsert(cur: psycopg.Cursor[Any], session: Session, t: TableChanges, stage: sql.Identifier) -> None:
+    spec = t.spec
+    cols = sql.SQL(", ").join(sql.Identifier(f.name) for f in spec.fields)
+    with cur.copy(sql.SQL("COPY {} ({}) FROM STDIN").format(stage, cols)) as copy:
+        write_row = copy.write_row
+        for entity in t.upserts:
+            write_row(entity)
+    others = [f for f in spec.fields if f.name != "id"]
+    if others:
+        action = sql.SQL("DO UPDATE SET {}").format(
+            sql.SQL(", ").join(
+                sql.SQL("{} = EXCLUDED.{}").format(sql.Identifier(f.name), sql.Identifier(f.name)) for f in others
+            )
+        )
+    else:
+        action = sql.SQL("DO NOTHING")
+    cur.execute(
+        sql.SQL("INSERT INTO {} ({}) SELECT {} FROM {} ON CONFLICT (id) {}").format(
+            table_ident(session.schema, spec.table), cols, cols, stage, action
+        )
+    )
+
+
+def _failed_id(exc: psycopg.Error, t: TableChanges) -> str | None:
+    """The id of the row a failed COPY names in its CONTEXT line, if any."""
+    context = getattr(exc.diag, "context", None) or ""
+    m = re.search(r"COPY \S+, line (\d+)", context)
+    if m and 0 < int(m.group(1)) <= len(t.upserts):
+        entity = t.upserts[int(m.group(1)) - 1]
+        return str(entity[t.spec.field("id").position])
+    return None
+
+
+def execute_write(
+    session: Session,
+    write: Write,
+    *,
+    fault: Callable[[str], None] | None = None,
+) -> None:
+    """Persist ``write`` in one transaction (blocking).
+
+    Args:
+        fault: test hook called with a step name ("begin", "entities",
+            "progress", "commit") before that step; raising from it fails the
+            write there, exactly as a database error would.
+
+    Raises:
+        WriteError: for errors caused by the data (the message names the
+            table, the id when known, and the checkpoint range).
+        psycopg.OperationalError: connection-level failures, unchanged, so
+            the caller can tell transient from permanent.
+    """
+    step = fault or (lambda _name: None)
+    step("begin")
+    conn, schema = session.conn, session.schema
+    # Staging tables are created outside the write's transaction: created
+    # inside it, a rolled-back write would take them along.
+    stages = {t.spec.table: _ensure_stage(session, t.spec) for t in write.tables if t.upserts}
+    with conn.transaction(), conn.cursor() as cur:
+        for t in write.tables:
+            if not len(t):
+                continue
+            step("entities")
+            try:
+                if t.upserts:
+                    _upsert(cur, session, t, stages[t.spec.table])
+                if t.deletes:
+                    cur.execute(
+                        sql.SQL("DELETE FROM {} WHERE id = ANY(%s)").format(table_ident(schema, t.spec.table)),
+                        (t.deletes,),
+                    )
+            except (psycopg.errors.DataError, psycopg.errors.IntegrityError) as exc:
+                who = _failed_id(exc, t)
+                where = f", entity id {who!r}" if who else ""
+                raise WriteError(
+                    f"writing table {t.spec.table!r} (entity {t.spec.cls.__name__}{where}) for {write.describe()} "
+                    f"failed: {str(exc).strip()}. Nothing of this write was committed."
+                ) from exc
+        step("progress")
+        if write.checkpoints:
+            with cur.copy(
+                sql.SQL("COPY {} (id, chain_id, block_number, block_hash, events) FROM STDIN").format(
+                    table_ident(schema, FRAMEWORK_PREFIX + "checkpoints")
+                )
+            ) as copy:
+                for c in write.checkpoints:
+                    copy.write_row((c.id, c.chain_id, c.block_number, c.block_hash, c.events))
+        _write_progress(cur, schema, write.upto, list(write.chains.values()))
+        step("commit")
+
+
+def _write_progress(cur: psycopg.Cursor[Any], schema: str, upto: int, chains: Sequence[ChainProgress]) -> None:
+    if chains:
+        cur.executemany(
+            sql.SQL(
+                "INSERT INTO {} (chain_id, start_block, progress_block, events_processed) VALUES (%s, %s, %s, %s)"
+                " ON CONFLICT (chain_id) DO UPDATE SET progress_block = EXCLUDED.progress_block,"
+                " events_processed = EXCLUDED.events_processed"
+            ).format(table_ident(schema, FRAMEWORK_PREFIX + "chains")),
+            [(c.chain_id, c.start_block, c.block, c.events) for c in chains],
+        )
+    cur.execute(
+        sql.SQL("UPDATE {} SET checkpoint = %s WHERE id = 1").format(table_ident(schema, FRAMEWORK_PREFIX + "state")),
+        (upto,),
+    )

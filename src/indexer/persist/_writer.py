@@ -1,0 +1,140 @@
+"""The writer task: commits processed batches in the background.
+
+The processing loop hands over :class:`Batch` descriptors through a memory
+channel.  The writer takes one, coalesces every other batch already waiting
+(one transaction for all of them), snapshots the store *synchronously* (so
+the snapshot is consistent even while handlers run between awaits), writes
+it in a worker thread, and only after COMMIT advances the committed
+frontier.  A failed write raises out of :meth:`Writer.serve`, which cancels
+the nursery that owns both tasks; the transaction was rolled back, so the
+database still holds the previous committed checkpoint.
+"""
+
+from __future__ import annotations
+
+import functools
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+
+import trio
+
+from .._metrics import Metrics
+from ..store import Store
+from ._connection import Session
+from ._write import ChainProgress, CheckpointRow, Write, execute_write
+
+__all__ = ["Batch", "Writer", "open_batch_channel"]
+
+
+@dataclass(slots=True)
+class Batch:
+    """Processed work not yet committed: checkpoints (first..upto] and chain progress."""
+
+    upto: int
+    chains: dict[int, ChainProgress]
+    checkpoints: list[CheckpointRow] = field(default_factory=list)
+    events: int = 0
+
+    def merge(self, later: Batch) -> Batch:
+        assert later.upto >= self.upto
+        chains = dict(self.chains)
+        chains.update(later.chains)
+        return Batch(later.upto, chains, self.checkpoints + later.checkpoints, self.events + later.events)
+
+
+class Writer:
+    """Background writer of one store to one database session.
+
+    Args:
+        store: the store whose changes it persists.
+        session: a connection opened for writing (see ``connect(writer=True)``).
+        metrics: where to record write durations and sizes.
+        fault: test hook passed to :func:`execute_write`.
+        pre_write: test hook awaited in the Trio task after the snapshot and
+            before the transaction (tests make writes slow with it, under
+            Trio's mock clock).
+    """
+
+    def __init__(
+        self,
+        store: Store,
+        session: Session,
+        *,
+        metrics: Metrics | None = None,
+        fault: Callable[[str], None] | None = None,
+        pre_write: Callable[[Write], Awaitable[None]] | None = None,
+    ) -> None:
+        self.store = store
+        self.session = session
+        self.metrics = metrics or Metrics()
+        self.fault = fault
+        self.pre_write = pre_write
+        self.writes = 0
+        self.in_flight: Batch | None = None
+        self.committed_blocks: dict[int, int] = {}
+        self._limiter = trio.CapacityLimiter(1)
+        self._commit_event = trio.Event()
+        self.write_seconds = 0.0
+
+    @property
+    def committed(self) -> int:
+        return self.store.committed
+
+    async def wait_commit(self) -> None:
+        """Wait until the next write commits."""
+        await self._commit_event.wait()
+
+    async def serve(
+        self, receive: trio.MemoryReceiveChannel[Batch], *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
+    ) -> None:
+        """Write batches from ``receive`` until the channel is closed and drained."""
+        task_status.started()
+        async with receive:
+            async for batch in receive:
+                while True:  # coalesce whatever else is already queued
+                    try:
+                        batch = batch.merge(receive.receive_nowait())
+                    except (trio.WouldBlock, trio.EndOfChannel):
+                        break
+                await self.write(batch)
+
+    async def write(self, batch: Batch) -> None:
+        """Persist ``batch`` (and everything processed before it) in one transaction."""
+        store = self.store
+        if batch.upto < store.committed:
+            raise AssertionError(f"batch up to {batch.upto} is older than committed {store.committed}")
+        write = Write(batch.upto, store.snapshot(batch.upto), batch.chains, batch.checkpoints)
+        self.in_flight = batch
+        started = time.perf_counter()
+        try:
+            if self.pre_write is not None:
+                await self.pre_write(write)
+            await trio.to_thread.run_sync(
+                functools.partial(execute_write, self.session, write, fault=self.fault), limiter=self._limiter
+            )
+        finally:
+            self.in_flight = None
+        elapsed = time.perf_counter() - started
+        store.mark_committed(batch.upto)
+        self.writes += 1
+        self.write_seconds += elapsed
+        m = self.metrics
+        m.write_seconds.observe(elapsed)
+        m.write_rows.inc(write.rows)
+        for chain_id, progress in batch.chains.items():
+            self.committed_blocks[chain_id] = progress.block
+            m.committed_block.labels(str(chain_id)).set(progress.block)
+        event, self._commit_event = self._commit_event, trio.Event()
+        event.set()
+
+
+def open_batch_channel() -> tuple[trio.MemorySendChannel[Batch], trio.MemoryReceiveChannel[Batch]]:
+    """The loop -> writer channel.
+
+    One slot: the loop hands over with ``send_nowait`` and keeps merging into
+    its own pending batch while the slot is taken, so it never blocks on the
+    database; back-pressure comes from the capacity rule instead.
+    """
+    return trio.open_memory_channel[Batch](1)
+

@@ -1,0 +1,130 @@
+"""``Context``: the handlers' window on the entity store."""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from .._errors import EntityError
+from ..store import MISSING, Entity, EntityTable, entity_spec
+from ..store._entity import describe_bad_field
+
+if TYPE_CHECKING:
+    from ._processor import Processor
+
+__all__ = ["Context"]
+
+E = TypeVar("E", bound=Entity)
+
+
+class Context:
+    """Passed to every handler with the event.
+
+    Reads (``get``, ``find``) see everything handlers did so far, in chain
+    order: the database overlaid with the unwritten changes held in memory.
+    Entities are immutable; ``set`` stores a new version.
+
+    Attributes:
+        log: a logger named after the project (``ctx.log.info(...)``).
+        is_preload: True while the framework runs handlers speculatively to
+            learn which entities the batch needs (writes are ignored then).
+            Handlers should have no side effects outside ``ctx``.
+    """
+
+    __slots__ = ("_cp", "_proc", "_tables", "is_preload", "log")
+    __module__ = "indexer"
+
+    def __init__(self, proc: Processor, log: logging.Logger) -> None:
+        self._proc = proc
+        self._tables: dict[type[Entity], EntityTable] = proc.store.tables
+        self._cp = 0
+        self.log = log
+        self.is_preload = False
+
+    def _table(self, cls: type[Entity]) -> EntityTable:
+        table = self._tables.get(cls)
+        if table is None:
+            table = self._proc.store.table(cls)
+        return table
+
+    async def get(self, entity: type[E], id: str) -> E | None:
+        """The entity with this id, or None."""
+        table = self._tables.get(entity) or self._table(entity)
+        value = table.get(id)
+        if value is MISSING:
+            value = await self._proc.load_missing(table, id)
+        return value  # type: ignore[no-any-return]
+
+    async def find(self, entity: type[E], **where: Any) -> list[E]:
+        """Entities whose Index fields equal the given values (sorted by id)."""
+        table = self._tables.get(entity) or self._table(entity)
+        if not where:
+            raise TypeError("ctx.find needs at least one field=value")
+        spec = table.spec
+        for name in where:
+            try:
+                f = spec.field(name)
+            except KeyError:
+                raise TypeError(f"{spec.cls.__name__} has no field {name!r}") from None
+            if not f.indexed:
+                raise TypeError(
+                    f"{spec.cls.__name__}.{name} is not an Index field; declare it as Annotated[{f.py_type.__name__}, Index]"
+                )
+        (field, value), *rest = where.items()
+        found = table.find_cached(field, value)
+        if found is None:
+            found = await self._proc.load_find(table, field, value)
+        if rest:
+            found = [e for e in found if all(getattr(e, k) == v for k, v in rest)]
+        return found  # type: ignore[return-value]
+
+    def set(self, entity: Entity) -> None:
+        """Store ``entity`` (insert or replace by id)."""
+        cls = type(entity)
+        table = self._tables.get(cls) or self._table(cls)
+        bad = cls.__indexer_check__(entity)  # type: ignore[attr-defined]
+        if bad is not None:
+            raise EntityError(describe_bad_field(entity, bad))
+        table.set(entity[table.id_pos], entity, self._cp)
+
+    def delete(self, entity: type[Entity], id: str) -> None:
+        """Delete the entity with this id (a no-op if it does not exist)."""
+        table = self._tables.get(entity) or self._table(entity)
+        if type(id) is not str:
+            raise EntityError(f"ctx.delete({entity.__name__}, {id!r}): ids are str")
+        table.set(id, None, self._cp)
+
+
+class PreloadContext(Context):
+    """Speculative pass: reads answer from memory and record misses; writes are dropped."""
+
+    __slots__ = ("finds", "misses")
+
+    def __init__(self, proc: Processor, log: logging.Logger) -> None:
+        super().__init__(proc, log)
+        self.is_preload = True
+        self.misses: dict[EntityTable, set[str]] = {}
+        self.finds: dict[EntityTable, set[tuple[str, Any]]] = {}
+
+    async def get(self, entity: type[E], id: str) -> E | None:
+        table = self._tables.get(entity) or self._table(entity)
+        value = table.values.get(id, MISSING)
+        if value is MISSING:
+            if not table.complete:
+                self.misses.setdefault(table, set()).add(id)
+            return None
+        return value  # type: ignore[return-value]
+
+    async def find(self, entity: type[E], **where: Any) -> list[E]:
+        table = self._tables.get(entity) or self._table(entity)
+        if where:
+            field, value = next(iter(where.items()))
+            if entity_spec(entity).field(field).indexed and table.find_cached(field, value) is None:
+                self.finds.setdefault(table, set()).add((field, value))
+        return []
+
+    def set(self, entity: Entity) -> None:
+        pass
+
+    def delete(self, entity: type[Entity], id: str) -> None:
+        pass

@@ -1,0 +1,67 @@
+"""Feeding block ranges from a chain's source into the processing loop."""
+
+from __future__ import annotations
+
+import trio
+
+from .._config import ChainConfig
+from .._errors import ConfigError
+from ..sources import BlockRange
+from ..sources._file import LogFilter, last_block_in_file, read_log_file
+from ._processor import Route
+
+__all__ = ["feed_chain", "log_filter"]
+
+
+def log_filter(routes: dict[str, list[Route]]) -> LogFilter:
+    """topic0 -> allowed addresses (None when any route of that topic0 is a wildcard)."""
+    wanted: dict[str, frozenset[str] | None] = {}
+    for topic0, rs in routes.items():
+        addresses: frozenset[str] | None = frozenset()
+        for r in rs:
+            if r.addresses is None or addresses is None:
+                addresses = None
+            else:
+                addresses = addresses | r.addresses
+        wanted[topic0] = addresses
+    return LogFilter(wanted)
+
+
+async def feed_chain(
+    chain: ChainConfig,
+    first_block: int,
+    routes: dict[str, list[Route]],
+    send: trio.MemorySendChannel[BlockRange],
+    chunk_logs: int,
+) -> None:
+    """Send ``chain``'s block ranges from ``first_block`` to its end, in order.
+
+    The file is read and parsed in a worker thread, one chunk at a time; the
+    channel's small buffer keeps reading at most a couple of chunks ahead of
+    processing, so memory does not grow with the file.
+    """
+    async with send:
+        path = chain.source.file
+        if path is None:
+            raise ConfigError(f"chain {chain.id}: only file sources are supported by this version.")
+        end = chain.end_block
+        if end is None:
+            end = await trio.to_thread.run_sync(last_block_in_file, path)
+            if end is None:
+                return
+        if first_block > end:
+            return
+        it = read_log_file(
+            path, log_filter=log_filter(routes), start_block=first_block, end_block=end, chunk_logs=chunk_logs
+        )
+        done_through = first_block - 1
+        while True:
+            chunk = await trio.to_thread.run_sync(next, it, None)
+            if chunk is None:
+                break
+            last = chunk[-1].block_number
+            await send.send(BlockRange(chain.id, done_through + 1, last, chunk))
+            done_through = last
+        if done_through < end:
+            # Trailing blocks without matching logs still count as processed.
+            await send.send(BlockRange(chain.id, done_through + 1, end, []))

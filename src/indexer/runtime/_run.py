@@ -1,0 +1,369 @@
+"""Running a project: the nursery that owns the processing loop and the writer.
+
+Task layout (all in one nursery, nothing detached)::
+
+    run()
+    ├── writer.serve        commits batches in the background
+    ├── feed (per chain)    reads/fetches block ranges ahead (bounded channel)
+    ├── signals, reporter   stop requests, progress display
+    └── body: processing loop -> final flush (shielded) -> wait for the writer
+
+A writer failure raises in its task, which cancels the body; the database
+keeps the last committed checkpoint.  A stop request (SIGINT/SIGTERM) is
+honoured between batches: the loop ends, the final flush runs, exit is
+clean.  Errors from processing (handler, decoding, source) also flush the
+batches completed before the failing one, then propagate.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+
+import trio
+
+from .._config import ProjectConfig
+from .._errors import ConfigError, IndexerError
+from .._handlers import HandlerSet
+from .._metrics import Metrics
+from ..persist import (
+    Batch,
+    Session,
+    Write,
+    Writer,
+    connect,
+    create_schema,
+    drop_schema,
+    open_batch_channel,
+    open_embedded,
+    read_state,
+    table_has_rows,
+)
+from ..sources import BlockRange
+from ..store import Store
+from ._feed import feed_chain
+from ._processor import Processor, build_routes
+
+__all__ = ["ChainStatus", "RunOptions", "RunStatus", "RunSummary", "resolve_database", "run_project"]
+
+log = logging.getLogger("indexer.runtime")
+
+TARGET_ENV = "INDEXER_TARGET_IN_MEMORY_ENTITIES"
+DEFAULT_TARGET = 100_000
+
+
+def target_from_env(environ: dict[str, str] | None = None) -> int:
+    raw = (environ if environ is not None else os.environ).get(TARGET_ENV)
+    if raw is None or raw == "":
+        return DEFAULT_TARGET
+    try:
+        value = int(raw)
+    except ValueError:
+        value = 0
+    if value <= 0:
+        raise ConfigError(f"{TARGET_ENV}={raw!r}: expected a positive integer (objects held in memory).")
+    return value
+
+
+@dataclass
+class RunOptions:
+    """How to run a project (everything the CLI flags control)."""
+
+    reset: bool = False
+    target: int = DEFAULT_TARGET
+    database_url: str | None = None
+    # Await every write before processing the next batch (benchmark baseline).
+    sync_writes: bool = False
+    reporter: Callable[[RunStatus], None] | None = None
+    report_interval: float = 1.0
+    handle_signals: bool = True
+    fault: Callable[[str], None] | None = None
+    # Test hook: awaited by the writer before each transaction.
+    pre_write: Callable[[Write], Awaitable[None]] | None = None
+    chunk_logs: int = 2000
+    metrics: Metrics = field(default_factory=Metrics)
+
+
+@dataclass(frozen=True)
+class ChainStatus:
+    chain_id: int
+    start_block: int
+    target_block: int | None
+    processed_block: int
+    committed_block: int
+    events: int
+
+
+@dataclass(frozen=True)
+class RunStatus:
+    """A progress snapshot for displays."""
+
+    elapsed: float
+    chains: tuple[ChainStatus, ...]
+    events: int
+    events_per_second: float
+    in_memory: int
+    target: int
+    writer_lag: int  # processed checkpoints not yet committed
+    stalled_seconds: float
+
+
+@dataclass
+class RunSummary:
+    """What a finished run did."""
+
+    events: int
+    seconds: float
+    chains: dict[int, tuple[int, int]]  # chain -> (committed block, events processed in total)
+    skipped: dict[tuple[int, str], int]
+    writes: int
+    write_seconds: float
+    stalled_seconds: float
+    handler_seconds: float
+    load_seconds: float
+    stopped: bool
+    database_url: str
+
+
+def resolve_database(config: ProjectConfig, override: str | None) -> str:
+    """The database URL to use: CLI/env override, indexer.yaml, or the embedded server."""
+    url = override or config.database
+    if url:
+        return url
+    return open_embedded(config.project_dir / ".indexer" / "pgdata")
+
+
+class _Runner:
+    def __init__(self, config: ProjectConfig, handlers: HandlerSet, options: RunOptions) -> None:
+        self.config = config
+        self.handlers = handlers
+        self.options = options
+        self.metrics = options.metrics
+        self.store = Store(handlers.entities, target=options.target)
+        self.stop_requested = False
+        self._idle_scope: trio.CancelScope | None = None
+        self._pending: Batch | None = None
+        self._sent_upto = 0
+        self.stalled = 0.0
+        self.started = time.perf_counter()
+        self._rate_window: tuple[float, int] = (self.started, 0)
+
+    async def run(self, url: str) -> RunSummary:
+        config, opts = self.config, self.options
+        limiter = trio.CapacityLimiter(1)
+        loader = await trio.to_thread.run_sync(connect, url, config.schema, limiter=limiter)
+        writer_session = await trio.to_thread.run_sync(lambda: connect(url, config.schema, writer=True))
+        try:
+            return await self._run(url, loader, writer_session)
+        finally:
+            await trio.to_thread.run_sync(loader.close)
+            await trio.to_thread.run_sync(writer_session.close)
+
+    async def _run(self, url: str, loader: Session, writer_session: Session) -> RunSummary:
+        config, opts, store = self.config, self.options, self.store
+        if opts.reset:
+            await trio.to_thread.run_sync(drop_schema, loader.conn, config.schema)
+        starts = {c.id: c.start_block for c in config.chains}
+        await trio.to_thread.run_sync(create_schema, loader.conn, config.schema, list(self.handlers.entities), starts)
+        committed, progress = await trio.to_thread.run_sync(read_state, loader.conn, config.schema)
+        store.reset_frontiers(committed)
+        for table in store.tables.values():
+            # An empty table that nothing is evicted from answers misses
+            # without queries (a fresh run never waits on loads).
+            table.complete = not await trio.to_thread.run_sync(table_has_rows, loader, table.spec)
+        routes = {c.id: build_routes(c, self.handlers.handlers) for c in config.chains}
+        logger = logging.getLogger(f"indexer.project.{config.name}")
+        self.processor = Processor(
+            store,
+            loader,
+            routes,
+            start_blocks=starts,
+            progress={c: (b, e) for c, (b, e) in progress.items()},
+            metrics=self.metrics,
+            logger=logger,
+        )
+        self.writer = Writer(store, writer_session, metrics=self.metrics, fault=opts.fault, pre_write=opts.pre_write)
+        for chain_id, (block, _events) in progress.items():
+            self.writer.committed_blocks[chain_id] = block
+        send, receive = open_batch_channel()
+        ranges_send, ranges_receive = trio.open_memory_channel[BlockRange](2)
+        async with trio.open_nursery() as nursery:
+            writer_done = trio.Event()
+            nursery.start_soon(self._serve_writer, receive, writer_done)
+            async with trio.open_nursery() as aux:
+                for chain in config.chains:
+                    first = progress[chain.id][0] + 1 if chain.id in progress else chain.start_block
+                    aux.start_soon(
+                        feed_chain, chain, first, routes[chain.id], ranges_send.clone(), opts.chunk_logs
+                    )
+                ranges_send.close()
+                if opts.handle_signals:
+                    aux.start_soon(self._watch_signals, nursery.cancel_scope)
+                if opts.reporter is not None:
+                    aux.start_soon(self._report)
+                error: BaseException | None = None
+                try:
+                    await self._loop(ranges_receive, send)
+                except IndexerError as exc:
+                    error = exc
+                aux.cancel_scope.cancel()
+            # The final flush: shielded so that nothing processed is dropped
+            # on the way out; the writer sets writer_done even if it fails.
+            with trio.CancelScope(shield=True):
+                try:
+                    if self._pending is not None:
+                        await send.send(self._pending)
+                        self._pending = None
+                    await send.aclose()
+                except trio.BrokenResourceError:
+                    pass
+                await writer_done.wait()
+            if error is not None:
+                raise error
+        return self._summary(url)
+
+    async def _serve_writer(self, receive: trio.MemoryReceiveChannel[Batch], done: trio.Event) -> None:
+        try:
+            await self.writer.serve(receive)
+        finally:
+            done.set()
+
+    async def _loop(self, ranges: trio.MemoryReceiveChannel[BlockRange], send: trio.MemorySendChannel[Batch]) -> None:
+        store = self.store
+        while not self.stop_requested:
+            with trio.CancelScope() as idle:
+                self._idle_scope = idle
+                try:
+                    rng = await ranges.receive()
+                except trio.EndOfChannel:
+                    return
+                finally:
+                    self._idle_scope = None
+            if idle.cancelled_caught:
+                return
+            batch = await self.processor.process(rng)
+            self._hand_over(batch, send)
+            if self.options.sync_writes:
+                await self._wait_committed(batch.upto, send)
+            await self._make_room(send)
+            self.metrics.entities.set(store.size())
+
+    def _hand_over(self, batch: Batch, send: trio.MemorySendChannel[Batch]) -> None:
+        self._pending = batch if self._pending is None else self._pending.merge(batch)
+        try:
+            send.send_nowait(self._pending)
+        except trio.WouldBlock:
+            return
+        self._sent_upto = self._pending.upto
+        self._pending = None
+
+    async def _wait_committed(self, upto: int, send: trio.MemorySendChannel[Batch]) -> None:
+        started = time.perf_counter()
+        while self.store.committed < upto:
+            if self._pending is not None:
+                await send.send(self._pending)
+                self._sent_upto, self._pending = self._pending.upto, None
+            await self.writer.wait_commit()
+        self.stalled += time.perf_counter() - started
+
+    async def _make_room(self, send: trio.MemorySendChannel[Batch]) -> None:
+        """The capacity rule, run between batches.
+
+        Past half the target, drop committed entries.  Still over the target:
+        wait for the writer, but only while it has something to commit;
+        with nothing queued or in flight, waiting could never help (e.g. a
+        single batch bigger than the target), so carry on instead of
+        deadlocking.
+        """
+        store = self.store
+        store.evict_committed()
+        started = None
+        while store.over_target():
+            if self._pending is None and self._sent_upto <= store.committed:
+                break
+            if started is None:
+                started = time.perf_counter()
+            if self._pending is not None:
+                await send.send(self._pending)
+                self._sent_upto, self._pending = self._pending.upto, None
+            await self.writer.wait_commit()
+            store.evict_committed()
+        if started is not None:
+            waited = time.perf_counter() - started
+            self.stalled += waited
+            self.metrics.stalled_seconds.inc(waited)
+
+    async def _watch_signals(self, outer: trio.CancelScope) -> None:
+        with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+            async for signum in signals:
+                if not self.stop_requested:
+                    log.warning("%s received: finishing the current batch and flushing", signal.Signals(signum).name)
+                    self.stop_requested = True
+                    if self._idle_scope is not None:
+                        self._idle_scope.cancel()
+                else:
+                    log.warning("second stop request: cancelling (committed data stays consistent)")
+                    outer.cancel()
+
+    async def _report(self) -> None:
+        assert self.options.reporter is not None
+        while True:
+            await trio.sleep(self.options.report_interval)
+            self.options.reporter(self.status())
+
+    def status(self) -> RunStatus:
+        now = time.perf_counter()
+        t0, e0 = self._rate_window
+        events = self.processor.events_total
+        rate = (events - e0) / (now - t0) if now > t0 else 0.0
+        if now - t0 > 5:
+            self._rate_window = (now, events)
+        chains = []
+        for c in self.config.chains:
+            block, total = self.processor.progress.get(c.id, (c.start_block - 1, 0))
+            chains.append(
+                ChainStatus(c.id, c.start_block, c.end_block, block, self.writer.committed_blocks.get(c.id, c.start_block - 1), total)
+            )
+        return RunStatus(
+            elapsed=now - self.started,
+            chains=tuple(chains),
+            events=events,
+            events_per_second=rate,
+            in_memory=self.store.size(),
+            target=self.store.target,
+            writer_lag=self.store.processed - self.store.committed,
+            stalled_seconds=self.stalled,
+        )
+
+    def _summary(self, url: str) -> RunSummary:
+        p, w = self.processor, self.writer
+        return RunSummary(
+            events=p.events_total,
+            seconds=time.perf_counter() - self.started,
+            chains={c: (w.committed_blocks.get(c, -1), e) for c, (_b, e) in p.progress.items()},
+            skipped=dict(p.skipped),
+            writes=w.writes,
+            write_seconds=w.write_seconds,
+            stalled_seconds=self.stalled,
+            handler_seconds=p.handler_seconds,
+            load_seconds=p.load_seconds,
+            stopped=self.stop_requested,
+            database_url=url,
+        )
+
+
+async def run_project(config: ProjectConfig, handlers: HandlerSet, options: RunOptions | None = None) -> RunSummary:
+    """Index ``config``'s chains with ``handlers`` until every chain reaches its end.
+
+    Resumes after the last committed checkpoint of a previous run on the
+    same database.  Raises :class:`IndexerError` subclasses for anything the
+    user can fix; the database then holds the last committed checkpoint.
+    """
+    options = options or RunOptions()
+    url = await trio.to_thread.run_sync(resolve_database, config, options.database_url)
+    return await _Runner(config, handlers, options).run(url)
+

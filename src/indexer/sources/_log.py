@@ -1,0 +1,39 @@
+"""The raw log record every source produces."""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+__all__ = ["BlockRange", "RawLog"]
+
+
+class RawLog(NamedTuple):
+    """One EVM log as a source delivers it, before decoding.
+
+    Hex fields are lowercase ``0x``-prefixed strings: decoding static ABI
+    types straight from hex text is cheaper than converting to bytes first.
+    A NamedTuple keeps a million of them small and fast to build.
+    """
+
+    block_number: int
+    log_index: int
+    transaction_hash: str
+    address: str
+    topics: tuple[str, ...]
+    data: str
+    block_hash: str | None = None
+    block_timestamp: int | None = None
+    transaction_index: int | None = None
+
+
+class BlockRange(NamedTuple):
+    """The logs of blocks ``first..last`` (inclusive) of one chain, in chain order.
+
+    ``last`` is the block through which the source vouches the range is
+    complete, even when its last blocks have no logs: progress advances to it.
+    """
+
+    chain_id: int
+    first: int
+    last: int
+    logs: list[RawLog]

@@ -1,0 +1,29 @@
+"""The in-memory entity store: pure, synchronous, no I/O.
+
+It imports neither Trio nor psycopg nor `indexer.persist` (a test checks):
+the runtime drives it, the persistence layer reads its snapshots.
+"""
+
+from ._entity import Entity as Entity
+from ._entity import EntitySpec as EntitySpec
+from ._entity import FieldSpec as FieldSpec
+from ._entity import Index as Index
+from ._entity import check_entity as check_entity
+from ._entity import entity_spec as entity_spec
+from ._store import Store as Store
+from ._table import MISSING as MISSING
+from ._table import EntityTable as EntityTable
+from ._table import TableChanges as TableChanges
+
+__all__ = [
+    "MISSING",
+    "Entity",
+    "EntitySpec",
+    "EntityTable",
+    "FieldSpec",
+    "Index",
+    "Store",
+    "TableChanges",
+    "check_entity",
+    "entity_spec",
+]

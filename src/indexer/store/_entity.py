@@ -1,0 +1,279 @@
+"""Entity declarations: user classes become immutable, typed tuples.
+
+An entity class is a ``tuple`` subclass built by :class:`_EntityMeta`.  A
+tuple is the cheapest immutable object CPython can build (one allocation, no
+``__dict__``), its fields are read through C-level getters, and it is already
+the row shape that COPY and the loaders want.  Immutability is how the store
+guarantees that mutating an object a handler got changes nothing stored: the
+only way to change state is ``ctx.set`` with a new object (``replace`` makes
+one).
+"""
+
+from __future__ import annotations
+
+import re
+import sys
+import types
+import typing
+from dataclasses import dataclass
+from typing import Any, ClassVar, Self, dataclass_transform
+
+from .._errors import ConfigError, EntityError
+
+try:  # CPython's namedtuple field getter: a C descriptor, faster than property(itemgetter).
+    from collections import _tuplegetter  # type: ignore[attr-defined]
+except ImportError:  # pragma: no cover - other interpreters
+    from operator import itemgetter as _itemgetter
+
+    def _tuplegetter(index: int, doc: str) -> Any:
+        return property(_itemgetter(index), doc=doc)
+
+
+__all__ = ["Entity", "EntitySpec", "FieldSpec", "Index", "entity_spec"]
+
+# numeric(78,0) holds every uint256 and int256 and nothing wider.
+_NUMERIC_LIMIT = 10**78
+_PG_TYPES: dict[type, str] = {
+    int: "numeric(78,0)",
+    str: "text",
+    bool: "boolean",
+    bytes: "bytea",
+    float: "double precision",
+}
+_RESERVED = frozenset({"replace"})
+_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+class Index:
+    """Marker for ``Annotated[T, Index]``: the field can be queried with ``ctx.find``."""
+
+    __module__ = "indexer"
+
+
+@dataclass(frozen=True, slots=True)
+class FieldSpec:
+    """One entity field as the store and the database see it."""
+
+    name: str
+    position: int
+    py_type: type
+    nullable: bool
+    indexed: bool
+    has_default: bool
+    default: Any
+
+    @property
+    def pg_type(self) -> str:
+        return _PG_TYPES[self.py_type]
+
+
+@dataclass(frozen=True)
+class EntitySpec:
+    """What the framework knows about one entity class."""
+
+    cls: type[Entity]
+    table: str
+    fields: tuple[FieldSpec, ...]
+
+    @property
+    def indexed(self) -> tuple[FieldSpec, ...]:
+        return tuple(f for f in self.fields if f.indexed)
+
+    def field(self, name: str) -> FieldSpec:
+        for f in self.fields:
+            if f.name == name:
+                return f
+        raise KeyError(name)
+
+    def fingerprint(self) -> list[Any]:
+        """A JSON-able description used to detect schema changes between runs."""
+        return [self.table, [[f.name, f.pg_type, f.nullable, f.indexed] for f in self.fields]]
+
+
+def _snake_case(name: str) -> str:
+    return re.sub(r"(?<=[a-z0-9])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])", "_", name).lower()
+
+
+def _unwrap(hint: Any, where: str) -> tuple[type, bool, bool]:
+    """Return (python type, nullable, indexed) for one annotation."""
+    indexed = False
+    if typing.get_origin(hint) is typing.Annotated:
+        base, *extras = typing.get_args(hint)
+        indexed = any(e is Index or isinstance(e, Index) for e in extras)
+        hint = base
+    nullable = False
+    if isinstance(hint, types.UnionType) or typing.get_origin(hint) is typing.Union:
+        args = [a for a in typing.get_args(hint) if a is not type(None)]
+        if len(args) != 1 or len(typing.get_args(hint)) != 2:
+            raise ConfigError(f"{where}: only `T | None` unions are supported, got {hint!r}.")
+        nullable, hint = True, args[0]
+    if hint not in _PG_TYPES:
+        allowed = ", ".join(t.__name__ for t in _PG_TYPES)
+        raise ConfigError(f"{where}: unsupported field type {hint!r}; use one of {allowed} (optionally `| None`).")
+    return hint, nullable, indexed
+
+
+@dataclass_transform(frozen_default=True, kw_only_default=False)
+class _EntityMeta(type):
+    def __new__(mcs, name: str, bases: tuple[type, ...], ns: dict[str, Any], **kw: Any) -> _EntityMeta:
+        if not any(isinstance(b, _EntityMeta) for b in bases):
+            return super().__new__(mcs, name, bases, ns, **kw)
+        if any(getattr(b, "__indexer_spec__", None) is not None for b in bases):
+            raise ConfigError(f"entity {name}: subclassing another entity is not supported.")
+        annotations = ns.get("__annotations__", {})
+        defaults = {k: ns.pop(k) for k in list(annotations) if k in ns}
+        ns["__slots__"] = ()
+        cls = super().__new__(mcs, name, bases, ns, **kw)
+        try:
+            # Only the class's own annotations, evaluated in its module: the
+            # base classes' annotations are not fields.
+            holder = types.SimpleNamespace(__annotations__=annotations)
+            module = sys.modules.get(cls.__module__)
+            hints = typing.get_type_hints(holder, globalns=vars(module) if module else {}, include_extras=True)
+        except Exception as exc:
+            raise ConfigError(f"entity {name} ({cls.__module__}): cannot resolve its field annotations: {exc}") from exc
+        fields: list[FieldSpec] = []
+        for pos, fname in enumerate(k for k in annotations if k in hints and typing.get_origin(hints[k]) is not ClassVar):
+            where = f"entity {name}, field {fname!r}"
+            if not _NAME_RE.match(fname) or fname.startswith("_") or fname in _RESERVED or len(fname.encode()) > 63:
+                raise ConfigError(f"{where}: field names must be identifiers without a leading underscore, at most 63 bytes, and not one of {sorted(_RESERVED)}.")
+            py_type, nullable, indexed = _unwrap(hints[fname], where)
+            has_default = fname in defaults
+            fields.append(FieldSpec(fname, pos, py_type, nullable, indexed, has_default, defaults.get(fname)))
+        id_field = next((f for f in fields if f.name == "id"), None)
+        if id_field is None or id_field.py_type is not str or id_field.nullable:
+            raise ConfigError(f"entity {name} ({cls.__module__}): every entity needs an `id: str` field (its primary key).")
+        seen_default = False
+        for f in fields:
+            if f.has_default:
+                seen_default = True
+            elif seen_default:
+                raise ConfigError(f"entity {name}: field {f.name!r} without a default follows a field with one.")
+        table = getattr(cls, "__table__", None) or _snake_case(name)
+        spec = EntitySpec(typing.cast("type[Entity]", cls), table, tuple(fields))
+        cls.__indexer_spec__ = spec  # type: ignore[attr-defined]
+        for f in fields:
+            setattr(cls, f.name, _tuplegetter(f.position, f"{f.pg_type} field {f.name!r}"))
+        cls.__new__ = _make_new(spec)  # type: ignore[method-assign]
+        cls.__indexer_check__ = staticmethod(_make_check(spec))  # type: ignore[attr-defined]
+        cls.__match_args__ = tuple(f.name for f in fields)  # type: ignore[attr-defined]
+        return cls
+
+
+def _make_new(spec: EntitySpec) -> Any:
+    params = []
+    env: dict[str, Any] = {"_tnew": tuple.__new__}
+    for f in spec.fields:
+        if f.has_default:
+            env[f"_d_{f.name}"] = f.default
+            params.append(f"{f.name}=_d_{f.name}")
+        else:
+            params.append(f.name)
+    names = ", ".join(f.name for f in spec.fields)
+    src = f"def __new__(cls, {', '.join(params)}):\n    return _tnew(cls, ({names},))\n"
+    exec(src, env)
+    fn = env["__new__"]
+    fn.__qualname__ = f"{spec.cls.__qualname__}.__new__"
+    return fn
+
+
+def _make_check(spec: EntitySpec) -> Any:
+    """Build a validator: returns None when the entity fits, else a message."""
+    lines = ["def check(e):"]
+    env: dict[str, Any] = {"_LIM": _NUMERIC_LIMIT}
+    for f in spec.fields:
+        v = f"e[{f.position}]"
+        cond = {
+            int: f"(type({v}) is int and -_LIM < {v} < _LIM)",
+            str: f"(type({v}) is str and '\\x00' not in {v})",
+            bool: f"type({v}) is bool",
+            bytes: f"type({v}) is bytes",
+            float: f"(type({v}) is float or type({v}) is int)",
+        }[f.py_type]
+        if f.nullable:
+            cond = f"({v} is None or {cond})"
+        lines.append(f"    if not {cond}: return {f.name!r}")
+    lines.append("    return None")
+    exec("\n".join(lines), env)
+    return env["check"]
+
+
+def describe_bad_field(entity: Entity, field_name: str) -> str:
+    """Explain why one field of an entity failed validation."""
+    spec = entity_spec(type(entity))
+    f = spec.field(field_name)
+    value = entity[f.position]
+    want = f.py_type.__name__ + (" | None" if f.nullable else "")
+    if f.py_type is int and type(value) is int:
+        why = "it does not fit numeric(78,0) (at most 78 decimal digits)"
+    elif f.py_type is str and type(value) is str:
+        why = "it contains a NUL byte (\\x00), which PostgreSQL text cannot store; strip or escape it in the handler"
+    else:
+        why = f"expected {want}, got {type(value).__name__}"
+    shown = repr(value)
+    if len(shown) > 80:
+        shown = shown[:77] + "..."
+    return f"{spec.cls.__name__}(id={entity[spec.field('id').position]!r}).{field_name} = {shown}: {why}"
+
+
+class Entity(tuple[Any, ...], metaclass=_EntityMeta):
+    """Base class of user entities.
+
+    Declare fields as annotations; ``id: str`` is required and is the primary
+    key.  Field types: ``int`` (numeric(78,0)), ``str`` (text), ``bool``,
+    ``bytes`` (bytea), ``float`` (double precision), each optionally
+    ``| None``; wrap in ``Annotated[T, Index]`` to allow ``ctx.find`` on it.
+    The table is the snake_case class name (override with ``__table__``).
+
+    Instances are immutable; build a changed copy with :meth:`replace` and
+    store it with ``ctx.set``.
+    """
+
+    __slots__ = ()
+    __module__ = "indexer"
+    __indexer_spec__: ClassVar[EntitySpec | None] = None
+
+    def replace(self, **changes: Any) -> Self:
+        """Return a copy with the given fields changed."""
+        spec = entity_spec(type(self))
+        values = list(self)
+        for name, value in changes.items():
+            try:
+                values[spec.field(name).position] = value
+            except KeyError:
+                raise TypeError(f"{type(self).__name__} has no field {name!r}") from None
+        return tuple.__new__(type(self), values)
+
+    def __repr__(self) -> str:
+        spec = type(self).__indexer_spec__
+        if spec is None:
+            return tuple.__repr__(self)
+        inner = ", ".join(f"{f.name}={self[f.position]!r}" for f in spec.fields)
+        return f"{type(self).__name__}({inner})"
+
+    def __eq__(self, other: object) -> bool:
+        return type(self) is type(other) and tuple.__eq__(self, other)  # type: ignore[arg-type]
+
+    def __ne__(self, other: object) -> bool:
+        return not self.__eq__(other)
+
+    def __hash__(self) -> int:
+        return hash((type(self), tuple.__hash__(self)))
+
+    def __getnewargs__(self) -> tuple[Any, ...]:
+        return tuple(self)
+
+
+def entity_spec(cls: type[Entity]) -> EntitySpec:
+    """Return the spec of an entity class (raises TypeError for non-entities)."""
+    spec = getattr(cls, "__indexer_spec__", None)
+    if spec is None:
+        raise TypeError(f"{cls!r} is not an indexer Entity subclass")
+    return typing.cast(EntitySpec, spec)
+
+
+def check_entity(entity: Entity) -> None:
+    """Raise EntityError if a field value does not fit its declared type."""
+    bad = type(entity).__indexer_check__(entity)  # type: ignore[attr-defined]
+    if bad is not None:
+        raise EntityError(describe_bad_field(entity, bad))

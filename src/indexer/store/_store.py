@@ -1,0 +1,97 @@
+"""The in-memory entity store: all tables, the two frontiers and capacity."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from ._entity import Entity, EntitySpec, entity_spec
+from ._table import EntityTable, TableChanges
+
+__all__ = ["Store"]
+
+
+class Store:
+    """Entity tables plus the processed and committed frontiers.
+
+    Checkpoints are positive integers that grow with processing; ``0`` means
+    "before anything".  ``processed`` is the last checkpoint whose handlers
+    ran; ``committed`` the last one durable in the database.  The store never
+    does I/O: the runtime feeds it rows it loaded and asks it for snapshots
+    to write.
+
+    Args:
+        specs: the entity types of the project.
+        target: soft target on held objects (cached values + unwritten
+            superseded changes); see :meth:`evict_committed`.
+    """
+
+    def __init__(self, specs: Iterable[EntitySpec], *, target: int) -> None:
+        self.tables: dict[type[Entity], EntityTable] = {s.cls: EntityTable(s) for s in specs}
+        self.target = max(1, target)
+        self.processed = 0
+        self.committed = 0
+
+    def table(self, cls: type[Entity]) -> EntityTable:
+        try:
+            return self.tables[cls]
+        except KeyError:
+            spec = entity_spec(cls)  # raises TypeError for non-entities
+            raise KeyError(
+                f"{spec.cls.__name__} is not an entity of this project; define it in the handlers module"
+            ) from None
+
+    def reset_frontiers(self, checkpoint: int) -> None:
+        """Start from a database that holds everything up to ``checkpoint``."""
+        self.processed = self.committed = checkpoint
+
+    # -- capacity ------------------------------------------------------------
+
+    def size(self) -> int:
+        return sum(t.size for t in self.tables.values())
+
+    def dirty(self) -> int:
+        return sum(len(t.cps) for t in self.tables.values())
+
+    def evict_committed(self) -> int:
+        """Past half the target, drop committed entries until back at half.
+
+        Only ids without unwritten changes are dropped, least recently
+        referenced first within each table; tables give up entries in
+        proportion to their size.  Returns how many were dropped.
+        """
+        size = self.size()
+        half = self.target // 2
+        if size <= half:
+            return 0
+        excess = size - half
+        dropped = 0
+        for table in sorted(self.tables.values(), key=lambda t: -t.size):
+            share = excess * table.size // size + 1
+            dropped += table.evict(min(share, excess - dropped))
+            if dropped >= excess:
+                break
+        return dropped
+
+    def over_target(self) -> bool:
+        return self.size() > self.target
+
+    # -- write path ----------------------------------------------------------
+
+    def snapshot(self, upto: int, *, history: bool = False) -> list[TableChanges]:
+        """Changes in (committed, upto] per table, as of checkpoint ``upto``."""
+        assert self.committed <= upto <= self.processed, (self.committed, upto, self.processed)
+        return [t.snapshot(upto, history=history) for t in self.tables.values()]
+
+    def mark_committed(self, upto: int) -> None:
+        """The database now holds everything up to ``upto``."""
+        assert upto >= self.committed
+        for t in self.tables.values():
+            t.mark_committed(upto)
+        self.committed = upto
+
+    def statistics(self) -> dict[str, int]:
+        stats = {"processed": self.processed, "committed": self.committed, "size": self.size(), "target": self.target}
+        for t in self.tables.values():
+            for k, v in t.statistics().items():
+                stats[k] = stats.get(k, 0) + v
+        return stats

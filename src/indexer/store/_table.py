@@ -1,0 +1,268 @@
+"""One entity type's in-memory state: cached rows, unwritten changes, indices.
+
+State per id, in three dicts so the hot path is one or two dict operations:
+
+* ``values``: the processed value of every id the table holds in memory,
+  ``None`` meaning "absent" (deleted, or known not to exist in the database).
+  Insertion order is recency order: every reference moves the id to the end,
+  so eviction walks from the front (least recently referenced first).
+* ``cps``: for ids with a change not yet cleaned up after commit, the
+  checkpoint of their latest change.  Invariant: every entry is greater than
+  the store's committed checkpoint (cleanup after each commit keeps it so).
+* ``prev``: superseded changes that are not committed yet, oldest first, one
+  per (id, checkpoint).  A write that snapshots up to checkpoint ``c`` while
+  handlers already changed the id at ``c' > c`` takes the value from here,
+  and the reorg history rows come from here too.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from typing import Any, Final
+
+from ._entity import Entity, EntitySpec
+
+__all__ = ["MISSING", "EntityTable", "TableChanges"]
+
+
+class _Missing:
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "MISSING"
+
+
+MISSING: Final[Any] = _Missing()
+"""Returned by lookups for an id the table knows nothing about."""
+
+
+@dataclass(slots=True)
+class TableChanges:
+    """What one write must persist for one table: the state at the write's checkpoint."""
+
+    spec: EntitySpec
+    upserts: list[Entity] = field(default_factory=list)
+    deletes: list[str] = field(default_factory=list)
+    # (id, checkpoint, value or None) for every change in the write's range,
+    # filled only when the snapshot asks for history.
+    history: list[tuple[str, int, Entity | None]] = field(default_factory=list)
+
+    def __len__(self) -> int:
+        return len(self.upserts) + len(self.deletes)
+
+
+class EntityTable:
+    """In-memory state of one entity type.  Synchronous and I/O free."""
+
+    __slots__ = (
+        "id_pos",
+        "_index",
+        "_index_complete",
+        "_indexed",
+        "_prev_count",
+        "complete",
+        "cps",
+        "evictions",
+        "prev",
+        "spec",
+        "values",
+    )
+
+    def __init__(self, spec: EntitySpec) -> None:
+        self.spec = spec
+        self.values: dict[str, Entity | None] = {}
+        self.cps: dict[str, int] = {}
+        self.prev: dict[str, list[tuple[int, Entity | None]]] = {}
+        self._prev_count = 0
+        # True while every row the database holds for this table is also in
+        # `values`: then a miss means "absent" without asking the database.
+        self.complete = False
+        self.evictions = 0
+        self.id_pos = spec.field("id").position
+        self._indexed: tuple[tuple[str, int], ...] = tuple((f.name, f.position) for f in spec.indexed)
+        # field -> value -> ids of in-memory entities with that value.
+        self._index: dict[str, dict[Any, set[str]]] = {name: {} for name, _ in self._indexed}
+        # field -> values whose id set above is known to equal the database's
+        # answer overlaid with memory.  Evicting any member drops the mark.
+        self._index_complete: dict[str, set[Any]] = {name: set() for name, _ in self._indexed}
+
+    # -- reads ---------------------------------------------------------------
+
+    def get(self, id: str) -> Entity | None | Any:
+        """Value of ``id``, ``None`` if absent, or ``MISSING`` if unknown."""
+        values = self.values
+        value = values.pop(id, MISSING)
+        if value is MISSING:
+            return None if self.complete else MISSING
+        values[id] = value  # move to the recent end
+        return value
+
+    def find_cached(self, field: str, value: Any) -> list[Entity] | None:
+        """Entities with ``field == value`` if memory knows the full answer, else None."""
+        if value not in self._index_complete[field]:
+            return None
+        ids = self._index[field].get(value, ())
+        values = self.values
+        return [e for i in sorted(ids) if (e := values[i]) is not None]
+
+    # -- writes --------------------------------------------------------------
+
+    def set(self, id: str, entity: Entity | None, cp: int) -> None:
+        """Record the processed value of ``id`` at checkpoint ``cp`` (None deletes)."""
+        values = self.values
+        old = values.pop(id, None)
+        old_cp = self.cps.get(id)
+        if old_cp is not None and old_cp != cp:
+            # The change at old_cp is not committed yet (see the invariant on
+            # `cps`): keep it, a write or a history row may still need it.
+            chain = self.prev.get(id)
+            if chain is None:
+                self.prev[id] = [(old_cp, old)]
+            else:
+                chain.append((old_cp, old))
+            self._prev_count += 1
+        values[id] = entity
+        self.cps[id] = cp
+        if self._indexed:
+            self._reindex(id, old, entity)
+
+    def _reindex(self, id: str, old: Entity | None, new: Entity | None) -> None:
+        for name, pos in self._indexed:
+            old_v = old[pos] if old is not None else MISSING
+            new_v = new[pos] if new is not None else MISSING
+            if old_v == new_v and type(old_v) is type(new_v):
+                continue
+            by_value = self._index[name]
+            if old_v is not MISSING:
+                members = by_value.get(old_v)
+                if members is not None:
+                    members.discard(id)
+                    if not members and old_v not in self._index_complete[name]:
+                        del by_value[old_v]
+            if new_v is not MISSING:
+                by_value.setdefault(new_v, set()).add(id)
+
+    def load(self, ids: Iterable[str], rows: Iterable[Entity]) -> None:
+        """Merge rows read from the database for ``ids``; ids without a row are absent.
+
+        Memory wins: an id already held (possibly with an unwritten change) is
+        not overwritten by an older committed row.
+        """
+        values, id_pos = self.values, self.id_pos
+        for row in rows:
+            id = row[id_pos]
+            if id not in values:
+                values[id] = row
+                if self._indexed:
+                    self._reindex(id, None, row)
+        for id in ids:
+            if id not in values:
+                values[id] = None
+
+    def load_find(self, field: str, value: Any, rows: Iterable[Entity]) -> list[Entity]:
+        """Merge the database's answer to ``field == value`` and mark it complete."""
+        self.load((), rows)
+        self._index_complete[field].add(value)
+        result = self.find_cached(field, value)
+        assert result is not None
+        return result
+
+    # -- capacity ------------------------------------------------------------
+
+    @property
+    def size(self) -> int:
+        """Objects held: cached values (including known-absent ids) plus superseded changes."""
+        return len(self.values) + self._prev_count
+
+    def evict(self, count: int) -> int:
+        """Drop up to ``count`` committed ids, least recently referenced first."""
+        if count <= 0:
+            return 0
+        cps = self.cps
+        victims: list[str] = []
+        for id in self.values:
+            if id not in cps:
+                victims.append(id)
+                if len(victims) >= count:
+                    break
+        if not victims:
+            return 0
+        values = self.values
+        for id in victims:
+            old = values.pop(id)
+            if self._indexed and old is not None:
+                for name, pos in self._indexed:
+                    # An index entry that lost a member no longer equals the
+                    # database's answer: forget that it was complete.
+                    v = old[pos]
+                    self._index_complete[name].discard(v)
+                    members = self._index[name].get(v)
+                    if members is not None:
+                        members.discard(id)
+                        if not members:
+                            del self._index[name][v]
+        self.complete = False
+        self.evictions += len(victims)
+        return len(victims)
+
+    # -- write path ----------------------------------------------------------
+
+    def snapshot(self, upto: int, *, history: bool) -> TableChanges:
+        """The changes a write up to checkpoint ``upto`` must persist.
+
+        Only ids changed since the last commit are visited.  For each, the
+        value at ``upto`` is the latest change if it is at or below ``upto``,
+        else the newest superseded change at or below it.
+        """
+        out = TableChanges(self.spec)
+        values, prev = self.values, self.prev
+        for id, cp in self.cps.items():
+            chain = prev.get(id)
+            if cp <= upto:
+                value = values[id]
+            elif chain is None:
+                continue
+            else:
+                for pcp, value in reversed(chain):  # noqa: B007 - value used below
+                    if pcp <= upto:
+                        break
+                else:
+                    continue
+            if value is None:
+                out.deletes.append(id)
+            else:
+                out.upserts.append(value)
+            if history:
+                if chain is not None:
+                    out.history.extend((id, pcp, pv) for pcp, pv in chain if pcp <= upto)
+                if cp <= upto:
+                    out.history.append((id, cp, values[id]))
+        return out
+
+    def mark_committed(self, upto: int) -> None:
+        """Forget change bookkeeping for everything at or below ``upto`` (now durable)."""
+        cps, prev = self.cps, self.prev
+        done = [id for id, cp in cps.items() if cp <= upto]
+        for id in done:
+            del cps[id]
+        if prev:
+            for id in list(prev):
+                chain = prev[id]
+                keep = [c for c in chain if c[0] > upto]
+                self._prev_count -= len(chain) - len(keep)
+                if keep:
+                    prev[id] = keep
+                else:
+                    del prev[id]
+
+    def dirty_ids(self) -> Iterator[str]:
+        return iter(self.cps)
+
+    def statistics(self) -> dict[str, int]:
+        return {
+            "cached": len(self.values),
+            "dirty": len(self.cps),
+            "superseded": self._prev_count,
+            "evictions": self.evictions,
+        }

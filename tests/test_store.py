@@ -1,0 +1,201 @@
+"""Unit tests of the pure store: entities, tables, snapshots, capacity."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import pytest
+
+from indexer import ConfigError, Entity, EntityError, Index
+from indexer.store import MISSING, Store, check_entity, entity_spec
+
+
+class Account(Entity):
+    id: str
+    token: Annotated[str, Index]
+    holder: str
+    balance: int = 0
+    note: str | None = None
+
+
+class Blob(Entity):
+    id: str
+    data: bytes
+    ratio: float
+    flag: bool
+
+
+def acct(id: str, token: str = "t", balance: int = 0) -> Account:
+    return Account(id=id, token=token, holder="h", balance=balance)
+
+
+def test_entity_spec_and_types() -> None:
+    spec = entity_spec(Account)
+    assert spec.table == "account"
+    assert [(f.name, f.pg_type, f.nullable, f.indexed) for f in spec.fields] == [
+        ("id", "text", False, False),
+        ("token", "text", False, True),
+        ("holder", "text", False, False),
+        ("balance", "numeric(78,0)", False, False),
+        ("note", "text", True, False),
+    ]
+    assert entity_spec(Blob).table == "blob"
+
+
+def test_entities_are_immutable_values() -> None:
+    a = acct("1", balance=5)
+    with pytest.raises(AttributeError):
+        a.balance = 6  # type: ignore[misc]
+    b = a.replace(balance=6)
+    assert (a.balance, b.balance) == (5, 6)
+    assert a == acct("1", balance=5) and a != b
+    assert repr(a) == "Account(id='1', token='t', holder='h', balance=5, note=None)"
+    with pytest.raises(TypeError):
+        a.replace(nope=1)
+
+
+@pytest.mark.parametrize(
+    ("entity", "fragment"),
+    [
+        (Account(id="1", token="t", holder="h", balance="5"), "expected int, got str"),  # type: ignore[arg-type]
+        (Account(id="1", token="t", holder="h", balance=10**78), "numeric(78,0)"),
+        (Account(id="1", token="t", holder="h", balance=True), "expected int, got bool"),
+        (Account(id="1", token="t\x00", holder="h"), "NUL byte"),
+        (Account(id="1", token=None, holder="h"), "expected str, got NoneType"),  # type: ignore[arg-type]
+        (Blob(id="1", data="x", ratio=1.0, flag=True), "expected bytes"),  # type: ignore[arg-type]
+        (Blob(id="1", data=b"x", ratio=1.0, flag=1), "expected bool"),  # type: ignore[arg-type]
+    ],
+)
+def test_check_entity_rejects_bad_values(entity: Entity, fragment: str) -> None:
+    with pytest.raises(EntityError, match="id='1'") as info:
+        check_entity(entity)
+    assert fragment in str(info.value)
+
+
+def test_check_entity_accepts_good_values() -> None:
+    check_entity(Account(id="1", token="t", holder="h", balance=-(10**77), note=None))
+    check_entity(Blob(id="1", data=b"\x00", ratio=3, flag=False))
+
+
+def test_bad_declarations() -> None:
+    with pytest.raises(ConfigError, match="id: str"):
+
+        class NoId(Entity):
+            name: str
+
+    with pytest.raises(ConfigError, match="unsupported field type"):
+
+        class BadType(Entity):
+            id: str
+            values: list[int]
+
+    with pytest.raises(ConfigError, match="field names"):
+
+        class Reserved(Entity):
+            id: str
+            replace: int
+
+
+def test_table_get_set_and_misses() -> None:
+    store = Store([entity_spec(Account)], target=100)
+    t = store.table(Account)
+    assert t.get("1") is MISSING
+    t.load(["1", "2"], [acct("1", balance=3)])
+    assert t.get("1") == acct("1", balance=3)
+    assert t.get("2") is None  # remembered as absent: no second query
+    t.set("2", acct("2"), 1)
+    t.set("1", None, 1)
+    assert t.get("1") is None and t.get("2") == acct("2")
+    t.complete = True
+    assert t.get("zz") is None
+
+
+def test_load_never_overwrites_memory() -> None:
+    store = Store([entity_spec(Account)], target=100)
+    t = store.table(Account)
+    t.set("1", acct("1", balance=9), 1)
+    t.load(["1"], [acct("1", balance=1)])
+    assert t.get("1") == acct("1", balance=9)
+
+
+def test_snapshot_takes_state_at_checkpoint_and_history() -> None:
+    store = Store([entity_spec(Account)], target=100)
+    t = store.table(Account)
+    t.set("1", acct("1", balance=1), 1)
+    t.set("1", acct("1", balance=2), 1)  # same checkpoint: replaces
+    t.set("1", acct("1", balance=3), 2)
+    t.set("2", acct("2"), 3)
+    t.set("1", None, 4)
+    store.processed = 4
+    (snap,) = store.snapshot(2, history=True)
+    assert snap.upserts == [acct("1", balance=3)] and snap.deletes == []
+    assert sorted(snap.history) == [("1", 1, acct("1", balance=2)), ("1", 2, acct("1", balance=3))]
+    store.mark_committed(2)
+    (snap,) = store.snapshot(4, history=True)
+    assert snap.upserts == [acct("2")] and snap.deletes == ["1"]
+    assert sorted(snap.history, key=lambda h: (h[0], h[1])) == [("1", 4, None), ("2", 3, acct("2"))]
+    store.mark_committed(4)
+    assert store.snapshot(4) == [store.snapshot(4)[0]] and not len(store.snapshot(4)[0])
+    assert t.statistics()["superseded"] == 0 and t.statistics()["dirty"] == 0
+
+
+def test_find_index_tracks_memory_and_completeness() -> None:
+    store = Store([entity_spec(Account)], target=100)
+    t = store.table(Account)
+    assert t.find_cached("token", "A") is None
+    got = t.load_find("token", "A", [acct("1", "A"), acct("2", "A")])
+    assert [e.id for e in got] == ["1", "2"]
+    t.set("3", acct("3", "A"), 1)
+    t.set("1", acct("1", "B"), 1)
+    t.set("2", None, 1)
+    assert [e.id for e in t.find_cached("token", "A") or []] == ["3"]
+    assert t.find_cached("token", "B") is None  # never loaded from the database
+
+
+def test_eviction_spares_unwritten_changes_and_breaks_complete_indices() -> None:
+    store = Store([entity_spec(Account)], target=4)
+    t = store.table(Account)
+    t.load_find("token", "A", [acct(str(i), "A") for i in range(6)])
+    t.set("9", acct("9", "A"), 1)
+    store.processed = 1
+    assert store.evict_committed() == 5  # down to half the target (2): 7 held, 1 dirty
+    assert "9" in t.values
+    assert t.find_cached("token", "A") is None  # lost members: no longer complete
+    assert not t.complete
+    store.mark_committed(1)
+    assert store.evict_committed() == 0  # at half already
+
+
+def test_eviction_is_least_recently_referenced_first() -> None:
+    store = Store([entity_spec(Account)], target=4)
+    t = store.table(Account)
+    t.load(["1", "2", "3", "4"], [acct(i) for i in "1234"])
+    t.get("1")  # referenced: moves to the recent end
+    store.evict_committed()
+    assert set(t.values) == {"4", "1"}
+
+
+def test_store_never_imports_io_layers() -> None:
+    """store/ is pure: no Trio, psycopg, persistence or runtime imports (checked on the source)."""
+    import ast
+    from pathlib import Path
+
+    import indexer.store
+
+    forbidden = ("trio", "psycopg", "indexer.persist", "indexer.runtime", "indexer.sources", "httpx")
+    pkg = Path(indexer.store.__file__).parent
+    offenders = []
+    for path in pkg.glob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Import):
+                names = [a.name for a in node.names]
+            elif isinstance(node, ast.ImportFrom):
+                base = node.module or ""
+                if node.level:  # relative: resolve against indexer.store
+                    parts = ["indexer", "store"][: 3 - node.level] if node.level <= 2 else []
+                    base = ".".join([*parts, base] if base else parts)
+                names = [base]
+            else:
+                continue
+            offenders += [f"{path.name}: {n}" for n in names if n.startswith(forbidden)]
+    assert offenders == []

@@ -1,0 +1,176 @@
+"""The writer task under Trio's mock clock, against a real PostgreSQL."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Annotated
+
+import psycopg
+import pytest
+import trio
+import trio.testing
+from psycopg import sql
+
+from indexer import Entity, Index
+from indexer.persist import (
+    Batch,
+    ChainProgress,
+    CheckpointRow,
+    Session,
+    Write,
+    Writer,
+    connect,
+    create_schema,
+    open_batch_channel,
+    read_state,
+)
+from indexer.store import Store, entity_spec
+
+
+class Counter(Entity):
+    id: str
+    kind: Annotated[str, Index]
+    n: int = 0
+
+
+SPEC = entity_spec(Counter)
+
+
+@pytest.fixture
+def session(database_url: str, schema: str) -> Iterator[Session]:
+    s = connect(database_url, schema, writer=True)
+    create_schema(s.conn, schema, [SPEC], {1: 0})
+    yield s
+    s.close()
+
+
+def rows(url: str, schema: str) -> dict[str, int]:
+    with psycopg.connect(url) as conn:
+        got = conn.execute(sql.SQL("SELECT id, n FROM {}.counter").format(sql.Identifier(schema))).fetchall()
+    return dict(got)
+
+
+class Loop:
+    """A stand-in processing loop: one checkpoint per 'block', one batch per call."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        self.table = store.table(Counter)
+
+    def batch(self, *changes: tuple[str, int]) -> Batch:
+        cp = self.store.processed + 1
+        for id, n in changes:
+            self.table.set(id, Counter(id=id, kind="k", n=n), cp)
+        self.store.processed = cp
+        return Batch(cp, {1: ChainProgress(1, 0, cp, cp)}, [CheckpointRow(cp, 1, cp, None, len(changes))], len(changes))
+
+
+async def test_slow_write_overlaps_processing_and_coalesces(
+    autojump_clock: trio.testing.MockClock, session: Session, database_url: str, schema: str
+) -> None:
+    store = Store([SPEC], target=1000)
+    loop = Loop(store)
+    written: list[tuple[int, float]] = []
+
+    async def slow(write: Write) -> None:
+        await trio.sleep(10)
+        written.append((write.upto, trio.current_time()))
+
+    writer = Writer(store, session, pre_write=slow)
+    send, receive = open_batch_channel()
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(writer.serve, receive)
+        send.send_nowait(loop.batch(("a", 1)))
+        await trio.testing.wait_all_tasks_blocked()
+        assert writer.in_flight is not None  # write 1 started...
+        # ...and processing goes on without waiting for it.
+        send.send_nowait(loop.batch(("a", 2), ("b", 1)))
+        pending = loop.batch(("b", 2))
+        with pytest.raises(trio.WouldBlock):
+            send.send_nowait(pending)  # slot taken: the loop keeps merging itself
+        assert trio.current_time() == 0  # nothing above waited
+        assert store.committed == 0
+        await send.send(pending)
+        await send.aclose()
+    # Two transactions: batch 1, then batches 2 and 3 coalesced.
+    assert [u for u, _ in written] == [1, 3]
+    assert [t for _, t in written] == [10, 20]
+    assert writer.writes == 2 and store.committed == 3
+    assert rows(database_url, schema) == {"a": 2, "b": 2}
+    checkpoint, chains = read_state(session.conn, schema)
+    assert checkpoint == 3 and chains == {1: (3, 3)}
+
+
+async def test_write_failure_cancels_the_scope_and_keeps_last_commit(
+    autojump_clock: trio.testing.MockClock, session: Session, database_url: str, schema: str
+) -> None:
+    store = Store([SPEC], target=1000)
+    loop = Loop(store)
+    fail = False
+
+    def fault(step: str) -> None:
+        if fail and step == "commit":
+            raise RuntimeError("disk on fire")
+
+    writer = Writer(store, session, fault=fault)
+    send, receive = open_batch_channel()
+    processing_cancelled = False
+    with pytest.RaisesGroup(pytest.RaisesExc(RuntimeError, match="disk on fire")):
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(writer.serve, receive)
+            await send.send(loop.batch(("a", 1)))
+            while store.committed < 1:
+                await writer.wait_commit()
+            fail = True
+            await send.send(loop.batch(("a", 5), ("b", 7)))
+            try:
+                await trio.sleep_forever()  # the processing loop, busy
+            except trio.Cancelled:
+                processing_cancelled = True
+                raise
+    assert processing_cancelled
+    assert rows(database_url, schema) == {"a": 1}
+    assert read_state(session.conn, schema)[0] == 1
+
+
+async def test_closing_the_channel_flushes_everything(session: Session, database_url: str, schema: str) -> None:
+    store = Store([SPEC], target=1000)
+    loop = Loop(store)
+    writer = Writer(store, session)
+    send, receive = open_batch_channel()
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(writer.serve, receive)
+        for i in range(20):
+            batch = loop.batch((f"id{i % 3}", i))
+            await send.send(batch)
+        await send.aclose()
+    assert store.committed == 20
+    assert rows(database_url, schema) == {"id0": 18, "id1": 19, "id2": 17}
+
+
+async def test_commit_waiters_wake_on_each_commit(
+    autojump_clock: trio.testing.MockClock, session: Session
+) -> None:
+    store = Store([SPEC], target=1000)
+    loop = Loop(store)
+
+    async def slow(write: Write) -> None:
+        await trio.sleep(5)
+
+    writer = Writer(store, session, pre_write=slow)
+    send, receive = open_batch_channel()
+    woke: list[tuple[float, int]] = []
+
+    async def waiter() -> None:
+        for _ in range(2):
+            await writer.wait_commit()
+            woke.append((trio.current_time(), store.committed))
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(writer.serve, receive)
+        nursery.start_soon(waiter)
+        await send.send(loop.batch(("a", 1)))
+        await trio.testing.wait_all_tasks_blocked()
+        await send.send(loop.batch(("a", 2)))
+        await send.aclose()
+    assert woke == [(5, 1), (10, 2)]
