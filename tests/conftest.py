@@ -10,14 +10,17 @@ from __future__ import annotations
 
 import itertools
 import os
-from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import psycopg
 import pytest
 from psycopg import sql
 
 from indexer.persist import open_embedded
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
 
 _counter = itertools.count()
 

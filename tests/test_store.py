@@ -48,7 +48,8 @@ def test_entities_are_immutable_values() -> None:
         a.balance = 6  # type: ignore[misc]
     b = a.replace(balance=6)
     assert (a.balance, b.balance) == (5, 6)
-    assert a == acct("1", balance=5) and a != b
+    assert a == acct("1", balance=5)
+    assert a != b
     assert repr(a) == "Account(id='1', token='t', holder='h', balance=5, note=None)"
     with pytest.raises(TypeError):
         a.replace(nope=1)
@@ -93,7 +94,7 @@ def test_bad_declarations() -> None:
 
         class Reserved(Entity):
             id: str
-            replace: int
+            replace: int  # type: ignore[assignment]
 
 
 def test_table_get_set_and_misses() -> None:
@@ -105,7 +106,8 @@ def test_table_get_set_and_misses() -> None:
     assert t.get("2") is None  # remembered as absent: no second query
     t.set("2", acct("2"), 1)
     t.set("1", None, 1)
-    assert t.get("1") is None and t.get("2") == acct("2")
+    assert t.get("1") is None
+    assert t.get("2") == acct("2")
     t.complete = True
     assert t.get("zz") is None
 
@@ -128,15 +130,19 @@ def test_snapshot_takes_state_at_checkpoint_and_history() -> None:
     t.set("1", None, 4)
     store.processed = 4
     (snap,) = store.snapshot(2, history=True)
-    assert snap.upserts == [acct("1", balance=3)] and snap.deletes == []
+    assert snap.upserts == [acct("1", balance=3)]
+    assert snap.deletes == []
     assert sorted(snap.history) == [("1", 1, acct("1", balance=2)), ("1", 2, acct("1", balance=3))]
     store.mark_committed(2)
     (snap,) = store.snapshot(4, history=True)
-    assert snap.upserts == [acct("2")] and snap.deletes == ["1"]
+    assert snap.upserts == [acct("2")]
+    assert snap.deletes == ["1"]
     assert sorted(snap.history, key=lambda h: (h[0], h[1])) == [("1", 4, None), ("2", 3, acct("2"))]
     store.mark_committed(4)
-    assert store.snapshot(4) == [store.snapshot(4)[0]] and not len(store.snapshot(4)[0])
-    assert t.statistics()["superseded"] == 0 and t.statistics()["dirty"] == 0
+    assert store.snapshot(4) == [store.snapshot(4)[0]]
+    assert not len(store.snapshot(4)[0])
+    assert t.statistics()["superseded"] == 0
+    assert t.statistics()["dirty"] == 0
 
 
 def test_find_index_tracks_memory_and_completeness() -> None:
@@ -182,7 +188,14 @@ def test_store_never_imports_io_layers() -> None:
 
     import indexer.store
 
-    forbidden = ("trio", "psycopg", "indexer.persist", "indexer.runtime", "indexer.sources", "httpx")
+    forbidden = (
+        "trio",
+        "psycopg",
+        "indexer.persist",
+        "indexer.runtime",
+        "indexer.sources",
+        "httpx",
+    )
     pkg = Path(indexer.store.__file__).parent
     offenders = []
     for path in pkg.glob("*.py"):

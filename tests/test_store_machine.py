@@ -69,7 +69,9 @@ class StoreMachine(RuleBasedStateMachine):
         self.target = capacity
         self.session: Session = connect(self.url, self.schema_name, writer=True)
         with self.session.conn.transaction():
-            self.session.conn.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(self.schema_name)))
+            self.session.conn.execute(
+                sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(self.schema_name))
+            )
         create_schema(self.session.conn, self.schema_name, [SPEC], {1: 0})
         # states[cp] = full model state after checkpoint cp (cp 0 = empty)
         self.states: list[State] = [{}]
@@ -105,7 +107,7 @@ class StoreMachine(RuleBasedStateMachine):
             self.table.load([id], load_by_ids(self.session, SPEC, [id]))
             value = self.table.get(id)
         assert value is not MISSING
-        return value  # type: ignore[no-any-return]
+        return value
 
     def _advance(self) -> None:
         self.store.processed = self.cp
@@ -137,7 +139,9 @@ class StoreMachine(RuleBasedStateMachine):
         else:
             found = self.table.find_cached("group", value)
             if found is None:
-                found = self.table.load_find("group", value, load_by_field(self.session, SPEC, "group", value))
+                found = self.table.load_find(
+                    "group", value, load_by_field(self.session, SPEC, "group", value)
+                )
             want = sorted((i, v) for i, v in self.model.items() if v[0] == value)
             assert sorted((e.id, (e.group, e.n)) for e in found) == want
 
@@ -159,7 +163,9 @@ class StoreMachine(RuleBasedStateMachine):
         ended = [b for b in self.boundaries if b > self.store.committed]
         upto = ended[min(pick, len(ended) - 1)]
         tables = self.store.snapshot(upto, history=history)
-        checkpoints = [CheckpointRow(c, 1, c, None, 1) for c in range(self.store.committed + 1, upto + 1)]
+        checkpoints = [
+            CheckpointRow(c, 1, c, None, 1) for c in range(self.store.committed + 1, upto + 1)
+        ]
         self.in_flight = Write(upto, tables, {1: ChainProgress(1, 0, upto, upto)}, checkpoints)
         if history:
             for t in tables:
@@ -208,7 +214,9 @@ class StoreMachine(RuleBasedStateMachine):
 
     def check_database(self) -> None:
         rows = self.session.conn.execute(
-            sql.SQL("SELECT id, {}, n FROM {}.item").format(sql.Identifier("group"), sql.Identifier(self.schema_name))
+            sql.SQL("SELECT id, {}, n FROM {}.item").format(
+                sql.Identifier("group"), sql.Identifier(self.schema_name)
+            )
         ).fetchall()
         want = self.states[self.store.committed]
         assert {r[0]: (r[1], r[2]) for r in rows} == want
@@ -227,7 +235,10 @@ def test_store_machine(database_url: str, schema: str) -> None:
 
     run: Any = Machine.TestCase
     run.settings = settings(
-        max_examples=300, stateful_step_count=50, deadline=None, suppress_health_check=[HealthCheck.too_slow]
+        max_examples=300,
+        stateful_step_count=50,
+        deadline=None,
+        suppress_health_check=[HealthCheck.too_slow],
     )
     run().runTest()
 
@@ -247,7 +258,11 @@ def test_model_sanity(database_url: str, schema: str) -> None:
     m.change("a", "y", 1)  # changes while the write is in flight
     m.finish_write(None)
     with psycopg.connect(database_url) as conn:
-        row = conn.execute(sql.SQL("SELECT {}, n FROM {}.item").format(sql.Identifier("group"), sql.Identifier(schema))).fetchone()
+        row = conn.execute(
+            sql.SQL("SELECT {}, n FROM {}.item").format(
+                sql.Identifier("group"), sql.Identifier(schema)
+            )
+        ).fetchone()
     assert row == ("x", 3)  # the in-flight write took the state at its checkpoint
     m.read(("get", "a"))  # memory holds the newer value
     assert m._get("a") == Item(id="a", group="y", n=4)

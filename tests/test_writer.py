@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import psycopg
 import pytest
@@ -26,6 +25,9 @@ from indexer.persist import (
 )
 from indexer.store import Store, entity_spec
 
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+
 
 class Counter(Entity):
     id: str
@@ -46,7 +48,9 @@ def session(database_url: str, schema: str) -> Iterator[Session]:
 
 def rows(url: str, schema: str) -> dict[str, int]:
     with psycopg.connect(url) as conn:
-        got = conn.execute(sql.SQL("SELECT id, n FROM {}.counter").format(sql.Identifier(schema))).fetchall()
+        got = conn.execute(
+            sql.SQL("SELECT id, n FROM {}.counter").format(sql.Identifier(schema))
+        ).fetchall()
     return dict(got)
 
 
@@ -62,7 +66,12 @@ class Loop:
         for id, n in changes:
             self.table.set(id, Counter(id=id, kind="k", n=n), cp)
         self.store.processed = cp
-        return Batch(cp, {1: ChainProgress(1, 0, cp, cp)}, [CheckpointRow(cp, 1, cp, None, len(changes))], len(changes))
+        return Batch(
+            cp,
+            {1: ChainProgress(1, 0, cp, cp)},
+            [CheckpointRow(cp, 1, cp, None, len(changes))],
+            len(changes),
+        )
 
 
 async def test_slow_write_overlaps_processing_and_coalesces(
@@ -95,10 +104,12 @@ async def test_slow_write_overlaps_processing_and_coalesces(
     # Two transactions: batch 1, then batches 2 and 3 coalesced.
     assert [u for u, _ in written] == [1, 3]
     assert [t for _, t in written] == [10, 20]
-    assert writer.writes == 2 and store.committed == 3
+    assert writer.writes == 2
+    assert store.committed == 3
     assert rows(database_url, schema) == {"a": 2, "b": 2}
     checkpoint, chains = read_state(session.conn, schema)
-    assert checkpoint == 3 and chains == {1: (3, 3)}
+    assert checkpoint == 3
+    assert chains == {1: (3, 3)}
 
 
 async def test_write_failure_cancels_the_scope_and_keeps_last_commit(
@@ -133,7 +144,9 @@ async def test_write_failure_cancels_the_scope_and_keeps_last_commit(
     assert read_state(session.conn, schema)[0] == 1
 
 
-async def test_closing_the_channel_flushes_everything(session: Session, database_url: str, schema: str) -> None:
+async def test_closing_the_channel_flushes_everything(
+    session: Session, database_url: str, schema: str
+) -> None:
     store = Store([SPEC], target=1000)
     loop = Loop(store)
     writer = Writer(store, session)

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 from indexer import Context, Entity, Event, Index, on
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
 
 
 class Account(Entity):
@@ -30,7 +32,7 @@ async def transfer(event: Event, ctx: Context) -> None:
 
 def report(query: Callable[..., list[tuple[Any, ...]]]) -> str:
     """Printed by `indexer run` after a complete run."""
-    (accounts, tokens), = query("SELECT count(*), count(DISTINCT token) FROM account")
+    ((accounts, tokens),) = query("SELECT count(*), count(DISTINCT token) FROM account")
     top = query(
         "SELECT token, holder, balance FROM account WHERE holder <> %s ORDER BY balance DESC LIMIT 5",
         "0x0000000000000000000000000000000000000000",

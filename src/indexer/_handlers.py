@@ -5,16 +5,18 @@ from __future__ import annotations
 import importlib.util
 import inspect
 import sys
+import typing
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
-from pathlib import Path
-from types import ModuleType
 from typing import TYPE_CHECKING, Any, Final, TypeVar
 
 from ._errors import ConfigError
 from .store import Entity, EntitySpec, entity_spec
 
 if TYPE_CHECKING:
+    from pathlib import Path
+    from types import ModuleType
+
     from ._config import ProjectConfig
     from .runtime import Context
 
@@ -96,11 +98,13 @@ def on(contract: str, event: str) -> Callable[[_H], _H]:
 
     def mark(fn: _H) -> _H:
         if not inspect.iscoroutinefunction(fn):
-            raise ConfigError(f"@on({contract!r}, {event!r}) decorates {fn.__qualname__}, which is not `async def`.")
+            raise ConfigError(
+                f"@on({contract!r}, {event!r}) decorates {fn.__qualname__}, which is not `async def`."
+            )
         marks: list[tuple[str, str]] = list(getattr(fn, _MARK, []))
         marks.append((contract, event))
         setattr(fn, _MARK, marks)
-        return fn
+        return typing.cast("_H", fn)
 
     return mark
 
@@ -133,7 +137,9 @@ def _import(path: Path, name: str) -> ModuleType:
         raise ConfigError(f"{path}: {exc}") from exc
     except Exception as exc:
         sys.modules.pop(name, None)
-        raise ConfigError(f"{path}: importing the handlers module failed: {type(exc).__name__}: {exc}") from exc
+        raise ConfigError(
+            f"{path}: importing the handlers module failed: {type(exc).__name__}: {exc}"
+        ) from exc
     finally:
         if added:
             sys.path.remove(parent)
@@ -156,7 +162,9 @@ def collect_handlers(module: ModuleType, config: ProjectConfig) -> HandlerSet:
         if marks and callable(value):
             line = getattr(getattr(value, "__code__", None), "co_firstlineno", 0)
             found.extend((line, c, e, value) for c, e in marks)
-    known = {(c.name, ev.name) for chain in config.chains for c in chain.contracts for ev in c.events}
+    known = {
+        (c.name, ev.name) for chain in config.chains for c in chain.contracts for ev in c.events
+    }
     handlers: dict[tuple[str, str], list[Handler]] = {}
     for _line, contract, event, fn in sorted(found, key=lambda x: x[0]):
         if (contract, event) not in known:
@@ -168,7 +176,9 @@ def collect_handlers(module: ModuleType, config: ProjectConfig) -> HandlerSet:
             )
         handlers.setdefault((contract, event), []).append(fn)
     if not handlers:
-        raise ConfigError(f"{config.handlers}: no handlers found; decorate async functions with @on(contract, event).")
+        raise ConfigError(
+            f"{config.handlers}: no handlers found; decorate async functions with @on(contract, event)."
+        )
     report = getattr(module, "report", None)
     return HandlerSet(
         module,

@@ -24,18 +24,29 @@ class Metrics:
 
     def __post_init__(self) -> None:
         r = self.registry
-        self.events = Counter("indexer_events_processed", "Events passed to handlers.", ["chain"], registry=r)
+        self.events = Counter(
+            "indexer_events_processed", "Events passed to handlers.", ["chain"], registry=r
+        )
         self.skipped = Counter(
             "indexer_logs_skipped",
             "Logs of wildcard contracts whose shape did not fit the event (e.g. ERC721 Transfer).",
             ["chain", "event"],
             registry=r,
         )
-        self.handler_seconds = Counter("indexer_handler_seconds", "Time spent in handlers.", registry=r)
-        self.load_seconds = Counter("indexer_load_seconds", "Time spent loading entities.", registry=r)
-        self.loads = Counter("indexer_load_queries", "Entity load queries.", ["entity", "kind"], registry=r)
+        self.handler_seconds = Counter(
+            "indexer_handler_seconds", "Time spent in handlers.", registry=r
+        )
+        self.load_seconds = Counter(
+            "indexer_load_seconds", "Time spent loading entities.", registry=r
+        )
+        self.loads = Counter(
+            "indexer_load_queries", "Entity load queries.", ["entity", "kind"], registry=r
+        )
         self.write_seconds = Histogram(
-            "indexer_storage_write_seconds", "Duration of batch writes.", buckets=_WRITE_BUCKETS, registry=r
+            "indexer_storage_write_seconds",
+            "Duration of batch writes.",
+            buckets=_WRITE_BUCKETS,
+            registry=r,
         )
         self.write_rows = Counter("indexer_storage_write_rows", "Entity rows written.", registry=r)
         self.stalled_seconds = Counter(
@@ -43,6 +54,12 @@ class Metrics:
             "Time the processing loop waited for the writer (capacity rule).",
             registry=r,
         )
-        self.entities = Gauge("indexer_in_memory_entities", "Objects held by the in-memory store.", registry=r)
-        self.processed_block = Gauge("indexer_processed_block", "Last processed block.", ["chain"], registry=r)
-        self.committed_block = Gauge("indexer_committed_block", "Last committed block.", ["chain"], registry=r)
+        self.entities = Gauge(
+            "indexer_in_memory_entities", "Objects held by the in-memory store.", registry=r
+        )
+        self.processed_block = Gauge(
+            "indexer_processed_block", "Last processed block.", ["chain"], registry=r
+        )
+        self.committed_block = Gauge(
+            "indexer_committed_block", "Last committed block.", ["chain"], registry=r
+        )

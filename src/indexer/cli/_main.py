@@ -27,16 +27,30 @@ log = logging.getLogger("indexer")
 
 
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="indexer", description="Run EVM event indexers built with `indexer`.")
+    p = argparse.ArgumentParser(
+        prog="indexer", description="Run EVM event indexers built with `indexer`."
+    )
     sub = p.add_subparsers(dest="command", required=True)
     run = sub.add_parser("run", help="index a project to its end blocks, then exit")
     run.add_argument("project", type=Path, help="project directory (holds indexer.yaml)")
-    run.add_argument("--reset", action="store_true", help="drop the project's schema first and index from the start")
+    run.add_argument(
+        "--reset",
+        action="store_true",
+        help="drop the project's schema first and index from the start",
+    )
     run.add_argument("--debug", action="store_true", help="show tracebacks and debug logs")
-    run.add_argument("--metrics-port", type=int, default=None, help="serve Prometheus metrics on 127.0.0.1:PORT")
-    run.add_argument("--metrics-host", default="127.0.0.1", help="address for the metrics server (default 127.0.0.1)")
+    run.add_argument(
+        "--metrics-port", type=int, default=None, help="serve Prometheus metrics on 127.0.0.1:PORT"
+    )
+    run.add_argument(
+        "--metrics-host",
+        default="127.0.0.1",
+        help="address for the metrics server (default 127.0.0.1)",
+    )
     run.add_argument("--no-progress", action="store_true", help="no live display, log lines only")
-    run.add_argument("--sync-writes", action="store_true", help="await every write (benchmark baseline)")
+    run.add_argument(
+        "--sync-writes", action="store_true", help="await every write (benchmark baseline)"
+    )
     return p
 
 
@@ -81,7 +95,10 @@ def main(argv: list[str] | None = None) -> int:
             print("interrupted", file=sys.stderr)
         else:
             leaf = _leaf(exc)
-            print(f"error: unexpected {type(leaf).__name__}: {leaf} (run with --debug for the traceback)", file=sys.stderr)
+            print(
+                f"error: unexpected {type(leaf).__name__}: {leaf} (run with --debug for the traceback)",
+                file=sys.stderr,
+            )
         return 1
 
 
@@ -93,7 +110,9 @@ def _run(args: argparse.Namespace) -> int:
     if args.metrics_port is not None:
         from prometheus_client import start_http_server
 
-        server, _thread = start_http_server(args.metrics_port, addr=args.metrics_host, registry=options.metrics.registry)
+        server, _thread = start_http_server(
+            args.metrics_port, addr=args.metrics_host, registry=options.metrics.registry
+        )
     live = sys.stderr.isatty() and not args.no_progress
     try:
         if live:
@@ -116,11 +135,15 @@ def _run(args: argparse.Namespace) -> int:
 
 def _print_summary(s: RunSummary) -> None:
     rate = s.events / s.seconds if s.seconds > 0 else 0.0
-    print(f"{'stopped' if s.stopped else 'done'}: {s.events:,} events in {s.seconds:.2f}s ({rate:,.0f} events/s)")
+    print(
+        f"{'stopped' if s.stopped else 'done'}: {s.events:,} events in {s.seconds:.2f}s ({rate:,.0f} events/s)"
+    )
     for chain, (block, events) in sorted(s.chains.items()):
         print(f"  chain {chain}: committed through block {block:,}, {events:,} events in total")
     for (chain, event), n in sorted(s.skipped.items()):
-        print(f"  chain {chain}: skipped {n:,} logs with the topic0 of {event} that do not fit its ABI (e.g. ERC721)")
+        print(
+            f"  chain {chain}: skipped {n:,} logs with the topic0 of {event} that do not fit its ABI (e.g. ERC721)"
+        )
     print(
         f"  writes: {s.writes} ({s.write_seconds:.2f}s in the writer, loop stalled {s.stalled_seconds:.2f}s);"
         f" handlers {s.handler_seconds:.2f}s; loads {s.load_seconds:.2f}s"
@@ -136,7 +159,7 @@ def _call_report(report: Any, summary: RunSummary, schema: str) -> None:
         conn.execute(sql.SQL("SET search_path TO {}").format(sql.Identifier(schema)))
 
         def query(text: str, *params: Any) -> list[tuple[Any, ...]]:
-            return conn.execute(text, params or None).fetchall()  # type: ignore[arg-type]
+            return conn.execute(text, params or None).fetchall()
 
         out = report(query)
         if out:

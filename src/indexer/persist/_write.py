@@ -12,17 +12,20 @@ transaction, so the database always holds a consistent prefix.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import psycopg
 from psycopg import sql
 
 from .._errors import WriteError
-from ..store import EntitySpec, TableChanges
-from ._connection import Session
 from ._schema import FRAMEWORK_PREFIX, table_ident
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Sequence
+
+    from ..store import EntitySpec, TableChanges
+    from ._connection import Session
 
 __all__ = ["ChainProgress", "CheckpointRow", "Write", "execute_write"]
 
@@ -85,7 +88,9 @@ def _ensure_stage(session: Session, spec: EntitySpec) -> sql.Identifier:
     return sql.Identifier(name)
 
 
-def _upsert(cur: psycopg.Cursor[Any], session: Session, t: TableChanges, stage: sql.Identifier) -> None:
+def _upsert(
+    cur: psycopg.Cursor[Any], session: Session, t: TableChanges, stage: sql.Identifier
+) -> None:
     spec = t.spec
     cols = sql.SQL(", ").join(sql.Identifier(f.name) for f in spec.fields)
     with cur.copy(sql.SQL("COPY {} ({}) FROM STDIN").format(stage, cols)) as copy:
@@ -93,10 +98,12 @@ def _upsert(cur: psycopg.Cursor[Any], session: Session, t: TableChanges, stage: 
         for entity in t.upserts:
             write_row(entity)
     others = [f for f in spec.fields if f.name != "id"]
+    action: sql.Composable
     if others:
         action = sql.SQL("DO UPDATE SET {}").format(
             sql.SQL(", ").join(
-                sql.SQL("{} = EXCLUDED.{}").format(sql.Identifier(f.name), sql.Identifier(f.name)) for f in others
+                sql.SQL("{} = EXCLUDED.{}").format(sql.Identifier(f.name), sql.Identifier(f.name))
+                for f in others
             )
         )
     else:
@@ -153,7 +160,9 @@ def execute_write(
                     _upsert(cur, session, t, stages[t.spec.table])
                 if t.deletes:
                     cur.execute(
-                        sql.SQL("DELETE FROM {} WHERE id = ANY(%s)").format(table_ident(schema, t.spec.table)),
+                        sql.SQL("DELETE FROM {} WHERE id = ANY(%s)").format(
+                            table_ident(schema, t.spec.table)
+                        ),
                         (t.deletes,),
                     )
             except (psycopg.errors.DataError, psycopg.errors.IntegrityError) as exc:
@@ -166,9 +175,9 @@ def execute_write(
         step("progress")
         if write.checkpoints:
             with cur.copy(
-                sql.SQL("COPY {} (id, chain_id, block_number, block_hash, events) FROM STDIN").format(
-                    table_ident(schema, FRAMEWORK_PREFIX + "checkpoints")
-                )
+                sql.SQL(
+                    "COPY {} (id, chain_id, block_number, block_hash, events) FROM STDIN"
+                ).format(table_ident(schema, FRAMEWORK_PREFIX + "checkpoints"))
             ) as copy:
                 for c in write.checkpoints:
                     copy.write_row((c.id, c.chain_id, c.block_number, c.block_hash, c.events))
@@ -176,7 +185,9 @@ def execute_write(
         step("commit")
 
 
-def _write_progress(cur: psycopg.Cursor[Any], schema: str, upto: int, chains: Sequence[ChainProgress]) -> None:
+def _write_progress(
+    cur: psycopg.Cursor[Any], schema: str, upto: int, chains: Sequence[ChainProgress]
+) -> None:
     if chains:
         cur.executemany(
             sql.SQL(
@@ -187,6 +198,8 @@ def _write_progress(cur: psycopg.Cursor[Any], schema: str, upto: int, chains: Se
             [(c.chain_id, c.start_block, c.block, c.events) for c in chains],
         )
     cur.execute(
-        sql.SQL("UPDATE {} SET checkpoint = %s WHERE id = 1").format(table_ident(schema, FRAMEWORK_PREFIX + "state")),
+        sql.SQL("UPDATE {} SET checkpoint = %s WHERE id = 1").format(
+            table_ident(schema, FRAMEWORK_PREFIX + "state")
+        ),
         (upto,),
     )

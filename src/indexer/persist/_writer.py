@@ -14,15 +14,19 @@ from __future__ import annotations
 
 import functools
 import time
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import trio
 
 from .._metrics import Metrics
-from ..store import Store
-from ._connection import Session
 from ._write import ChainProgress, CheckpointRow, Write, execute_write
+
+if TYPE_CHECKING:
+    from collections.abc import Awaitable, Callable
+
+    from ..store import Store
+    from ._connection import Session
 
 __all__ = ["Batch", "Writer", "open_batch_channel"]
 
@@ -40,7 +44,9 @@ class Batch:
         assert later.upto >= self.upto
         chains = dict(self.chains)
         chains.update(later.chains)
-        return Batch(later.upto, chains, self.checkpoints + later.checkpoints, self.events + later.events)
+        return Batch(
+            later.upto, chains, self.checkpoints + later.checkpoints, self.events + later.events
+        )
 
 
 class Writer:
@@ -86,7 +92,10 @@ class Writer:
         await self._commit_event.wait()
 
     async def serve(
-        self, receive: trio.MemoryReceiveChannel[Batch], *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
+        self,
+        receive: trio.MemoryReceiveChannel[Batch],
+        *,
+        task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
     ) -> None:
         """Write batches from ``receive`` until the channel is closed and drained."""
         task_status.started()
@@ -103,7 +112,9 @@ class Writer:
         """Persist ``batch`` (and everything processed before it) in one transaction."""
         store = self.store
         if batch.upto < store.committed:
-            raise AssertionError(f"batch up to {batch.upto} is older than committed {store.committed}")
+            raise AssertionError(
+                f"batch up to {batch.upto} is older than committed {store.committed}"
+            )
         write = Write(batch.upto, store.snapshot(batch.upto), batch.chains, batch.checkpoints)
         self.in_flight = batch
         started = time.perf_counter()
@@ -111,7 +122,8 @@ class Writer:
             if self.pre_write is not None:
                 await self.pre_write(write)
             await trio.to_thread.run_sync(
-                functools.partial(execute_write, self.session, write, fault=self.fault), limiter=self._limiter
+                functools.partial(execute_write, self.session, write, fault=self.fault),
+                limiter=self._limiter,
             )
         finally:
             self.in_flight = None
@@ -137,4 +149,3 @@ def open_batch_channel() -> tuple[trio.MemorySendChannel[Batch], trio.MemoryRece
     database; back-pressure comes from the capacity rule instead.
     """
     return trio.open_memory_channel[Batch](1)
-

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from .._errors import EntityError
@@ -10,6 +9,8 @@ from ..store import MISSING, Entity, EntityTable, entity_spec
 from ..store._entity import describe_bad_field
 
 if TYPE_CHECKING:
+    import logging
+
     from ._processor import Processor
 
 __all__ = ["Context"]
@@ -36,12 +37,12 @@ class Context:
 
     def __init__(self, proc: Processor, log: logging.Logger) -> None:
         self._proc = proc
-        self._tables: dict[type[Entity], EntityTable] = proc.store.tables
+        self._tables: dict[type[Entity], EntityTable[Any]] = proc.store.tables
         self._cp = 0
         self.log = log
         self.is_preload = False
 
-    def _table(self, cls: type[Entity]) -> EntityTable:
+    def _table(self, cls: type[Entity]) -> EntityTable[Any]:
         table = self._tables.get(cls)
         if table is None:
             table = self._proc.store.table(cls)
@@ -53,7 +54,7 @@ class Context:
         value = table.get(id)
         if value is MISSING:
             value = await self._proc.load_missing(table, id)
-        return value  # type: ignore[no-any-return]
+        return value
 
     async def find(self, entity: type[E], **where: Any) -> list[E]:
         """Entities whose Index fields equal the given values (sorted by id)."""
@@ -103,8 +104,8 @@ class PreloadContext(Context):
     def __init__(self, proc: Processor, log: logging.Logger) -> None:
         super().__init__(proc, log)
         self.is_preload = True
-        self.misses: dict[EntityTable, set[str]] = {}
-        self.finds: dict[EntityTable, set[tuple[str, Any]]] = {}
+        self.misses: dict[EntityTable[Any], set[str]] = {}
+        self.finds: dict[EntityTable[Any], set[tuple[str, Any]]] = {}
 
     async def get(self, entity: type[E], id: str) -> E | None:
         table = self._tables.get(entity) or self._table(entity)
@@ -113,7 +114,7 @@ class PreloadContext(Context):
             if not table.complete:
                 self.misses.setdefault(table, set()).add(id)
             return None
-        return value  # type: ignore[return-value]
+        return value
 
     async def find(self, entity: type[E], **where: Any) -> list[E]:
         table = self._tables.get(entity) or self._table(entity)

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import trio
 
-from .._config import ChainConfig
 from .._errors import ConfigError
 from ..sources import BlockRange
 from ..sources._file import LogFilter, last_block_in_file, read_log_file
-from ._processor import Route
+
+if TYPE_CHECKING:
+    from .._config import ChainConfig
+    from ._processor import Route
 
 __all__ = ["feed_chain", "log_filter"]
 
@@ -52,7 +56,11 @@ async def feed_chain(
         if first_block > end:
             return
         it = read_log_file(
-            path, log_filter=log_filter(routes), start_block=first_block, end_block=end, chunk_logs=chunk_logs
+            path,
+            log_filter=log_filter(routes),
+            start_block=first_block,
+            end_block=end,
+            chunk_logs=chunk_logs,
         )
         done_through = first_block - 1
         while True:

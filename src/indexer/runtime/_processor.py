@@ -13,21 +13,24 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import trio
 
-from .._abi import EventSpec
-from .._config import ChainConfig
 from .._errors import DecodeError, EntityError, HandlerError, IndexerError
 from .._handlers import Event, Handler
-from .._metrics import Metrics
 from ..persist import Batch, ChainProgress, CheckpointRow, Session, load_by_field, load_by_ids
-from ..sources import BlockRange, RawLog
 from ..store import MISSING, Entity, EntityTable, Store
 from ._context import Context, PreloadContext
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Sequence
+
+    from .._abi import EventSpec
+    from .._config import ChainConfig
+    from .._metrics import Metrics
+    from ..sources import BlockRange, RawLog
 
 __all__ = ["Processor", "Route", "build_routes"]
 
@@ -45,7 +48,9 @@ class Route:
     handlers: tuple[Handler, ...]
 
 
-def build_routes(chain: ChainConfig, handlers: dict[tuple[str, str], tuple[Handler, ...]]) -> dict[str, list[Route]]:
+def build_routes(
+    chain: ChainConfig, handlers: dict[tuple[str, str], tuple[Handler, ...]]
+) -> dict[str, list[Route]]:
     """topic0 -> routes, for the events of ``chain`` that have handlers."""
     routes: dict[str, list[Route]] = {}
     for contract in chain.contracts:
@@ -93,7 +98,9 @@ class Processor:
 
     # -- decoding ------------------------------------------------------------
 
-    def _decode(self, chain_id: int, logs: list[RawLog]) -> list[tuple[Event, tuple[Handler, ...], int]]:
+    def _decode(
+        self, chain_id: int, logs: list[RawLog]
+    ) -> list[tuple[Event, tuple[Handler, ...], int]]:
         routes = self.routes[chain_id]
         out: list[tuple[Event, tuple[Handler, ...], int]] = []
         append = out.append
@@ -169,10 +176,14 @@ class Processor:
                     await handler(event, ctx)
                 except IndexerError as exc:
                     if isinstance(exc, EntityError):
-                        raise HandlerError(_where(handler, event, f"ctx.set rejected an entity: {exc}")) from exc
+                        raise HandlerError(
+                            _where(handler, event, f"ctx.set rejected an entity: {exc}")
+                        ) from exc
                     raise
                 except Exception as exc:
-                    raise HandlerError(_where(handler, event, f"{type(exc).__name__}: {exc}")) from exc
+                    raise HandlerError(
+                        _where(handler, event, f"{type(exc).__name__}: {exc}")
+                    ) from exc
         if block_events:
             checkpoints.append(CheckpointRow(cp, chain_id, block, block_hash, block_events))
         self._batch = ()
@@ -184,12 +195,14 @@ class Processor:
         self.events_total += len(items)
         _, events_before = self.progress.get(chain_id, (rng.first - 1, 0))
         self.progress[chain_id] = (rng.last, events_before + len(items))
-        chain = ChainProgress(chain_id, self.start_blocks[chain_id], rng.last, events_before + len(items))
+        chain = ChainProgress(
+            chain_id, self.start_blocks[chain_id], rng.last, events_before + len(items)
+        )
         return Batch(store.processed, {chain_id: chain}, checkpoints, len(items))
 
     # -- loads ---------------------------------------------------------------
 
-    async def load_missing(self, table: EntityTable, id: str) -> Entity | None:
+    async def load_missing(self, table: EntityTable[Any], id: str) -> Entity | None:
         """Called by ``ctx.get`` on a miss: preload the batch once, then load."""
         if not self._preloaded:
             self._preloaded = True
@@ -200,9 +213,9 @@ class Processor:
         if value is MISSING:
             await self._load({table: {id}}, {})
             value = table.get(id)
-        return None if value is MISSING else value  # type: ignore[no-any-return]
+        return None if value is MISSING else value
 
-    async def load_find(self, table: EntityTable, field: str, value: Any) -> list[Entity]:
+    async def load_find(self, table: EntityTable[Any], field: str, value: Any) -> list[Entity]:
         started = time.perf_counter()
         rows = await trio.to_thread.run_sync(
             load_by_field, self.session, table.spec, field, value, limiter=self._limiter
@@ -210,18 +223,22 @@ class Processor:
         self._count_load(table, "find", started)
         return table.load_find(field, value, rows)
 
-    async def _preload(self) -> tuple[dict[EntityTable, set[str]], dict[EntityTable, set[tuple[str, Any]]]]:
+    async def _preload(
+        self,
+    ) -> tuple[dict[EntityTable[Any], set[str]], dict[EntityTable[Any], set[tuple[str, Any]]]]:
         pctx = PreloadContext(self, self._logger)
         for event, handlers, _number in self._batch[self._pos :]:
             for handler in handlers:
                 try:
                     await handler(event, pctx)
-                except Exception:  # noqa: S112 - speculative run; the real pass reports errors
+                except Exception:
                     continue
         return pctx.misses, pctx.finds
 
     async def _load(
-        self, misses: dict[EntityTable, set[str]], finds: dict[EntityTable, set[tuple[str, Any]]]
+        self,
+        misses: dict[EntityTable[Any], set[str]],
+        finds: dict[EntityTable[Any], set[tuple[str, Any]]],
     ) -> None:
         for table, ids in misses.items():
             ids = {i for i in ids if i not in table.values}
@@ -229,7 +246,9 @@ class Processor:
                 continue
             started = time.perf_counter()
             wanted = sorted(ids)
-            rows = await trio.to_thread.run_sync(load_by_ids, self.session, table.spec, wanted, limiter=self._limiter)
+            rows = await trio.to_thread.run_sync(
+                load_by_ids, self.session, table.spec, wanted, limiter=self._limiter
+            )
             table.load(wanted, rows)
             self._count_load(table, "get", started)
         for table, pairs in finds.items():
@@ -237,7 +256,7 @@ class Processor:
                 if table.find_cached(field, value) is None:
                     await self.load_find(table, field, value)
 
-    def _count_load(self, table: EntityTable, kind: str, started: float) -> None:
+    def _count_load(self, table: EntityTable[Any], kind: str, started: float) -> None:
         elapsed = time.perf_counter() - started
         self.load_seconds += elapsed
         self.metrics.load_seconds.inc(elapsed)

@@ -21,14 +21,12 @@ import logging
 import os
 import signal
 import time
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import trio
 
-from .._config import ProjectConfig
 from .._errors import ConfigError, IndexerError
-from .._handlers import HandlerSet
 from .._metrics import Metrics
 from ..persist import (
     Batch,
@@ -48,7 +46,20 @@ from ..store import Store
 from ._feed import feed_chain
 from ._processor import Processor, build_routes
 
-__all__ = ["ChainStatus", "RunOptions", "RunStatus", "RunSummary", "resolve_database", "run_project"]
+if TYPE_CHECKING:
+    from collections.abc import Awaitable, Callable
+
+    from .._config import ProjectConfig
+    from .._handlers import HandlerSet
+
+__all__ = [
+    "ChainStatus",
+    "RunOptions",
+    "RunStatus",
+    "RunSummary",
+    "resolve_database",
+    "run_project",
+]
 
 log = logging.getLogger("indexer.runtime")
 
@@ -65,7 +76,9 @@ def target_from_env(environ: dict[str, str] | None = None) -> int:
     except ValueError:
         value = 0
     if value <= 0:
-        raise ConfigError(f"{TARGET_ENV}={raw!r}: expected a positive integer (objects held in memory).")
+        raise ConfigError(
+            f"{TARGET_ENV}={raw!r}: expected a positive integer (objects held in memory)."
+        )
     return value
 
 
@@ -153,10 +166,12 @@ class _Runner:
         self._rate_window: tuple[float, int] = (self.started, 0)
 
     async def run(self, url: str) -> RunSummary:
-        config, opts = self.config, self.options
+        config, _opts = self.config, self.options
         limiter = trio.CapacityLimiter(1)
         loader = await trio.to_thread.run_sync(connect, url, config.schema, limiter=limiter)
-        writer_session = await trio.to_thread.run_sync(lambda: connect(url, config.schema, writer=True))
+        writer_session = await trio.to_thread.run_sync(
+            lambda: connect(url, config.schema, writer=True)
+        )
         try:
             return await self._run(url, loader, writer_session)
         finally:
@@ -168,7 +183,9 @@ class _Runner:
         if opts.reset:
             await trio.to_thread.run_sync(drop_schema, loader.conn, config.schema)
         starts = {c.id: c.start_block for c in config.chains}
-        await trio.to_thread.run_sync(create_schema, loader.conn, config.schema, list(self.handlers.entities), starts)
+        await trio.to_thread.run_sync(
+            create_schema, loader.conn, config.schema, list(self.handlers.entities), starts
+        )
         committed, progress = await trio.to_thread.run_sync(read_state, loader.conn, config.schema)
         store.reset_frontiers(committed)
         for table in store.tables.values():
@@ -186,7 +203,9 @@ class _Runner:
             metrics=self.metrics,
             logger=logger,
         )
-        self.writer = Writer(store, writer_session, metrics=self.metrics, fault=opts.fault, pre_write=opts.pre_write)
+        self.writer = Writer(
+            store, writer_session, metrics=self.metrics, fault=opts.fault, pre_write=opts.pre_write
+        )
         for chain_id, (block, _events) in progress.items():
             self.writer.committed_blocks[chain_id] = block
         send, receive = open_batch_channel()
@@ -198,7 +217,12 @@ class _Runner:
                 for chain in config.chains:
                     first = progress[chain.id][0] + 1 if chain.id in progress else chain.start_block
                     aux.start_soon(
-                        feed_chain, chain, first, routes[chain.id], ranges_send.clone(), opts.chunk_logs
+                        feed_chain,
+                        chain,
+                        first,
+                        routes[chain.id],
+                        ranges_send.clone(),
+                        opts.chunk_logs,
                     )
                 ranges_send.close()
                 if opts.handle_signals:
@@ -226,13 +250,17 @@ class _Runner:
                 raise error
         return self._summary(url)
 
-    async def _serve_writer(self, receive: trio.MemoryReceiveChannel[Batch], done: trio.Event) -> None:
+    async def _serve_writer(
+        self, receive: trio.MemoryReceiveChannel[Batch], done: trio.Event
+    ) -> None:
         try:
             await self.writer.serve(receive)
         finally:
             done.set()
 
-    async def _loop(self, ranges: trio.MemoryReceiveChannel[BlockRange], send: trio.MemorySendChannel[Batch]) -> None:
+    async def _loop(
+        self, ranges: trio.MemoryReceiveChannel[BlockRange], send: trio.MemorySendChannel[Batch]
+    ) -> None:
         store = self.store
         while not self.stop_requested:
             with trio.CancelScope() as idle:
@@ -301,7 +329,10 @@ class _Runner:
         with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
             async for signum in signals:
                 if not self.stop_requested:
-                    log.warning("%s received: finishing the current batch and flushing", signal.Signals(signum).name)
+                    log.warning(
+                        "%s received: finishing the current batch and flushing",
+                        signal.Signals(signum).name,
+                    )
                     self.stop_requested = True
                     if self._idle_scope is not None:
                         self._idle_scope.cancel()
@@ -326,7 +357,14 @@ class _Runner:
         for c in self.config.chains:
             block, total = self.processor.progress.get(c.id, (c.start_block - 1, 0))
             chains.append(
-                ChainStatus(c.id, c.start_block, c.end_block, block, self.writer.committed_blocks.get(c.id, c.start_block - 1), total)
+                ChainStatus(
+                    c.id,
+                    c.start_block,
+                    c.end_block,
+                    block,
+                    self.writer.committed_blocks.get(c.id, c.start_block - 1),
+                    total,
+                )
             )
         return RunStatus(
             elapsed=now - self.started,
@@ -356,7 +394,9 @@ class _Runner:
         )
 
 
-async def run_project(config: ProjectConfig, handlers: HandlerSet, options: RunOptions | None = None) -> RunSummary:
+async def run_project(
+    config: ProjectConfig, handlers: HandlerSet, options: RunOptions | None = None
+) -> RunSummary:
     """Index ``config``'s chains with ``handlers`` until every chain reaches its end.
 
     Resumes after the last committed checkpoint of a previous run on the
@@ -366,4 +406,3 @@ async def run_project(config: ProjectConfig, handlers: HandlerSet, options: RunO
     options = options or RunOptions()
     url = await trio.to_thread.run_sync(resolve_database, config, options.database_url)
     return await _Runner(config, handlers, options).run(url)
-

@@ -109,13 +109,17 @@ def _unwrap(hint: Any, where: str) -> tuple[type, bool, bool]:
         nullable, hint = True, args[0]
     if hint not in _PG_TYPES:
         allowed = ", ".join(t.__name__ for t in _PG_TYPES)
-        raise ConfigError(f"{where}: unsupported field type {hint!r}; use one of {allowed} (optionally `| None`).")
+        raise ConfigError(
+            f"{where}: unsupported field type {hint!r}; use one of {allowed} (optionally `| None`)."
+        )
     return hint, nullable, indexed
 
 
 @dataclass_transform(frozen_default=True, kw_only_default=False)
 class _EntityMeta(type):
-    def __new__(mcs, name: str, bases: tuple[type, ...], ns: dict[str, Any], **kw: Any) -> _EntityMeta:
+    def __new__(
+        mcs, name: str, bases: tuple[type, ...], ns: dict[str, Any], **kw: Any
+    ) -> _EntityMeta:
         if not any(isinstance(b, _EntityMeta) for b in bases):
             return super().__new__(mcs, name, bases, ns, **kw)
         if any(getattr(b, "__indexer_spec__", None) is not None for b in bases):
@@ -129,26 +133,45 @@ class _EntityMeta(type):
             # base classes' annotations are not fields.
             holder = types.SimpleNamespace(__annotations__=annotations)
             module = sys.modules.get(cls.__module__)
-            hints = typing.get_type_hints(holder, globalns=vars(module) if module else {}, include_extras=True)
+            hints = typing.get_type_hints(
+                holder, globalns=vars(module) if module else {}, include_extras=True
+            )
         except Exception as exc:
-            raise ConfigError(f"entity {name} ({cls.__module__}): cannot resolve its field annotations: {exc}") from exc
+            raise ConfigError(
+                f"entity {name} ({cls.__module__}): cannot resolve its field annotations: {exc}"
+            ) from exc
         fields: list[FieldSpec] = []
-        for pos, fname in enumerate(k for k in annotations if k in hints and typing.get_origin(hints[k]) is not ClassVar):
+        for pos, fname in enumerate(
+            k for k in annotations if k in hints and typing.get_origin(hints[k]) is not ClassVar
+        ):
             where = f"entity {name}, field {fname!r}"
-            if not _NAME_RE.match(fname) or fname.startswith("_") or fname in _RESERVED or len(fname.encode()) > 63:
-                raise ConfigError(f"{where}: field names must be identifiers without a leading underscore, at most 63 bytes, and not one of {sorted(_RESERVED)}.")
+            if (
+                not _NAME_RE.match(fname)
+                or fname.startswith("_")
+                or fname in _RESERVED
+                or len(fname.encode()) > 63
+            ):
+                raise ConfigError(
+                    f"{where}: field names must be identifiers without a leading underscore, at most 63 bytes, and not one of {sorted(_RESERVED)}."
+                )
             py_type, nullable, indexed = _unwrap(hints[fname], where)
             has_default = fname in defaults
-            fields.append(FieldSpec(fname, pos, py_type, nullable, indexed, has_default, defaults.get(fname)))
+            fields.append(
+                FieldSpec(fname, pos, py_type, nullable, indexed, has_default, defaults.get(fname))
+            )
         id_field = next((f for f in fields if f.name == "id"), None)
         if id_field is None or id_field.py_type is not str or id_field.nullable:
-            raise ConfigError(f"entity {name} ({cls.__module__}): every entity needs an `id: str` field (its primary key).")
+            raise ConfigError(
+                f"entity {name} ({cls.__module__}): every entity needs an `id: str` field (its primary key)."
+            )
         seen_default = False
         for f in fields:
             if f.has_default:
                 seen_default = True
             elif seen_default:
-                raise ConfigError(f"entity {name}: field {f.name!r} without a default follows a field with one.")
+                raise ConfigError(
+                    f"entity {name}: field {f.name!r} without a default follows a field with one."
+                )
         table = getattr(cls, "__table__", None) or _snake_case(name)
         spec = EntitySpec(typing.cast("type[Entity]", cls), table, tuple(fields))
         cls.__indexer_spec__ = spec  # type: ignore[attr-defined]
@@ -156,7 +179,7 @@ class _EntityMeta(type):
             setattr(cls, f.name, _tuplegetter(f.position, f"{f.pg_type} field {f.name!r}"))
         cls.__new__ = _make_new(spec)  # type: ignore[method-assign]
         cls.__indexer_check__ = staticmethod(_make_check(spec))  # type: ignore[attr-defined]
-        cls.__match_args__ = tuple(f.name for f in fields)  # type: ignore[attr-defined]
+        setattr(cls, "__match_args__", tuple(f.name for f in fields))  # noqa: B010
         return cls
 
 
@@ -252,7 +275,7 @@ class Entity(tuple[Any, ...], metaclass=_EntityMeta):
         return f"{type(self).__name__}({inner})"
 
     def __eq__(self, other: object) -> bool:
-        return type(self) is type(other) and tuple.__eq__(self, other)  # type: ignore[arg-type]
+        return type(self) is type(other) and tuple.__eq__(self, typing.cast(tuple[Any, ...], other))
 
     def __ne__(self, other: object) -> bool:
         return not self.__eq__(other)

@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from typing import TYPE_CHECKING
 
 from ._entity import Entity, EntitySpec, entity_spec
 from ._table import EntityTable, TableChanges
 
+if TYPE_CHECKING:
+    from collections.abc import Iterable
+from typing import Any, TypeVar, cast
+
 __all__ = ["Store"]
+
+E = TypeVar("E", bound=Entity)
 
 
 class Store:
@@ -26,14 +32,14 @@ class Store:
     """
 
     def __init__(self, specs: Iterable[EntitySpec], *, target: int) -> None:
-        self.tables: dict[type[Entity], EntityTable] = {s.cls: EntityTable(s) for s in specs}
+        self.tables: dict[type[Entity], EntityTable[Any]] = {s.cls: EntityTable(s) for s in specs}
         self.target = max(1, target)
         self.processed = 0
         self.committed = 0
 
-    def table(self, cls: type[Entity]) -> EntityTable:
+    def table(self, cls: type[E]) -> EntityTable[E]:
         try:
-            return self.tables[cls]
+            return cast("EntityTable[E]", self.tables[cls])
         except KeyError:
             spec = entity_spec(cls)  # raises TypeError for non-entities
             raise KeyError(
@@ -90,7 +96,12 @@ class Store:
         self.committed = upto
 
     def statistics(self) -> dict[str, int]:
-        stats = {"processed": self.processed, "committed": self.committed, "size": self.size(), "target": self.target}
+        stats = {
+            "processed": self.processed,
+            "committed": self.committed,
+            "size": self.size(),
+            "target": self.target,
+        }
         for t in self.tables.values():
             for k, v in t.statistics().items():
                 stats[k] = stats.get(k, 0) + v

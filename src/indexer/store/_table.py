@@ -17,13 +17,17 @@ State per id, in three dicts so the hot path is one or two dict operations:
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final, Generic, TypeVar
 
-from ._entity import Entity, EntitySpec
+if TYPE_CHECKING:
+    from collections.abc import Iterable, Iterator
+
+    from ._entity import Entity, EntitySpec
 
 __all__ = ["MISSING", "EntityTable", "TableChanges"]
+
+E = TypeVar("E", bound="Entity")
 
 
 class _Missing:
@@ -52,11 +56,10 @@ class TableChanges:
         return len(self.upserts) + len(self.deletes)
 
 
-class EntityTable:
+class EntityTable(Generic[E]):
     """In-memory state of one entity type.  Synchronous and I/O free."""
 
     __slots__ = (
-        "id_pos",
         "_index",
         "_index_complete",
         "_indexed",
@@ -64,6 +67,7 @@ class EntityTable:
         "complete",
         "cps",
         "evictions",
+        "id_pos",
         "prev",
         "spec",
         "values",
@@ -71,16 +75,18 @@ class EntityTable:
 
     def __init__(self, spec: EntitySpec) -> None:
         self.spec = spec
-        self.values: dict[str, Entity | None] = {}
+        self.values: dict[str, E | None] = {}
         self.cps: dict[str, int] = {}
-        self.prev: dict[str, list[tuple[int, Entity | None]]] = {}
+        self.prev: dict[str, list[tuple[int, E | None]]] = {}
         self._prev_count = 0
         # True while every row the database holds for this table is also in
         # `values`: then a miss means "absent" without asking the database.
         self.complete = False
         self.evictions = 0
         self.id_pos = spec.field("id").position
-        self._indexed: tuple[tuple[str, int], ...] = tuple((f.name, f.position) for f in spec.indexed)
+        self._indexed: tuple[tuple[str, int], ...] = tuple(
+            (f.name, f.position) for f in spec.indexed
+        )
         # field -> value -> ids of in-memory entities with that value.
         self._index: dict[str, dict[Any, set[str]]] = {name: {} for name, _ in self._indexed}
         # field -> values whose id set above is known to equal the database's
@@ -89,7 +95,7 @@ class EntityTable:
 
     # -- reads ---------------------------------------------------------------
 
-    def get(self, id: str) -> Entity | None | Any:
+    def get(self, id: str) -> E | Any | None:
         """Value of ``id``, ``None`` if absent, or ``MISSING`` if unknown."""
         values = self.values
         value = values.pop(id, MISSING)
@@ -98,7 +104,7 @@ class EntityTable:
         values[id] = value  # move to the recent end
         return value
 
-    def find_cached(self, field: str, value: Any) -> list[Entity] | None:
+    def find_cached(self, field: str, value: Any) -> list[E] | None:
         """Entities with ``field == value`` if memory knows the full answer, else None."""
         if value not in self._index_complete[field]:
             return None
@@ -108,7 +114,7 @@ class EntityTable:
 
     # -- writes --------------------------------------------------------------
 
-    def set(self, id: str, entity: Entity | None, cp: int) -> None:
+    def set(self, id: str, entity: E | None, cp: int) -> None:
         """Record the processed value of ``id`` at checkpoint ``cp`` (None deletes)."""
         values = self.values
         old = values.pop(id, None)
@@ -127,7 +133,7 @@ class EntityTable:
         if self._indexed:
             self._reindex(id, old, entity)
 
-    def _reindex(self, id: str, old: Entity | None, new: Entity | None) -> None:
+    def _reindex(self, id: str, old: E | None, new: E | None) -> None:
         for name, pos in self._indexed:
             old_v = old[pos] if old is not None else MISSING
             new_v = new[pos] if new is not None else MISSING
@@ -143,7 +149,7 @@ class EntityTable:
             if new_v is not MISSING:
                 by_value.setdefault(new_v, set()).add(id)
 
-    def load(self, ids: Iterable[str], rows: Iterable[Entity]) -> None:
+    def load(self, ids: Iterable[str], rows: Iterable[E]) -> None:
         """Merge rows read from the database for ``ids``; ids without a row are absent.
 
         Memory wins: an id already held (possibly with an unwritten change) is
@@ -160,7 +166,7 @@ class EntityTable:
             if id not in values:
                 values[id] = None
 
-    def load_find(self, field: str, value: Any, rows: Iterable[Entity]) -> list[Entity]:
+    def load_find(self, field: str, value: Any, rows: Iterable[E]) -> list[E]:
         """Merge the database's answer to ``field == value`` and mark it complete."""
         self.load((), rows)
         self._index_complete[field].add(value)
