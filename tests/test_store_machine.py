@@ -78,6 +78,7 @@ class StoreMachine(RuleBasedStateMachine):
         self.batch_end = 0  # last checkpoint of the last ended batch
         self.in_flight: Write | None = None
         self.history_seen: set[tuple[str, int]] = set()
+        self.changes: set[tuple[str, int]] = set()  # every (id, checkpoint) changed
         self._new_store(committed=0)
 
     def teardown(self) -> None:
@@ -126,6 +127,7 @@ class StoreMachine(RuleBasedStateMachine):
             new_n = (old.n if old is not None else 0) + n
             self.table.set(id, Item(id=id, group=group, n=new_n), self.cp)
             self.model[id] = (group, new_n)
+        self.changes.add((id, self.cp))
         self._advance()
         if end == 0:
             self.end_batch()
@@ -168,11 +170,14 @@ class StoreMachine(RuleBasedStateMachine):
         ]
         self.in_flight = Write(upto, tables, {1: ChainProgress(1, 0, upto, upto)}, checkpoints)
         if history:
-            for t in tables:
-                for id, cp, _v in t.history:
-                    assert (id, cp) not in self.history_seen, "history row written twice"
-                    assert self.store.committed < cp <= upto
-                    self.history_seen.add((id, cp))
+            rows = [(id, cp) for t in tables for id, cp, _v in t.history]
+            assert len(rows) == len(set(rows)), "history row written twice"
+            assert not set(rows) & self.history_seen, "history row written twice"
+            # Exactly one history row per change in the range: none lost
+            # (the prior art truncated history of entities changed again).
+            want = {(i, c) for i, c in self.changes if self.store.committed < c <= upto}
+            assert set(rows) == want
+            self.history_seen.update(rows)
 
     @precondition(lambda self: self.in_flight is not None)
     @rule(fail_at=st.sampled_from([None] * 6 + ["entities", "progress", "commit"]))
@@ -208,6 +213,7 @@ class StoreMachine(RuleBasedStateMachine):
         committed, chains = read_state(self.session.conn, self.schema_name)
         assert committed == (chains[1][0] if chains else 0)
         self.history_seen = {(i, c) for i, c in self.history_seen if c <= committed}
+        self.changes = {(i, c) for i, c in self.changes if c <= committed}
         self._new_store(committed)
         self.table.complete = False
         self.check_database()

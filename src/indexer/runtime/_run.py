@@ -140,6 +140,10 @@ class RunSummary:
     load_seconds: float
     stopped: bool
     database_url: str
+    # Largest store size seen between batches (after the capacity rule ran).
+    peak_in_memory: int = 0
+    # Committed entries dropped by the capacity rule.
+    evictions: int = 0
 
 
 def resolve_database(config: ProjectConfig, override: str | None) -> str:
@@ -162,6 +166,7 @@ class _Runner:
         self._pending: Batch | None = None
         self._sent_upto = 0
         self.stalled = 0.0
+        self.peak_in_memory = 0
         self.started = time.perf_counter()
         self._rate_window: tuple[float, int] = (self.started, 0)
 
@@ -278,7 +283,9 @@ class _Runner:
             if self.options.sync_writes:
                 await self._wait_committed(batch.upto, send)
             await self._make_room(send)
-            self.metrics.entities.set(store.size())
+            size = store.size()
+            self.peak_in_memory = max(self.peak_in_memory, size)
+            self.metrics.entities.set(size)
 
     def _hand_over(self, batch: Batch, send: trio.MemorySendChannel[Batch]) -> None:
         self._pending = batch if self._pending is None else self._pending.merge(batch)
@@ -290,13 +297,13 @@ class _Runner:
         self._pending = None
 
     async def _wait_committed(self, upto: int, send: trio.MemorySendChannel[Batch]) -> None:
-        started = time.perf_counter()
+        started = trio.current_time()
         while self.store.committed < upto:
             if self._pending is not None:
                 await send.send(self._pending)
                 self._sent_upto, self._pending = self._pending.upto, None
             await self.writer.wait_commit()
-        self.stalled += time.perf_counter() - started
+        self.stalled += trio.current_time() - started
 
     async def _make_room(self, send: trio.MemorySendChannel[Batch]) -> None:
         """The capacity rule, run between batches.
@@ -314,14 +321,15 @@ class _Runner:
             if self._pending is None and self._sent_upto <= store.committed:
                 break
             if started is None:
-                started = time.perf_counter()
+                started = trio.current_time()
             if self._pending is not None:
                 await send.send(self._pending)
                 self._sent_upto, self._pending = self._pending.upto, None
             await self.writer.wait_commit()
             store.evict_committed()
         if started is not None:
-            waited = time.perf_counter() - started
+            # Trio's clock, so that tests under MockClock see virtual seconds.
+            waited = trio.current_time() - started
             self.stalled += waited
             self.metrics.stalled_seconds.inc(waited)
 
@@ -391,6 +399,8 @@ class _Runner:
             load_seconds=p.load_seconds,
             stopped=self.stop_requested,
             database_url=url,
+            peak_in_memory=self.peak_in_memory,
+            evictions=self.store.statistics().get("evictions", 0),
         )
 
 

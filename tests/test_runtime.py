@@ -1,0 +1,266 @@
+"""Whole runs of a project (the example's handlers on real mainnet logs) against PostgreSQL."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import psycopg
+import pytest
+import trio
+import trio.testing
+from psycopg import sql
+
+from indexer import HandlerError, RunOptions, RunSummary, load_config, load_handlers, run_project
+from indexer.persist import read_state
+
+from ._projects import FIRST_BLOCK, LAST_BLOCK, expected_balances, make_project, table_rows
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    from indexer.persist import Write
+
+
+async def run(project: Path, url: str, **options: Any) -> RunSummary:
+    config = load_config(project)
+    handlers = load_handlers(config)
+    opts = RunOptions(database_url=url, handle_signals=False, **options)
+    return await run_project(config, handlers, opts)
+
+
+def committed_block(url: str, schema: str) -> int:
+    with psycopg.connect(url) as conn:
+        _cp, chains = read_state(conn, schema)  # type: ignore[arg-type]
+    return chains[1][0] if chains else FIRST_BLOCK - 1
+
+
+async def test_example_matches_independent_computation(
+    tmp_path: Path, database_url: str, schema: str
+) -> None:
+    project = make_project(tmp_path, schema)
+    summary = await run(project, database_url, chunk_logs=500)
+    want = expected_balances()
+    assert summary.events == sum(n for _b, n in want.values()) // 2 == 7430
+    assert summary.skipped == {(1, "ERC20.Transfer"): 370}
+    assert summary.chains == {1: (LAST_BLOCK, 7430)}
+    assert table_rows(database_url, schema) == want
+    with psycopg.connect(database_url) as conn:
+        rows = conn.execute(
+            sql.SQL(
+                "SELECT id, block_number, events FROM {}._indexer_checkpoints ORDER BY id"
+            ).format(sql.Identifier(schema))
+        ).fetchall()
+    # Every processed block with events has exactly one checkpoint, in order
+    # (the prior art's overwritten pending write lost some).
+    assert [r[0] for r in rows] == list(range(1, len(rows) + 1))
+    assert [r[1] for r in rows] == sorted({r[1] for r in rows})
+    assert sum(r[2] for r in rows) == 7430
+
+
+async def test_second_run_resumes_and_does_nothing(
+    tmp_path: Path, database_url: str, schema: str
+) -> None:
+    project = make_project(tmp_path, schema)
+    await run(project, database_url)
+    again = await run(project, database_url)
+    assert again.events == 0
+    assert again.chains == {1: (LAST_BLOCK, 7430)}
+    assert table_rows(database_url, schema) == expected_balances()
+
+
+async def test_partial_run_then_extend_end_block(
+    tmp_path: Path, database_url: str, schema: str
+) -> None:
+    middle = FIRST_BLOCK + 20
+    project = make_project(tmp_path, schema, end_block=middle)
+    await run(project, database_url, chunk_logs=300)
+    assert table_rows(database_url, schema) == expected_balances(middle)
+    (project / "indexer.yaml").write_text(
+        (project / "indexer.yaml").read_text().replace(str(middle), str(LAST_BLOCK))
+    )
+    await run(project, database_url, chunk_logs=300)
+    assert table_rows(database_url, schema) == expected_balances()
+
+
+async def test_write_failure_keeps_last_commit_and_resume_matches(
+    tmp_path: Path, database_url: str, schema: str
+) -> None:
+    project = make_project(tmp_path, schema)
+    commits = 0
+
+    def fault(step: str) -> None:
+        nonlocal commits
+        if step == "commit":
+            commits += 1
+            if commits == 4:
+                raise RuntimeError("connection lost (simulated)")
+
+    with pytest.RaisesGroup(
+        pytest.RaisesExc(RuntimeError, match="simulated"), flatten_subgroups=True
+    ):
+        await run(project, database_url, chunk_logs=300, sync_writes=True, fault=fault)
+    block = committed_block(database_url, schema)
+    assert FIRST_BLOCK < block < LAST_BLOCK
+    # The database holds exactly the state at its committed block.
+    assert table_rows(database_url, schema) == expected_balances(block)
+    await run(project, database_url, chunk_logs=300)
+    assert table_rows(database_url, schema) == expected_balances()
+
+
+async def test_capacity_waits_for_slow_writer_and_bounds_memory(
+    autojump_clock: trio.testing.MockClock, tmp_path: Path, database_url: str, schema: str
+) -> None:
+    project = make_project(tmp_path, schema)
+
+    async def slow(write: Write) -> None:
+        await trio.sleep(2)
+
+    target = 600
+    summary = await run(project, database_url, target=target, chunk_logs=100, pre_write=slow)
+    assert summary.stalled_seconds > 0  # the loop did wait for the writer...
+    assert summary.peak_in_memory <= target + 2 * 100  # ...so memory stayed near the target
+    assert table_rows(database_url, schema) == expected_balances()
+
+
+async def test_no_deadlock_when_a_batch_alone_exceeds_the_target(
+    tmp_path: Path, database_url: str, schema: str
+) -> None:
+    project = make_project(tmp_path, schema)
+    with trio.fail_after(120):
+        summary = await run(project, database_url, target=1, chunk_logs=5000)
+    assert summary.events == 7430
+    assert table_rows(database_url, schema) == expected_balances()
+
+
+async def test_sync_writes_give_the_same_tables(
+    tmp_path: Path, database_url: str, schema: str
+) -> None:
+    project = make_project(tmp_path, schema)
+    summary = await run(project, database_url, sync_writes=True, chunk_logs=1000)
+    assert summary.writes >= 7
+    assert table_rows(database_url, schema) == expected_balances()
+
+
+FAILING = """
+from typing import Annotated
+from indexer import Context, Entity, Event, Index, on
+
+class Account(Entity):
+    id: str
+    token: Annotated[str, Index]
+    holder: str
+    balance: int = 0
+    transfers: int = 0
+
+@on("ERC20", "Transfer")
+async def transfer(event: Event, ctx: Context) -> None:
+    if event.block_number == BAD_BLOCK and event.log_index == BAD_LOG:
+        raise ValueError("boom")
+    value = event.params["value"]
+    for holder, delta in ((event.params["from"], -value), (event.params["to"], value)):
+        key = f"{event.address}-{holder}"
+        old = await ctx.get(Account, key)
+        if old is None:
+            ctx.set(Account(id=key, token=event.address, holder=holder, balance=delta, transfers=1))
+        else:
+            ctx.set(old.replace(balance=old.balance + delta, transfers=old.transfers + 1))
+"""
+
+
+async def test_handler_error_names_the_event_and_commits_nothing_of_its_batch(
+    tmp_path: Path, database_url: str, schema: str
+) -> None:
+    bad_block, bad_log = 18426290, 100
+    # Find a real Transfer at or after (bad_block, bad_log) to fail on.
+    import gzip
+    import json
+
+    from ._projects import LOGS, TRANSFER
+
+    with gzip.open(LOGS, "rt") as f:
+        for line in f:
+            log = json.loads(line)
+            b, i = int(log["blockNumber"], 16), int(log["logIndex"], 16)
+            if (
+                (b, i) >= (bad_block, bad_log)
+                and log["topics"][:1] == [TRANSFER]
+                and len(log["topics"]) == 3
+            ):
+                bad_block, bad_log, tx = b, i, log["transactionHash"]
+                break
+    source = FAILING.replace("BAD_BLOCK", str(bad_block)).replace("BAD_LOG", str(bad_log))
+    project = make_project(tmp_path, schema, handlers=source)
+    with pytest.RaisesGroup(
+        pytest.RaisesExc(HandlerError), flatten_subgroups=True, allow_unwrapped=True
+    ) as info:
+        await run(project, database_url, chunk_logs=200)
+    message = (
+        str(info.value.exceptions[0])
+        if isinstance(info.value, BaseExceptionGroup)
+        else str(info.value)
+    )
+    for part in (
+        f"block {bad_block}",
+        f"log index {bad_log}",
+        tx,
+        "transfer",
+        "handlers.py",
+        "ValueError: boom",
+    ):
+        assert part in message
+    block = committed_block(database_url, schema)
+    assert block < bad_block
+    assert table_rows(database_url, schema) == expected_balances(block)
+    (project / "handlers.py").write_text(source.replace("raise ValueError", "pass  #"))
+    await run(project, database_url, chunk_logs=200)
+    assert table_rows(database_url, schema) == expected_balances()
+
+
+FINDING = """
+from typing import Annotated
+from indexer import Context, Entity, Event, Index, on
+
+class Account(Entity):
+    id: str
+    token: Annotated[str, Index]
+    holder: str
+    balance: int = 0
+    transfers: int = 0
+
+class Token(Entity):
+    id: str
+    holders: int
+    nonzero: int
+
+@on("ERC20", "Transfer")
+async def transfer(event: Event, ctx: Context) -> None:
+    value = event.params["value"]
+    for holder, delta in ((event.params["from"], -value), (event.params["to"], value)):
+        key = f"{event.address}-{holder}"
+        old = await ctx.get(Account, key)
+        if old is None:
+            ctx.set(Account(id=key, token=event.address, holder=holder, balance=delta, transfers=1))
+        else:
+            ctx.set(old.replace(balance=old.balance + delta, transfers=old.transfers + 1))
+    accounts = await ctx.find(Account, token=event.address)
+    ctx.set(Token(id=event.address, holders=len(accounts), nonzero=sum(1 for a in accounts if a.balance)))
+"""
+
+
+@pytest.mark.parametrize("target", [100_000, 150])
+async def test_find_sees_database_plus_memory(
+    tmp_path: Path, database_url: str, schema: str, target: int
+) -> None:
+    project = make_project(tmp_path, schema, handlers=FINDING)
+    summary = await run(project, database_url, target=target, chunk_logs=150)
+    # The small target really drops committed entities (and complete indices),
+    # so later finds must merge reloaded rows with memory.
+    assert (summary.evictions > 0) == (target < 1000)
+    balances = expected_balances()
+    tokens: dict[str, tuple[int, int]] = {}
+    for key, (balance, _n) in balances.items():
+        token = key.split("-")[0]
+        holders, nonzero = tokens.get(token, (0, 0))
+        tokens[token] = (holders + 1, nonzero + (1 if balance else 0))
+    got = table_rows(database_url, schema, "SELECT id, holders, nonzero FROM {}.token")
+    assert got == tokens
