@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import psycopg
-from eth_abi import decode as abi_decode
+from eth_abi.abi import decode as abi_decode
 from psycopg import sql
 
 ROOT = Path(__file__).resolve().parent.parent

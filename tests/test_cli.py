@@ -87,7 +87,7 @@ SLOW = (
 
 def _committed(url: str, schema: str) -> int:
     with psycopg.connect(url) as conn:
-        _cp, chains = read_state(conn, schema)  # type: ignore[arg-type]
+        _cp, chains = read_state(conn, schema)
     return chains[1][0] if chains else FIRST_BLOCK - 1
 
 
