@@ -50,7 +50,7 @@ from typing import TYPE_CHECKING, Any
 # asyncio.get_running_loop(), and psycopg.waiting binds that name at import
 # time ("from asyncio import get_running_loop"); imported the other way round,
 # AsyncConnection.connect() fails with "RuntimeError: no running event loop".
-import trio_asyncio  # type: ignore[import-untyped]
+import trio_asyncio  # type: ignore[import-untyped, unused-ignore]
 
 # isort: split
 import psycopg
@@ -498,16 +498,25 @@ def main() -> None:
         "--no-idle", action="store_true", help="skip the runs without the processing task"
     )
     parser.add_argument(
+        "--switch-interval",
+        type=float,
+        default=None,
+        help="sys.setswitchinterval() value in seconds (default: leave CPython's 0.005)",
+    )
+    parser.add_argument(
         "--json", type=Path, default=RESULTS, help="results file (merged by config)"
     )
     args = parser.parse_args()
+    if args.switch_interval is not None:
+        sys.setswitchinterval(args.switch_interval)
 
     machine = machine_info(args.url)
     batches = make_batches(args.rows, args.writes)
     iterations = calibrate()
     print(
         f"{args.rows} rows x {args.writes} writes x {args.repeat} repeats; "
-        f"chunk = {iterations} dict updates (~{CHUNK_SECONDS * 1000:.0f} ms)",
+        f"chunk = {iterations} dict updates (~{CHUNK_SECONDS * 1000:.0f} ms); "
+        f"GIL switch interval {sys.getswitchinterval() * 1000:g} ms",
         flush=True,
     )
 
@@ -543,6 +552,10 @@ def main() -> None:
     print(table)
 
     key = f"rows={args.rows},writes={args.writes},repeat={args.repeat}"
+    if args.no_idle:
+        key += ",no-idle"
+    if args.switch_interval is not None:
+        key += f",switch-interval={args.switch_interval:g}"
     data: dict[str, Any] = {}
     if args.json.exists():
         try:
@@ -550,7 +563,13 @@ def main() -> None:
         except (OSError, ValueError):
             data = {}
     data.setdefault("runs", {})[key] = {
-        "args": {"rows": args.rows, "writes": args.writes, "repeat": args.repeat},
+        "args": {
+            "rows": args.rows,
+            "writes": args.writes,
+            "repeat": args.repeat,
+            "no_idle": args.no_idle,
+            "switch_interval": args.switch_interval,
+        },
         "machine": machine,
         "chunk_iterations": iterations,
         "summary": summary,

@@ -8,7 +8,7 @@ import sys
 import typing
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Final, TypeVar
+from typing import TYPE_CHECKING, Any, Final, NamedTuple, TypeVar
 
 from ._errors import ConfigError
 from .store import Entity, EntitySpec, entity_spec
@@ -23,64 +23,40 @@ if TYPE_CHECKING:
 __all__ = ["Event", "Handler", "HandlerSet", "load_handlers", "on"]
 
 
-class Event:
-    """One decoded log, as handlers receive it.
+class Event(NamedTuple):
+    """One decoded log, as handlers receive it (an immutable record).
 
     Attributes:
         params: decoded arguments by ABI name (uintN/intN -> int, address ->
-            lowercase 0x-hex str, bool, bytes/bytesN -> bytes, string -> str).
+            lowercase 0x-hex str, bool, bytes/bytesN -> bytes, string -> str,
+            arrays -> list, tuples -> tuple).
         contract: the contract name from indexer.yaml.
         name: the event name.
         address: emitting contract, lowercase 0x-hex.
-        chain_id, block_number, block_hash, block_timestamp,
-        transaction_hash, log_index: where the log comes from
-        (``block_hash``/``block_timestamp`` are None when the source lacks them).
+        chain_id, block_number, log_index, transaction_hash: where the log
+            comes from.
+        block_hash, block_timestamp: None when the source does not have them.
     """
 
-    __slots__ = (
-        "address",
-        "block_hash",
-        "block_number",
-        "block_timestamp",
-        "chain_id",
-        "contract",
-        "log_index",
-        "name",
-        "params",
-        "transaction_hash",
-    )
-    __module__ = "indexer"
-
-    def __init__(
-        self,
-        params: Mapping[str, Any],
-        *,
-        contract: str,
-        name: str,
-        address: str,
-        chain_id: int,
-        block_number: int,
-        log_index: int,
-        transaction_hash: str,
-        block_hash: str | None = None,
-        block_timestamp: int | None = None,
-    ) -> None:
-        self.params = params
-        self.contract = contract
-        self.name = name
-        self.address = address
-        self.chain_id = chain_id
-        self.block_number = block_number
-        self.log_index = log_index
-        self.transaction_hash = transaction_hash
-        self.block_hash = block_hash
-        self.block_timestamp = block_timestamp
+    params: Mapping[str, Any]
+    contract: str
+    name: str
+    address: str
+    chain_id: int
+    block_number: int
+    log_index: int
+    transaction_hash: str
+    block_hash: str | None = None
+    block_timestamp: int | None = None
 
     def __repr__(self) -> str:
         return (
             f"Event({self.contract}.{self.name} chain={self.chain_id} block={self.block_number} "
             f"log={self.log_index} params={dict(self.params)!r})"
         )
+
+
+Event.__module__ = "indexer"
 
 
 Handler = Callable[[Event, "Context"], Awaitable[None]]

@@ -155,7 +155,10 @@ def _call_report(report: Any, summary: RunSummary, schema: str) -> None:
     import psycopg
     from psycopg import sql
 
+    from ..persist import numeric_as_int
+
     with psycopg.connect(summary.database_url, autocommit=True) as conn:
+        numeric_as_int(conn)
         conn.execute(sql.SQL("SET search_path TO {}").format(sql.Identifier(schema)))
 
         def query(text: str, *params: Any) -> list[tuple[Any, ...]]:

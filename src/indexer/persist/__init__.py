@@ -4,6 +4,7 @@ from ._connection import Session as Session
 from ._connection import connect as connect
 from ._connection import load_by_field as load_by_field
 from ._connection import load_by_ids as load_by_ids
+from ._connection import numeric_as_int as numeric_as_int
 from ._connection import open_embedded as open_embedded
 from ._connection import table_has_rows as table_has_rows
 from ._schema import FRAMEWORK_PREFIX as FRAMEWORK_PREFIX
@@ -14,11 +15,13 @@ from ._write import ChainProgress as ChainProgress
 from ._write import CheckpointRow as CheckpointRow
 from ._write import Write as Write
 from ._write import execute_write as execute_write
+from ._writer import DEFAULT_MIN_INTERVAL as DEFAULT_MIN_INTERVAL
 from ._writer import Batch as Batch
 from ._writer import Writer as Writer
 from ._writer import open_batch_channel as open_batch_channel
 
 __all__ = [
+    "DEFAULT_MIN_INTERVAL",
     "FRAMEWORK_PREFIX",
     "Batch",
     "ChainProgress",
@@ -32,6 +35,7 @@ __all__ = [
     "execute_write",
     "load_by_field",
     "load_by_ids",
+    "numeric_as_int",
     "open_batch_channel",
     "open_embedded",
     "read_state",

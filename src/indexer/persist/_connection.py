@@ -26,7 +26,15 @@ if TYPE_CHECKING:
 
     from ..store import EntitySpec
 
-__all__ = ["Session", "connect", "load_by_field", "load_by_ids", "open_embedded", "table_has_rows"]
+__all__ = [
+    "Session",
+    "connect",
+    "load_by_field",
+    "load_by_ids",
+    "numeric_as_int",
+    "open_embedded",
+    "table_has_rows",
+]
 
 log = logging.getLogger("indexer.persist")
 
@@ -50,6 +58,11 @@ class Session:
         self.conn.close()
 
 
+def numeric_as_int(conn: psycopg.Connection[Any]) -> None:
+    """Load numeric columns as int (entity ints are numeric(78,0)), not Decimal."""
+    conn.adapters.register_loader("numeric", _NumericIntLoader)
+
+
 def connect(
     url: str, schema: str, *, application_name: str = "indexer", writer: bool = False
 ) -> Session:
@@ -68,7 +81,7 @@ def connect(
             f"cannot connect to PostgreSQL at {redact_url(url)}: {str(exc).strip()}. "
             f"Check the `database` key in indexer.yaml or INDEXER_DATABASE_URL."
         ) from None
-    conn.adapters.register_loader("numeric", _NumericIntLoader)
+    numeric_as_int(conn)
     if writer:
         conn.execute("SET synchronous_commit = off")
     return Session(conn, schema)
@@ -118,13 +131,14 @@ def load_by_ids(session: Session, spec: EntitySpec, ids: Sequence[str]) -> list[
 
 
 def load_by_field(session: Session, spec: EntitySpec, field_name: str, value: Any) -> list[Any]:
-    """Rows of ``spec``'s table with ``field_name = value``."""
-    cur = session.conn.execute(
-        sql.SQL("SELECT {} FROM {} WHERE {} = %s").format(
-            _columns(spec), table_ident(session.schema, spec.table), sql.Identifier(field_name)
-        ),
-        (value,),
-    )
+    """Rows of ``spec``'s table with ``field_name = value`` (``IS NULL`` for None, as in memory)."""
+    table, column = table_ident(session.schema, spec.table), sql.Identifier(field_name)
+    if value is None:
+        query = sql.SQL("SELECT {} FROM {} WHERE {} IS NULL").format(_columns(spec), table, column)
+        cur = session.conn.execute(query)
+    else:
+        query = sql.SQL("SELECT {} FROM {} WHERE {} = %s").format(_columns(spec), table, column)
+        cur = session.conn.execute(query, (value,))
     new = tuple.__new__
     cls = spec.cls
     return [new(cls, row) for row in cur]

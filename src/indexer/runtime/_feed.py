@@ -8,7 +8,7 @@ import trio
 
 from .._errors import ConfigError
 from ..sources import BlockRange
-from ..sources._file import LogFilter, last_block_in_file, read_log_file
+from ..sources._file import LogFilter, read_log_file
 
 if TYPE_CHECKING:
     from .._config import ChainConfig
@@ -49,11 +49,7 @@ async def feed_chain(
         if path is None:
             raise ConfigError(f"chain {chain.id}: only file sources are supported by this version.")
         end = chain.end_block
-        if end is None:
-            end = await trio.to_thread.run_sync(last_block_in_file, path)
-            if end is None:
-                return
-        if first_block > end:
+        if end is not None and first_block > end:
             return
         it = read_log_file(
             path,
@@ -70,6 +66,7 @@ async def feed_chain(
             last = chunk[-1].block_number
             await send.send(BlockRange(chain.id, done_through + 1, last, chunk))
             done_through = last
-        if done_through < end:
+        if end is not None and done_through < end:
             # Trailing blocks without matching logs still count as processed.
+            # (Without end_block the run ends at the file's last matching log.)
             await send.send(BlockRange(chain.id, done_through + 1, end, []))

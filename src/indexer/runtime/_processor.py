@@ -43,6 +43,7 @@ class Route:
 
     contract: str
     event: EventSpec
+    name: str
     addresses: frozenset[str] | None
     decode: Callable[[tuple[str, ...], str], dict[str, Any]]
     handlers: tuple[Handler, ...]
@@ -58,7 +59,7 @@ def build_routes(
             hs = handlers.get((contract.name, ev.name))
             if hs:
                 routes.setdefault(ev.topic0, []).append(
-                    Route(contract.name, ev, contract.addresses, ev.decoder(), hs)
+                    Route(contract.name, ev, ev.name, contract.addresses, ev.decoder(), hs)
                 )
     return routes
 
@@ -104,6 +105,7 @@ class Processor:
         routes = self.routes[chain_id]
         out: list[tuple[Event, tuple[Handler, ...], int]] = []
         append = out.append
+        new = tuple.__new__
         for raw in logs:
             topics = raw.topics
             if not topics:
@@ -111,8 +113,9 @@ class Processor:
             candidates = routes.get(topics[0])
             if candidates is None:
                 continue
+            address = raw.address
             for route in candidates:
-                if route.addresses is None or raw.address in route.addresses:
+                if route.addresses is None or address in route.addresses:
                     break
             else:
                 continue
@@ -122,30 +125,39 @@ class Processor:
                 if route.addresses is None:
                     # Wildcard: topic0 is shared across standards (an ERC721
                     # Transfer has the ERC20 topic0 but 4 topics): not ours.
-                    key = (chain_id, f"{route.contract}.{route.event.name}")
-                    self.skipped[key] = self.skipped.get(key, 0) + 1
-                    self.metrics.skipped.labels(str(chain_id), key[1]).inc()
+                    self._skip(chain_id, route)
                     continue
                 raise DecodeError(
                     f"chain {chain_id} block {raw.block_number} log {raw.log_index} (tx {raw.transaction_hash}, "
-                    f"address {raw.address}) does not decode as {route.contract}.{route.event.signature}: {exc}. "
+                    f"address {address}) does not decode as {route.contract}.{route.event.signature}: {exc}. "
                     f"The contract's addresses are listed explicitly in indexer.yaml, so this is treated as bad input; "
                     f"check the event signature/ABI for this contract."
                 ) from None
-            event = Event(
-                params,
-                contract=route.contract,
-                name=route.event.name,
-                address=raw.address,
-                chain_id=chain_id,
-                block_number=raw.block_number,
-                log_index=raw.log_index,
-                transaction_hash=raw.transaction_hash,
-                block_hash=raw.block_hash,
-                block_timestamp=raw.block_timestamp,
+            number = raw.block_number
+            # tuple.__new__ skips Event's keyword-handling constructor: this
+            # runs once per log.
+            event = new(
+                Event,
+                (
+                    params,
+                    route.contract,
+                    route.name,
+                    address,
+                    chain_id,
+                    number,
+                    raw.log_index,
+                    raw.transaction_hash,
+                    raw.block_hash,
+                    raw.block_timestamp,
+                ),
             )
-            append((event, route.handlers, raw.block_number))
+            append((event, route.handlers, number))
         return out
+
+    def _skip(self, chain_id: int, route: Route) -> None:
+        key = (chain_id, f"{route.contract}.{route.event.name}")
+        self.skipped[key] = self.skipped.get(key, 0) + 1
+        self.metrics.skipped.labels(str(chain_id), key[1]).inc()
 
     # -- the batch -----------------------------------------------------------
 
@@ -160,6 +172,7 @@ class Processor:
         block_events = 0
         cp = store.processed
         self._batch, self._pos, self._preloaded = items, 0, False
+        loads_before = self.load_seconds
         started = time.perf_counter()
         for pos, (event, handlers, number) in enumerate(items):
             if number != block:
@@ -187,7 +200,8 @@ class Processor:
         if block_events:
             checkpoints.append(CheckpointRow(cp, chain_id, block, block_hash, block_events))
         self._batch = ()
-        elapsed = time.perf_counter() - started
+        # Loads happen inside handler calls; count them once, as loads.
+        elapsed = time.perf_counter() - started - (self.load_seconds - loads_before)
         self.handler_seconds += elapsed
         self.metrics.handler_seconds.inc(elapsed)
         self.metrics.events.labels(str(chain_id)).inc(len(items))

@@ -17,6 +17,7 @@ batches completed before the failing one, then propagate.
 
 from __future__ import annotations
 
+import collections
 import logging
 import os
 import signal
@@ -29,6 +30,7 @@ import trio
 from .._errors import ConfigError, IndexerError
 from .._metrics import Metrics
 from ..persist import (
+    DEFAULT_MIN_INTERVAL,
     Batch,
     Session,
     Write,
@@ -97,6 +99,7 @@ class RunOptions:
     fault: Callable[[str], None] | None = None
     # Test hook: awaited by the writer before each transaction.
     pre_write: Callable[[Write], Awaitable[None]] | None = None
+    write_interval: float = DEFAULT_MIN_INTERVAL
     chunk_logs: int = 2000
     metrics: Metrics = field(default_factory=Metrics)
 
@@ -168,7 +171,10 @@ class _Runner:
         self.stalled = 0.0
         self.peak_in_memory = 0
         self.started = time.perf_counter()
-        self._rate_window: tuple[float, int] = (self.started, 0)
+        self._rate_samples: collections.deque[tuple[float, int]] = collections.deque(
+            [(self.started, 0)]
+        )
+        self.cancelled_by_signal = False
 
     async def run(self, url: str) -> RunSummary:
         config, _opts = self.config, self.options
@@ -209,7 +215,12 @@ class _Runner:
             logger=logger,
         )
         self.writer = Writer(
-            store, writer_session, metrics=self.metrics, fault=opts.fault, pre_write=opts.pre_write
+            store,
+            writer_session,
+            metrics=self.metrics,
+            fault=opts.fault,
+            pre_write=opts.pre_write,
+            min_interval=opts.write_interval,
         )
         for chain_id, (block, _events) in progress.items():
             self.writer.committed_blocks[chain_id] = block
@@ -253,6 +264,11 @@ class _Runner:
                 await writer_done.wait()
             if error is not None:
                 raise error
+        if self.cancelled_by_signal:
+            raise IndexerError(
+                "stopped by a second signal before the final flush finished: the last processed batches were "
+                "not written. The database holds the last committed checkpoint; `indexer run` resumes from it."
+            )
         return self._summary(url)
 
     async def _serve_writer(
@@ -299,6 +315,7 @@ class _Runner:
     async def _wait_committed(self, upto: int, send: trio.MemorySendChannel[Batch]) -> None:
         started = trio.current_time()
         while self.store.committed < upto:
+            self.writer.hurry()
             if self._pending is not None:
                 await send.send(self._pending)
                 self._sent_upto, self._pending = self._pending.upto, None
@@ -325,6 +342,7 @@ class _Runner:
             if self._pending is not None:
                 await send.send(self._pending)
                 self._sent_upto, self._pending = self._pending.upto, None
+            self.writer.hurry()
             await self.writer.wait_commit()
             store.evict_committed()
         if started is not None:
@@ -346,6 +364,7 @@ class _Runner:
                         self._idle_scope.cancel()
                 else:
                     log.warning("second stop request: cancelling (committed data stays consistent)")
+                    self.cancelled_by_signal = True
                     outer.cancel()
 
     async def _report(self) -> None:
@@ -356,11 +375,15 @@ class _Runner:
 
     def status(self) -> RunStatus:
         now = time.perf_counter()
-        t0, e0 = self._rate_window
         events = self.processor.events_total
+        # Rate over the last ~10 s of samples: events arrive a batch at a
+        # time, so a short window would flicker between 0 and bursts.
+        samples = self._rate_samples
+        samples.append((now, events))
+        while len(samples) > 2 and now - samples[1][0] > 10:
+            samples.popleft()
+        t0, e0 = samples[0]
         rate = (events - e0) / (now - t0) if now > t0 else 0.0
-        if now - t0 > 5:
-            self._rate_window = (now, events)
         chains = []
         for c in self.config.chains:
             block, total = self.processor.progress.get(c.id, (c.start_block - 1, 0))
@@ -414,5 +437,11 @@ async def run_project(
     user can fix; the database then holds the last committed checkpoint.
     """
     options = options or RunOptions()
+    for chain in config.chains:
+        if chain.source.file is None:
+            raise ConfigError(
+                f"{config.config_path}: chains[{config.chains.index(chain)}].source: JSON-RPC sources are not "
+                f"supported by this version yet; use a `file:` source."
+            )
     url = await trio.to_thread.run_sync(resolve_database, config, options.database_url)
     return await _Runner(config, handlers, options).run(url)

@@ -60,6 +60,7 @@ class EntityTable(Generic[E]):
     """In-memory state of one entity type.  Synchronous and I/O free."""
 
     __slots__ = (
+        "_active",
         "_index",
         "_index_complete",
         "_indexed",
@@ -87,7 +88,12 @@ class EntityTable(Generic[E]):
         self._indexed: tuple[tuple[str, int], ...] = tuple(
             (f.name, f.position) for f in spec.indexed
         )
-        # field -> value -> ids of in-memory entities with that value.
+        # Index fields that ctx.find has used.  Only those are maintained:
+        # most handlers never call find, and keeping a reverse map of every
+        # entity would cost them on every set.
+        self._active: tuple[tuple[str, int], ...] = ()
+        # field -> value -> ids of in-memory entities with that value
+        # (active fields only).
         self._index: dict[str, dict[Any, set[str]]] = {name: {} for name, _ in self._indexed}
         # field -> values whose id set above is known to equal the database's
         # answer overlaid with memory.  Evicting any member drops the mark.
@@ -104,9 +110,19 @@ class EntityTable(Generic[E]):
         values[id] = value  # move to the recent end
         return value
 
+    def _activate(self, field: str) -> None:
+        pos = self.spec.field(field).position
+        by_value = self._index[field]
+        for id, entity in self.values.items():
+            if entity is not None:
+                by_value.setdefault(entity[pos], set()).add(id)
+        self._active = (*self._active, (field, pos))
+
     def find_cached(self, field: str, value: Any) -> list[E] | None:
         """Entities with ``field == value`` if memory knows the full answer, else None."""
         if value not in self._index_complete[field]:
+            if not any(name == field for name, _ in self._active):
+                self._activate(field)
             return None
         ids = self._index[field].get(value, ())
         values = self.values
@@ -130,14 +146,21 @@ class EntityTable(Generic[E]):
             self._prev_count += 1
         values[id] = entity
         self.cps[id] = cp
-        if self._indexed:
-            self._reindex(id, old, entity)
+        active = self._active
+        if active:
+            if old is None or entity is None:
+                self._reindex(id, old, entity)
+            else:
+                for _name, pos in active:
+                    if old[pos] != entity[pos]:
+                        self._reindex(id, old, entity)
+                        break
 
     def _reindex(self, id: str, old: E | None, new: E | None) -> None:
-        for name, pos in self._indexed:
+        for name, pos in self._active:
             old_v = old[pos] if old is not None else MISSING
             new_v = new[pos] if new is not None else MISSING
-            if old_v == new_v and type(old_v) is type(new_v):
+            if old_v == new_v:
                 continue
             by_value = self._index[name]
             if old_v is not MISSING:
@@ -160,7 +183,7 @@ class EntityTable(Generic[E]):
             id = row[id_pos]
             if id not in values:
                 values[id] = row
-                if self._indexed:
+                if self._active:
                     self._reindex(id, None, row)
         for id in ids:
             if id not in values:
@@ -168,6 +191,8 @@ class EntityTable(Generic[E]):
 
     def load_find(self, field: str, value: Any, rows: Iterable[E]) -> list[E]:
         """Merge the database's answer to ``field == value`` and mark it complete."""
+        if not any(name == field for name, _ in self._active):
+            self._activate(field)
         self.load((), rows)
         self._index_complete[field].add(value)
         result = self.find_cached(field, value)
@@ -197,8 +222,8 @@ class EntityTable(Generic[E]):
         values = self.values
         for id in victims:
             old = values.pop(id)
-            if self._indexed and old is not None:
-                for name, pos in self._indexed:
+            if self._active and old is not None:
+                for name, pos in self._active:
                     # An index entry that lost a member no longer equals the
                     # database's answer: forget that it was complete.
                     v = old[pos]
