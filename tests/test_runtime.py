@@ -10,7 +10,16 @@ import trio
 import trio.testing
 from psycopg import sql
 
-from indexer import HandlerError, RunOptions, RunSummary, load_config, load_handlers, run_project
+from indexer import (
+    DecodeError,
+    HandlerError,
+    RunOptions,
+    RunSummary,
+    SchemaMismatchError,
+    load_config,
+    load_handlers,
+    run_project,
+)
 from indexer.persist import read_state
 
 from ._projects import FIRST_BLOCK, LAST_BLOCK, expected_balances, make_project, table_rows
@@ -264,3 +273,69 @@ async def test_find_sees_database_plus_memory(
         tokens[token] = (holders + 1, nonzero + (1 if balance else 0))
     got = table_rows(database_url, schema, "SELECT id, holders, nonzero FROM {}.token")
     assert got == tokens
+
+
+async def test_explicit_address_contract_rejects_a_log_that_does_not_fit(
+    tmp_path: Path, database_url: str, schema: str
+) -> None:
+    # 0xb367...dad3 emits ERC721 Transfers (4 topics, no data); listed explicitly
+    # as an ERC20 it is bad input, not something to skip.
+    project = make_project(tmp_path, schema)
+    config = (project / "indexer.yaml").read_text()
+    config = config.replace(
+        "      - name: ERC20\n",
+        '      - name: ERC20\n        addresses: ["0xb367b1a74c409fc148fb21753b130b65b794dad3"]\n',
+    )
+    (project / "indexer.yaml").write_text(config)
+    with pytest.RaisesGroup(
+        pytest.RaisesExc(DecodeError), flatten_subgroups=True, allow_unwrapped=True
+    ) as info:
+        await run(project, database_url)
+    error = info.value.exceptions[0] if isinstance(info.value, BaseExceptionGroup) else info.value
+    assert "block 18426253 log 75" in str(error)
+    assert "ERC20.Transfer(address,address,uint256)" in str(error)
+    assert committed_block(database_url, schema) < FIRST_BLOCK
+
+
+async def test_reset_starts_over_and_schema_changes_are_refused(
+    tmp_path: Path, database_url: str, schema: str
+) -> None:
+    project = make_project(tmp_path, schema)
+    await run(project, database_url)
+    again = await run(project, database_url, reset=True)
+    assert again.events == 7430
+    assert table_rows(database_url, schema) == expected_balances()
+    handlers = (
+        (project / "handlers.py")
+        .read_text()
+        .replace(
+            "    transfers: int = 0\n", "    transfers: int = 0\n    note: str | None = None\n"
+        )
+    )
+    (project / "handlers.py").write_text(handlers)
+    with pytest.raises(SchemaMismatchError, match="--reset"):
+        await run(project, database_url)
+    assert table_rows(database_url, schema) == expected_balances()  # untouched
+
+
+async def test_metrics_count_what_happened(tmp_path: Path, database_url: str, schema: str) -> None:
+    from prometheus_client import generate_latest
+
+    from indexer._metrics import Metrics
+
+    project = make_project(tmp_path, schema)
+    metrics = Metrics()
+    summary = await run(project, database_url, metrics=metrics, chunk_logs=1000)
+    text = generate_latest(metrics.registry).decode()
+    assert 'indexer_events_processed_total{chain="1"} 7430.0' in text
+    assert 'indexer_logs_skipped_total{chain="1",event="ERC20.Transfer"} 370.0' in text
+    assert 'indexer_committed_block{chain="1"} 1.8426303e+07' in text
+    assert 'indexer_processed_block{chain="1"} 1.8426303e+07' in text
+    assert f"indexer_storage_write_seconds_count {float(summary.writes)}" in text
+    for name in (
+        "indexer_handler_seconds_total",
+        "indexer_load_seconds_total",
+        "indexer_in_memory_entities",
+        "indexer_processing_stalled_on_storage_write_seconds_total",
+    ):
+        assert name in text
