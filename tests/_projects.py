@@ -82,3 +82,10 @@ def table_rows(
     with psycopg.connect(url) as conn:
         rows = conn.execute(sql.SQL(query).format(sql.Identifier(schema))).fetchall()
     return {r[0]: tuple(int(x) for x in r[1:]) for r in rows}
+
+
+def leaf(exc: BaseException) -> BaseException:
+    """The first non-group exception inside (possibly nested) exception groups."""
+    while isinstance(exc, BaseExceptionGroup):
+        exc = exc.exceptions[0]
+    return exc

@@ -16,13 +16,14 @@ from indexer import (
     RunOptions,
     RunSummary,
     SchemaMismatchError,
+    SourceError,
     load_config,
     load_handlers,
     run_project,
 )
 from indexer.persist import read_state
 
-from ._projects import FIRST_BLOCK, LAST_BLOCK, expected_balances, make_project, table_rows
+from ._projects import FIRST_BLOCK, LAST_BLOCK, expected_balances, leaf, make_project, table_rows
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -291,7 +292,7 @@ async def test_explicit_address_contract_rejects_a_log_that_does_not_fit(
         pytest.RaisesExc(DecodeError), flatten_subgroups=True, allow_unwrapped=True
     ) as info:
         await run(project, database_url)
-    error = info.value.exceptions[0] if isinstance(info.value, BaseExceptionGroup) else info.value
+    error = leaf(info.value)
     assert "block 18426253 log 75" in str(error)
     assert "ERC20.Transfer(address,address,uint256)" in str(error)
     assert committed_block(database_url, schema) < FIRST_BLOCK
@@ -339,3 +340,30 @@ async def test_metrics_count_what_happened(tmp_path: Path, database_url: str, sc
         "indexer_processing_stalled_on_storage_write_seconds_total",
     ):
         assert name in text
+
+
+async def test_malformed_source_line_is_reported_and_nothing_after_it_stored(
+    tmp_path: Path, database_url: str, schema: str
+) -> None:
+    import gzip
+
+    from ._projects import LOGS, TRANSFER
+
+    lines = gzip.open(LOGS, "rt").read().splitlines()
+    # A Transfer line well inside the file (other lines are filtered unparsed).
+    broken_at = next(i for i in range(12000, len(lines)) if TRANSFER in lines[i])
+    lines[broken_at] = lines[broken_at][:-20]  # truncated JSON
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text("\n".join(lines) + "\n")
+    project = make_project(tmp_path, schema)
+    config = (project / "indexer.yaml").read_text().replace(str(LOGS), str(bad))
+    (project / "indexer.yaml").write_text(config)
+    with pytest.RaisesGroup(
+        pytest.RaisesExc(SourceError), flatten_subgroups=True, allow_unwrapped=True
+    ) as info:
+        await run(project, database_url, chunk_logs=200)
+    error = leaf(info.value)
+    assert f"line {broken_at + 1}" in str(error)
+    assert str(bad) in str(error)
+    block = committed_block(database_url, schema)
+    assert table_rows(database_url, schema) == expected_balances(block)

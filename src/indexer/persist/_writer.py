@@ -123,7 +123,7 @@ class Writer:
     ) -> None:
         """Write batches from ``receive`` until the channel is closed and drained."""
         task_status.started()
-        async with receive:
+        with receive:  # no checkpoint on close (see runtime/_feed.py)
             async for first in receive:
                 batch = await self._coalesce(first, receive)
                 await self.write(batch)

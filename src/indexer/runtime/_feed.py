@@ -4,13 +4,15 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-import trio
-
 from .._errors import ConfigError
 from ..sources import BlockRange
-from ..sources._file import LogFilter, read_log_file
+from ..sources._file import LogFilter
+from ..sources._log import BLOCK_NUMBER
+from ..sources._process import open_file_reader
 
 if TYPE_CHECKING:
+    import trio
+
     from .._config import ChainConfig
     from ._processor import Route
 
@@ -40,32 +42,32 @@ async def feed_chain(
 ) -> None:
     """Send ``chain``'s block ranges from ``first_block`` to its end, in order.
 
-    The file is read and parsed in a worker thread, one chunk at a time; the
-    channel's small buffer keeps reading at most a couple of chunks ahead of
-    processing, so memory does not grow with the file.
+    The file is read and parsed in a child process (see
+    ``sources/_process.py``), one chunk at a time; the channel's small buffer
+    keeps reading at most a couple of chunks ahead of processing, so memory
+    does not grow with the file.
     """
-    async with send:
+    # `with`, not `async with`: aclose() would checkpoint while an error
+    # propagates, where a cancellation could replace (and lose) the error.
+    with send:
         path = chain.source.file
         if path is None:
             raise ConfigError(f"chain {chain.id}: only file sources are supported by this version.")
         end = chain.end_block
         if end is not None and first_block > end:
             return
-        it = read_log_file(
+        done_through = first_block - 1
+        async with open_file_reader(
             path,
             log_filter=log_filter(routes),
             start_block=first_block,
             end_block=end,
             chunk_logs=chunk_logs,
-        )
-        done_through = first_block - 1
-        while True:
-            chunk = await trio.to_thread.run_sync(next, it, None)
-            if chunk is None:
-                break
-            last = chunk[-1].block_number
-            await send.send(BlockRange(chain.id, done_through + 1, last, chunk))
-            done_through = last
+        ) as chunks:
+            async for chunk in chunks:
+                last = chunk[-1][BLOCK_NUMBER]
+                await send.send(BlockRange(chain.id, done_through + 1, last, chunk))
+                done_through = last
         if end is not None and done_through < end:
             # Trailing blocks without matching logs still count as processed.
             # (Without end_block the run ends at the file's last matching log.)

@@ -30,7 +30,17 @@ if TYPE_CHECKING:
     from .._abi import EventSpec
     from .._config import ChainConfig
     from .._metrics import Metrics
-    from ..sources import BlockRange, RawLog
+    from ..sources import BlockRange
+from ..sources._log import (
+    ADDRESS,
+    BLOCK_HASH,
+    BLOCK_NUMBER,
+    BLOCK_TIMESTAMP,
+    DATA,
+    LOG_INDEX,
+    TOPICS,
+    TRANSACTION_HASH,
+)
 
 __all__ = ["Processor", "Route", "build_routes"]
 
@@ -100,27 +110,29 @@ class Processor:
     # -- decoding ------------------------------------------------------------
 
     def _decode(
-        self, chain_id: int, logs: list[RawLog]
+        self, chain_id: int, logs: Sequence[Sequence[Any]]
     ) -> list[tuple[Event, tuple[Handler, ...], int]]:
         routes = self.routes[chain_id]
         out: list[tuple[Event, tuple[Handler, ...], int]] = []
         append = out.append
         new = tuple.__new__
         for raw in logs:
-            topics = raw.topics
+            # By position (see sources._log): RawLogs and the reader
+            # process's plain tuples alike.
+            topics = raw[TOPICS]
             if not topics:
                 continue
             candidates = routes.get(topics[0])
             if candidates is None:
                 continue
-            address = raw.address
+            address = raw[ADDRESS]
             for route in candidates:
                 if route.addresses is None or address in route.addresses:
                     break
             else:
                 continue
             try:
-                params = route.decode(topics, raw.data)
+                params = route.decode(topics, raw[DATA])
             except DecodeError as exc:
                 if route.addresses is None:
                     # Wildcard: topic0 is shared across standards (an ERC721
@@ -128,12 +140,13 @@ class Processor:
                     self._skip(chain_id, route)
                     continue
                 raise DecodeError(
-                    f"chain {chain_id} block {raw.block_number} log {raw.log_index} (tx {raw.transaction_hash}, "
-                    f"address {address}) does not decode as {route.contract}.{route.event.signature}: {exc}. "
-                    f"The contract's addresses are listed explicitly in indexer.yaml, so this is treated as bad input; "
-                    f"check the event signature/ABI for this contract."
+                    f"chain {chain_id} block {raw[BLOCK_NUMBER]} log {raw[LOG_INDEX]} "
+                    f"(tx {raw[TRANSACTION_HASH]}, address {address}) does not decode as "
+                    f"{route.contract}.{route.event.signature}: {exc}. The contract's addresses are "
+                    f"listed explicitly in indexer.yaml, so this is treated as bad input; check the "
+                    f"event signature/ABI for this contract."
                 ) from None
-            number = raw.block_number
+            number = raw[BLOCK_NUMBER]
             # tuple.__new__ skips Event's keyword-handling constructor: this
             # runs once per log.
             event = new(
@@ -145,10 +158,10 @@ class Processor:
                     address,
                     chain_id,
                     number,
-                    raw.log_index,
-                    raw.transaction_hash,
-                    raw.block_hash,
-                    raw.block_timestamp,
+                    raw[LOG_INDEX],
+                    raw[TRANSACTION_HASH],
+                    raw[BLOCK_HASH],
+                    raw[BLOCK_TIMESTAMP],
                 ),
             )
             append((event, route.handlers, number))

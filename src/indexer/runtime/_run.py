@@ -229,27 +229,37 @@ class _Runner:
         async with trio.open_nursery() as nursery:
             writer_done = trio.Event()
             nursery.start_soon(self._serve_writer, receive, writer_done)
+            error: BaseException | None = None
             async with trio.open_nursery() as aux:
-                for chain in config.chains:
-                    first = progress[chain.id][0] + 1 if chain.id in progress else chain.start_block
-                    aux.start_soon(
-                        feed_chain,
-                        chain,
-                        first,
-                        routes[chain.id],
-                        ranges_send.clone(),
-                        opts.chunk_logs,
-                    )
-                ranges_send.close()
                 if opts.handle_signals:
                     aux.start_soon(self._watch_signals, nursery.cancel_scope)
                 if opts.reporter is not None:
                     aux.start_soon(self._report)
-                error: BaseException | None = None
-                try:
-                    await self._loop(ranges_receive, send)
-                except IndexerError as exc:
-                    error = exc
+                # The feeds get a nursery of their own that is cancelled only
+                # when the loop stops early: after a normal end (the loop saw
+                # every channel closed) a feed may still be unwinding with
+                # an error, and cancelling it then would replace that error
+                # with Cancelled and lose it.
+                async with trio.open_nursery() as feeds:
+                    for chain in config.chains:
+                        first = (
+                            progress[chain.id][0] + 1 if chain.id in progress else chain.start_block
+                        )
+                        feeds.start_soon(
+                            feed_chain,
+                            chain,
+                            first,
+                            routes[chain.id],
+                            ranges_send.clone(),
+                            opts.chunk_logs,
+                        )
+                    ranges_send.close()
+                    try:
+                        finished = await self._loop(ranges_receive, send)
+                    except IndexerError as exc:
+                        error, finished = exc, False
+                    if not finished:
+                        feeds.cancel_scope.cancel()
                 aux.cancel_scope.cancel()
             # The final flush: shielded so that nothing processed is dropped
             # on the way out; the writer sets writer_done even if it fails.
@@ -258,9 +268,9 @@ class _Runner:
                     if self._pending is not None:
                         await send.send(self._pending)
                         self._pending = None
-                    await send.aclose()
                 except trio.BrokenResourceError:
                     pass
+                send.close()
                 await writer_done.wait()
             if error is not None:
                 raise error
@@ -281,7 +291,8 @@ class _Runner:
 
     async def _loop(
         self, ranges: trio.MemoryReceiveChannel[BlockRange], send: trio.MemorySendChannel[Batch]
-    ) -> None:
+    ) -> bool:
+        """Process block ranges until the sources end (True) or a stop request (False)."""
         store = self.store
         while not self.stop_requested:
             with trio.CancelScope() as idle:
@@ -289,11 +300,11 @@ class _Runner:
                 try:
                     rng = await ranges.receive()
                 except trio.EndOfChannel:
-                    return
+                    return True
                 finally:
                     self._idle_scope = None
             if idle.cancelled_caught:
-                return
+                return False
             batch = await self.processor.process(rng)
             self._hand_over(batch, send)
             if self.options.sync_writes:
@@ -302,6 +313,7 @@ class _Runner:
             size = store.size()
             self.peak_in_memory = max(self.peak_in_memory, size)
             self.metrics.entities.set(size)
+        return False
 
     def _hand_over(self, batch: Batch, send: trio.MemorySendChannel[Batch]) -> None:
         self._pending = batch if self._pending is None else self._pending.merge(batch)

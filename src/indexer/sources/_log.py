@@ -2,9 +2,26 @@
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
-__all__ = ["BlockRange", "RawLog"]
+__all__ = [
+    "ADDRESS",
+    "BLOCK_HASH",
+    "BLOCK_NUMBER",
+    "BLOCK_TIMESTAMP",
+    "DATA",
+    "LOG_INDEX",
+    "TOPICS",
+    "TRANSACTION_HASH",
+    "BlockRange",
+    "RawLog",
+]
+
+# Field positions: the processing loop reads logs by position, so a plain
+# tuple in this order (as the reader process sends) works as well as a RawLog.
+BLOCK_NUMBER, LOG_INDEX, TRANSACTION_HASH, ADDRESS, TOPICS, DATA, BLOCK_HASH, BLOCK_TIMESTAMP = (
+    range(8)
+)
 
 
 class RawLog(NamedTuple):
@@ -36,4 +53,4 @@ class BlockRange(NamedTuple):
     chain_id: int
     first: int
     last: int
-    logs: list[RawLog]
+    logs: list[RawLog] | list[tuple[Any, ...]]

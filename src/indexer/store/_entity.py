@@ -133,9 +133,10 @@ class _EntityMeta(type):
             # base classes' annotations are not fields.
             holder = types.SimpleNamespace(__annotations__=annotations)
             module = sys.modules.get(cls.__module__)
-            hints = typing.get_type_hints(
-                holder, globalns=vars(module) if module else {}, include_extras=True
-            )
+            # A module executed without being registered in sys.modules: the
+            # class statement's own globals are the module's.
+            globalns = vars(module) if module else sys._getframe(1).f_globals
+            hints = typing.get_type_hints(holder, globalns=globalns, include_extras=True)
         except Exception as exc:
             raise ConfigError(
                 f"entity {name} ({cls.__module__}): cannot resolve its field annotations: {exc}"

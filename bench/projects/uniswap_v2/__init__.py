@@ -1,0 +1,1 @@
+"""Benchmark project (a package only so that type checkers can tell the handlers modules apart)."""
