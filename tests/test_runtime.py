@@ -349,7 +349,8 @@ async def test_malformed_source_line_is_reported_and_nothing_after_it_stored(
 
     from ._projects import LOGS, TRANSFER
 
-    lines = gzip.open(LOGS, "rt").read().splitlines()
+    with gzip.open(LOGS, "rt") as f:
+        lines = f.read().splitlines()
     # A Transfer line well inside the file (other lines are filtered unparsed).
     broken_at = next(i for i in range(12000, len(lines)) if TRANSFER in lines[i])
     lines[broken_at] = lines[broken_at][:-20]  # truncated JSON
