@@ -44,13 +44,29 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
 
-from eth_abi.abi import decode as abi_decode
-from eth_abi.exceptions import DecodingError
 from eth_hash.auto import keccak
 
 from ._errors import DecodeError
 
 __all__ = ["EventSpec", "Param", "events_from_abi", "parse_event_signature"]
+
+
+def abi_decode(types: Sequence[str], data: bytes) -> tuple[Any, ...]:
+    """``eth_abi.decode``, imported on first use.
+
+    eth-abi (with eth-utils) takes about half a second to import; events
+    with only static types never need it, and startup time is resume time.
+    Its DecodingError comes out as ValueError, which the generated fast
+    path already treats as "defer to the reference decoder".
+    """
+    from eth_abi.abi import decode
+    from eth_abi.exceptions import DecodingError
+
+    try:
+        return tuple(decode(list(types), data))
+    except DecodingError as exc:
+        raise ValueError(str(exc)) from exc
+
 
 Decoder = Callable[[tuple[str, ...], str], dict[str, Any]]
 
@@ -698,7 +714,6 @@ _FAST_FAILURES: tuple[type[BaseException], ...] = (
     AttributeError,
     IndexError,
     KeyError,
-    DecodingError,
 )
 
 # Unrolling a huge static array into straight-line code would bloat the
