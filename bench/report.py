@@ -161,6 +161,9 @@ def markdown(results: dict[str, Any]) -> str:
         + (" (uncommitted changes in src/)" if machine.get("git_dirty_src") else "")
         + f"; {suite.get('started', '')}, suite wall time {_n(suite.get('wall_seconds'), 0)} s."
     )
+    if suite.get("framework_source"):
+        add("")
+        add(f"Framework code: {suite['framework_source']}.")
     if suite.get("src_changed_during_suite"):
         add("")
         add(
@@ -174,7 +177,8 @@ def markdown(results: dict[str, Any]) -> str:
         f"PostgreSQL), from the framework's own summary line; median of {runs} repetitions "
         "(min–max). Ratios are taken within each repetition, then the median of the ratios. "
         "The floor is `bench/floor.py` (read + decode + fold in a dict + one COPY), timed in-process. "
-        "Stalled = time the processing loop waited on the writer. Peak RSS from the OS (`wait4`)."
+        "Stalled = time the processing loop waited on the writer. Peak RSS: VmRSS summed over the "
+        "process tree (the framework reads files in a child process), sampled every 0.1 s."
     )
     add("")
     add(
@@ -224,11 +228,15 @@ def markdown(results: dict[str, Any]) -> str:
             "`INDEXER_TARGET_IN_MEMORY_ENTITIES` = target."
         )
         add("")
-        add("| events | target | peak RSS MiB | events/s | stalled s | process s |")
-        add("|---:|---:|---:|---:|---:|---:|")
+        add(
+            "| events | target | peak RSS MiB (process tree) | largest process MiB (wait4) "
+            "| events/s | stalled s | process s |"
+        )
+        add("|---:|---:|---:|---:|---:|---:|---:|")
         for r in mem:
             add(
                 f"| {_n(r.get('expected_events'))} | {_n(r.get('target'))} | {_n(r.get('maxrss_mib'))} "
+                f"| {_n(r.get('maxrss_largest_process_mib'))} "
                 f"| {_n(r.get('events_per_second'))} | {_n(r.get('stalled_seconds'), 2)} "
                 f"| {_n(r.get('wall_seconds'), 1)}{'' if r.get('ok') else ' **failed**'} |"
             )
@@ -262,6 +270,7 @@ def plot(results: dict[str, Any], img_dir: Path) -> list[Path]:
 
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt  # type: ignore[import-not-found, unused-ignore]
+        import matplotlib.ticker  # type: ignore[import-not-found, unused-ignore]
     except ImportError:
         print("matplotlib is not installed: no plots (pip install -e '.[bench]')", file=sys.stderr)
         return []
@@ -274,13 +283,13 @@ def plot(results: dict[str, Any], img_dir: Path) -> list[Path]:
     if mem:
         fig, ax = plt.subplots(figsize=(9, 5))
         for r in mem:
-            xs = [t for t, _ in r["rss_samples"]]
-            ys = [kib / MIB for _, kib in r["rss_samples"]]
+            xs = [sample[0] for sample in r["rss_samples"]]
+            ys = [sample[1] / MIB for sample in r["rss_samples"]]
             label = f"target {r['target']:,}, {r['expected_events']:,} events"
             style = "--" if r["expected_events"] != mem[0]["expected_events"] else "-"
             ax.plot(xs, ys, style, label=label, linewidth=1.2)
         ax.set_xlabel("seconds since start of the process")
-        ax.set_ylabel("RSS (MiB)")
+        ax.set_ylabel("RSS, summed over the process tree (MiB)")
         ax.set_title(f"indexer run, erc20-unique: RSS over time per in-memory target\n({where})")
         ax.set_ylim(bottom=0)
         ax.grid(alpha=0.3)
@@ -333,6 +342,7 @@ def plot(results: dict[str, Any], img_dir: Path) -> list[Path]:
                     )
         ax.set_xticks(range(len(names)), names)
         ax.set_ylabel("events/s (median; bars = min–max)")
+        ax.yaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda v, _pos: f"{v:,.0f}"))
         ax.set_title(f"End-to-end throughput beside the floor\n({where})")
         ax.grid(axis="y", alpha=0.3)
         ax.legend()

@@ -46,6 +46,7 @@ import os
 import platform
 import re
 import shlex
+import shutil
 import signal
 import subprocess
 import sys
@@ -94,22 +95,76 @@ class Proc:
     stdout: str
     stderr: str
     killed_after: float | None = None
-    rss_samples: list[tuple[float, int]] = field(default_factory=list)
+    # (seconds since start, VmRSS summed over the process tree in KiB, processes)
+    rss_samples: list[tuple[float, int, int]] = field(default_factory=list)
+
+    @property
+    def peak_tree_kib(self) -> int | None:
+        return max((kib for _, kib, _ in self.rss_samples), default=None)
 
 
-def _sample_rss(pid: int, t0: float, stop: threading.Event, out: list[tuple[float, int]]) -> None:
-    path = f"/proc/{pid}/status"
-    pattern = re.compile(rb"VmRSS:\s+(\d+)\s+kB")
-    while not stop.is_set():
+_VMRSS = re.compile(rb"VmRSS:\s+(\d+)\s+kB")
+
+
+def _tree(pid: int) -> list[int]:
+    """``pid`` and all its descendants (children of every thread, recursively)."""
+    out, todo = [], [pid]
+    while todo:
+        p = todo.pop()
+        out.append(p)
         try:
-            with open(path, "rb") as f:
+            tasks = os.listdir(f"/proc/{p}/task")
+        except OSError:
+            continue
+        for tid in tasks:
+            try:
+                with open(f"/proc/{p}/task/{tid}/children", "rb") as f:
+                    todo.extend(int(c) for c in f.read().split())
+            except OSError:
+                continue
+    return out
+
+
+def tree_rss_kib(pid: int) -> tuple[int, int] | None:
+    """(sum of VmRSS over ``pid``'s process tree in KiB, processes counted); None once it is gone."""
+    total = count = 0
+    for p in _tree(pid):
+        try:
+            with open(f"/proc/{p}/status", "rb") as f:
                 text = f.read()
         except OSError:
+            if p == pid:
+                return None
+            continue
+        m = _VMRSS.search(text)
+        if m:  # zombies have no VmRSS
+            total += int(m.group(1))
+            count += 1
+    return total, count
+
+
+def _sample_rss(
+    pid: int, t0: float, stop: threading.Event, out: list[tuple[float, int, int]]
+) -> None:
+    while not stop.is_set():
+        got = tree_rss_kib(pid)
+        if got is None:
             return
-        m = pattern.search(text)
-        if m:
-            out.append((round(time.perf_counter() - t0, 3), int(m.group(1))))
+        if got[1]:
+            out.append((round(time.perf_counter() - t0, 3), got[0], got[1]))
         stop.wait(SAMPLE_INTERVAL)
+
+
+def memory_fields(proc: Proc) -> dict[str, Any]:
+    """Peak RSS: summed over the process tree (sampled), and the largest single process (wait4)."""
+    tree = proc.peak_tree_kib
+    return {
+        # The framework reads files in a child process: the footprint is the tree's sum.
+        "maxrss_mib": (tree if tree is not None else proc.maxrss_kib) / 1024,
+        "maxrss_tree_sampled_mib": tree / 1024 if tree is not None else None,
+        "maxrss_largest_process_mib": proc.maxrss_kib / 1024,
+        "max_processes": max((n for _, _, n in proc.rss_samples), default=None),
+    }
 
 
 def run_process(
@@ -123,7 +178,7 @@ def run_process(
     """Run ``cmd`` to its end (or SIGKILL it after ``kill_after`` s); time it and sample its RSS."""
     log_base.parent.mkdir(parents=True, exist_ok=True)
     out_path, err_path = log_base.with_suffix(".out"), log_base.with_suffix(".err")
-    samples: list[tuple[float, int]] = []
+    samples: list[tuple[float, int, int]] = []
     stop = threading.Event()
     with open(out_path, "wb") as out, open(err_path, "wb") as err:
         t0 = time.perf_counter()
@@ -262,13 +317,33 @@ def drop_schema(url: str, schema: str) -> None:
             conn.execute("CHECKPOINT")
 
 
-def src_hash() -> str:
-    """A hash of the framework's source, to tell which code a run measured."""
+def src_hash(base: Path = ROOT / "src") -> str:
+    """A hash of the framework's source under ``base``, to tell which code a run measured."""
     h = hashlib.sha256()
-    for path in sorted((ROOT / "src" / "indexer").rglob("*.py")):
-        h.update(str(path.relative_to(ROOT)).encode())
+    for path in sorted((base / "indexer").rglob("*.py")):
+        h.update(str(path.relative_to(base)).encode())
         h.update(path.read_bytes())
     return h.hexdigest()[:16]
+
+
+def snapshot_src(work_dir: Path) -> tuple[Path, str]:
+    """Copy ``src/indexer`` into the work dir; every framework run of the suite imports the copy.
+
+    So the whole suite measures one version of the code even while ``src/`` is being
+    edited.  Returns the directory to put on ``PYTHONPATH`` and the copy's hash.
+    """
+    tmp = work_dir / "src-snapshots" / f"tmp-{os.getpid()}"
+    shutil.rmtree(tmp, ignore_errors=True)
+    shutil.copytree(
+        ROOT / "src" / "indexer", tmp / "indexer", ignore=shutil.ignore_patterns("__pycache__")
+    )
+    code = src_hash(tmp)
+    dest = tmp.with_name(code)
+    if dest.exists():
+        shutil.rmtree(tmp)
+    else:
+        tmp.rename(dest)
+    return dest, code
 
 
 # --------------------------------------------------------------------------
@@ -343,6 +418,23 @@ class Suite:
         self.errors: list[str] = []
         self.references: dict[str, dict[str, list[Any]]] = {}
         self.src_hashes: set[str] = set()
+        self.snapshot: Path | None = None
+        snapshot_note = "none: every run imports src/ as it is at that moment"
+        if not args.no_snapshot:
+            self.snapshot, code = snapshot_src(self.work_dir)
+            self.src_hashes.add(code)
+            imported = subprocess.run(
+                [sys.executable, "-c", "import indexer; print(indexer.__file__)"],
+                env=self.env(),
+                capture_output=True,
+                text=True,
+                check=True,
+            ).stdout.strip()
+            if not Path(imported).resolve().is_relative_to(self.snapshot.resolve()):
+                raise SystemExit(
+                    f"the framework imports from {imported}, not the snapshot {self.snapshot}"
+                )
+            snapshot_note = f"{self.snapshot} (hash {code}), taken at the start of the suite"
         self.results: dict[str, Any] = {
             "suite": {
                 "command": "python bench/run.py " + shlex.join(sys.argv[1:]),
@@ -352,6 +444,7 @@ class Suite:
                 "memory_plan": sizes.memory,
                 "started": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
                 "database": "--url" if args.url else f"embedded ({self.work_dir / 'pgdata'})",
+                "framework_source": snapshot_note,
             },
             "machine": machine_info(url),
             "workloads": {},
@@ -386,6 +479,11 @@ class Suite:
         if target is not None:
             env[TARGET_ENV] = str(target)
         env.pop("INDEXER_TEST_DATABASE_URL", None)
+        if self.snapshot is not None:
+            # Before the editable install's src/ (a .pth entry): the suite's copy wins.
+            env["PYTHONPATH"] = os.pathsep.join(
+                [str(self.snapshot), *filter(None, [os.environ.get("PYTHONPATH")])]
+            )
         return env
 
     def fail(self, record: dict[str, Any], why: str) -> None:
@@ -419,7 +517,7 @@ class Suite:
             cmd.append("--reset")
         if sync:
             cmd.append("--sync-writes")
-        code = src_hash()
+        code = src_hash(self.snapshot) if self.snapshot is not None else src_hash()
         self.src_hashes.add(code)
         env_note = f"{DATABASE_ENV}=<url> " + (f"{TARGET_ENV}={target} " if target else "")
         record: dict[str, Any] = {
@@ -442,7 +540,7 @@ class Suite:
         record.update(
             returncode=proc.returncode,
             wall_seconds=proc.wall_seconds,
-            maxrss_mib=proc.maxrss_kib / 1024,
+            **memory_fields(proc),
             cpu_seconds=proc.cpu_seconds,
             killed_after_seconds=proc.killed_after,
         )
@@ -501,7 +599,7 @@ class Suite:
         record.update(
             returncode=proc.returncode,
             wall_seconds=proc.wall_seconds,
-            maxrss_mib=proc.maxrss_kib / 1024,
+            **memory_fields(proc),
             cpu_seconds=proc.cpu_seconds,
             stderr_tail="\n".join(proc.stderr.strip().splitlines()[-20:]),
             ok=True,
@@ -646,6 +744,11 @@ def main(argv: list[str] | None = None) -> int:
         "--only", nargs="+", choices=workloads.WORKLOADS, default=None, metavar="WORKLOAD"
     )
     p.add_argument("--skip-memory", action="store_true", help="skip the memory runs")
+    p.add_argument(
+        "--no-snapshot",
+        action="store_true",
+        help="run the framework from src/ as it is, not from a copy taken at the start",
+    )
     p.add_argument("--work-dir", type=Path, default=workloads.DEFAULT_WORK_DIR)
     p.add_argument(
         "--results-dir",
