@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import statistics
 import sys
 from pathlib import Path
@@ -19,6 +20,19 @@ DEFAULT_RESULTS = ROOT / "bench" / "results" / "results.json"
 MIB = 1024.0  # ru_maxrss and VmRSS are in KiB
 
 KINDS = ("background", "sync", "floor")
+
+
+def dumps(results: dict[str, Any]) -> str:
+    """``results`` as indented JSON, with each short list of numbers (an RSS sample) on one line."""
+    text = json.dumps(results, indent=1)
+    return _NUMBER_LIST.sub(lambda m: _one_line(m.group(0)), text) + "\n"
+
+
+def _one_line(numbers: str) -> str:
+    return "[" + ", ".join(x.strip() for x in numbers[1:-1].split(",")) + "]"
+
+
+_NUMBER_LIST = re.compile(r"\[\s*-?[\d.e+-]+(?:,\s*-?[\d.e+-]+){1,3}\s*\]")
 
 
 # --------------------------------------------------------------------------
@@ -230,14 +244,15 @@ def markdown(results: dict[str, Any]) -> str:
         add("")
         add(
             "| events | target | peak RSS MiB (process tree) | largest process MiB (wait4) "
-            "| events/s | stalled s | process s |"
+            "| events/s | stalled s | loads s | writes | process s |"
         )
-        add("|---:|---:|---:|---:|---:|---:|---:|")
+        add("|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
         for r in mem:
             add(
                 f"| {_n(r.get('expected_events'))} | {_n(r.get('target'))} | {_n(r.get('maxrss_mib'))} "
                 f"| {_n(r.get('maxrss_largest_process_mib'))} "
                 f"| {_n(r.get('events_per_second'))} | {_n(r.get('stalled_seconds'), 2)} "
+                f"| {_n(r.get('load_seconds'), 1)} | {_n(r.get('writes'))} "
                 f"| {_n(r.get('wall_seconds'), 1)}{'' if r.get('ok') else ' **failed**'} |"
             )
     rb = results.get("rollback") or {}
@@ -330,10 +345,10 @@ def plot(results: dict[str, Any], img_dir: Path) -> list[Path]:
                     label=labels[kind],
                     color=colors[kind],
                 )
-                for x, m in zip(xs, meds, strict=True):
+                for x, m, up in zip(xs, meds, hi, strict=True):
                     ax.annotate(
                         f"{m / 1000:.0f}k",
-                        (x, m),
+                        (x, m + up),
                         ha="center",
                         va="bottom",
                         fontsize=8,

@@ -469,7 +469,7 @@ class Suite:
         self.results_dir.mkdir(parents=True, exist_ok=True)
         path = self.results_dir / "results.json"
         tmp = path.with_name("results.json.tmp")
-        tmp.write_text(json.dumps(self.results, indent=1) + "\n")
+        tmp.write_text(report.dumps(self.results))
         tmp.replace(path)
 
     def env(self, target: int | None = None) -> dict[str, str]:
@@ -615,7 +615,7 @@ class Suite:
         return record
 
     def check_tables(self, record: dict[str, Any], project: str) -> None:
-        """Checksum the run's tables, compare with the floor's, drop the schema."""
+        """Checksum the run's tables and compare them with the floor's (the first floor run is the reference)."""
         if not record.get("ok") or record.get("kind") == "resume":
             return
         sums = checksum(self.url, record["schema"], project)
