@@ -53,7 +53,7 @@ if TYPE_CHECKING:
     from collections.abc import Iterator
 
     from ._log import RawLog
-from ._filter import _READ_SIZE, FileReadStats, LogFilter
+from ._filter import _READ_SIZE, FileReadStats, LogFilter, chunk_at_blocks
 from ._jsonl import blocks_of_lines, quantity, read_jsonl
 from ._parquet import open_parquet, read_parquet
 
@@ -113,10 +113,10 @@ def read_log_file(
         raise ValueError(f"chunk_logs must be at least 1, got {chunk_logs}")
     counters = stats if stats is not None else FileReadStats()
     if kind == "parquet":
-        return read_parquet(path, log_filter, start_block, end_block, chunk_logs, counters)
-    return read_jsonl(
-        path, kind == "jsonl.gz", log_filter, start_block, end_block, chunk_logs, counters
-    )
+        logs = read_parquet(path, log_filter, start_block, end_block, counters)
+    else:
+        logs = read_jsonl(path, kind == "jsonl.gz", log_filter, start_block, end_block, counters)
+    return chunk_at_blocks(logs, chunk_logs, counters)
 
 
 # --------------------------------------------------------------------------

@@ -8,9 +8,11 @@ from typing import TYPE_CHECKING
 from .._errors import ConfigError
 
 if TYPE_CHECKING:
-    from collections.abc import Mapping
+    from collections.abc import Iterable, Iterator, Mapping
 
-__all__ = ["FileReadStats", "LogFilter"]
+    from ._log import RawLog
+
+__all__ = ["FileReadStats", "LogFilter", "chunk_at_blocks"]
 
 # Decompressed bytes handled per step: big enough that per-block Python
 # overhead vanishes, small enough that memory stays flat.
@@ -94,3 +96,27 @@ class FileReadStats:
     def lines_skipped(self) -> int:
         """Lines or rows read but not delivered (filtered out, out of range, removed)."""
         return self.lines_read - self.logs_yielded
+
+
+def chunk_at_blocks(
+    logs: Iterable[RawLog], chunk_logs: int, stats: FileReadStats
+) -> Iterator[list[RawLog]]:
+    """Group ``logs`` (in chain order) into lists of about ``chunk_logs``.
+
+    A list is cut only between blocks, never inside one: a batch always
+    holds whole blocks, so each checkpoint is complete when it is written.
+    """
+    buf: list[RawLog] = []
+    buf_block = -1
+    for log in logs:
+        bn = log[0]
+        if bn != buf_block:
+            if len(buf) >= chunk_logs:
+                stats.logs_yielded += len(buf)
+                yield buf
+                buf = []
+            buf_block = bn
+        buf.append(log)
+    if buf:
+        stats.logs_yielded += len(buf)
+        yield buf

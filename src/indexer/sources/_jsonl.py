@@ -223,9 +223,8 @@ def read_jsonl(
     log_filter: LogFilter,
     start_block: int,
     end_block: int | None,
-    chunk_logs: int,
     stats: FileReadStats,
-) -> Iterator[list[RawLog]]:
+) -> Iterator[RawLog]:
     topics = sorted(log_filter.topics)
     needles = [t[2:].encode("ascii") for t in topics]
     wanted = frozenset(needles)
@@ -238,8 +237,6 @@ def read_jsonl(
     lines_before = 0  # lines in all earlier blocks: line numbers for errors
     prev_block = -1
     prev_index = -1
-    buf: list[RawLog] = []
-    buf_block = -1
 
     if not needles:
         return  # nothing can match: do not even open the file
@@ -353,21 +350,8 @@ def read_jsonl(
             except (KeyError, TypeError, ValueError, IndexError, AttributeError) as exc:
                 lineno = lines_before + block.count(b"\n", 0, start) + 1
                 raise _diagnose(obj, f"log file {path}, line {lineno}", exc) from None
-            if bn != buf_block:
-                # Only cut between blocks, never inside one.
-                if len(buf) >= chunk_logs:
-                    stats.logs_yielded += len(buf)
-                    yield buf
-                    buf = []
-                buf_block = bn
-            buf.append(
-                RawLog(bn, li, tx_hash, address, tuple(topics_list), data, block_hash, ts, ti)
-            )
+            yield RawLog(bn, li, tx_hash, address, tuple(topics_list), data, block_hash, ts, ti)
         stats.lines_parsed += parsed
         lines_before += n_lines
         if past_end or (0 <= stop_after < (last_in_block if last_in_block is not None else -1)):
             break  # everything after this block is past end_block
-
-    if buf:
-        stats.logs_yielded += len(buf)
-        yield buf

@@ -31,6 +31,8 @@ _PQ_REQUIRED = (
     "data",
 )
 _PQ_OPTIONAL = ("transaction_index", "block_hash", "block_timestamp")
+# Integer columns; every other column holds hex data (binary or text).
+_PQ_QUANTITIES = frozenset({"block_number", "log_index", "transaction_index", "block_timestamp"})
 
 
 def _hex_column(values: list[Any], binary: bool) -> list[Any]:
@@ -153,9 +155,8 @@ def read_parquet(
     log_filter: LogFilter,
     start_block: int,
     end_block: int | None,
-    chunk_logs: int,
     stats: FileReadStats,
-) -> Iterator[list[RawLog]]:
+) -> Iterator[RawLog]:
     import pyarrow as pa
     import pyarrow.compute as pc
 
@@ -169,17 +170,8 @@ def read_parquet(
         )
     columns = list(_PQ_REQUIRED) + [c for c in _PQ_OPTIONAL if c in schema.names]
     binary: dict[str, bool] = {}
-    for name in (
-        "transaction_hash",
-        "address",
-        "topic0",
-        "topic1",
-        "topic2",
-        "topic3",
-        "data",
-        "block_hash",
-    ):
-        if name in schema.names:
+    for name in columns:
+        if name not in _PQ_QUANTITIES:
             typ = schema.field(name).type
             binary[name] = (
                 pa.types.is_binary(typ)
@@ -199,22 +191,12 @@ def read_parquet(
     sort_keys = [("block_number", "ascending"), ("log_index", "ascending")]
 
     held: list[_Row] = []  # rows of the last block seen, not yet emitted
-    buf: list[RawLog] = []
-    buf_block = -1
     row_base = 0
     prev_group_last = -1
 
-    def emit(rows: list[_Row]) -> Iterator[list[RawLog]]:
-        nonlocal buf, buf_block
-        for bn, _, _, log in rows:
-            if bn != buf_block:
-                # Only cut between blocks, never inside one.
-                if len(buf) >= chunk_logs:
-                    stats.logs_yielded += len(buf)
-                    yield buf
-                    buf = []
-                buf_block = bn
-            buf.append(log)
+    def emit(rows: list[_Row]) -> Iterator[RawLog]:
+        for _, _, _, log in rows:
+            yield log
 
     for group in range(metadata.num_row_groups):
         group_meta = metadata.row_group(group)
@@ -290,6 +272,3 @@ def read_parquet(
         yield from emit(rows[:cut])
     if held:
         yield from emit(held)
-    if buf:
-        stats.logs_yielded += len(buf)
-        yield buf
