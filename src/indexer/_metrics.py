@@ -63,3 +63,12 @@ class Metrics:
         self.committed_block = Gauge(
             "indexer_committed_block", "Last committed block.", ["chain"], registry=r
         )
+        self.rollbacks = Counter(
+            "indexer_reorg_rollbacks", "Chain reorganisations rolled back.", ["chain"], registry=r
+        )
+        self.rollback_seconds = Histogram(
+            "indexer_rollback_seconds",
+            "Duration of reorg rollbacks (drain plus the rollback transaction).",
+            buckets=_WRITE_BUCKETS,
+            registry=r,
+        )

@@ -7,9 +7,14 @@ from ._connection import load_by_ids as load_by_ids
 from ._connection import numeric_as_int as numeric_as_int
 from ._connection import open_embedded as open_embedded
 from ._connection import table_has_rows as table_has_rows
+from ._rollback import Rollback as Rollback
+from ._rollback import execute_rollback as execute_rollback
+from ._rollback import rollback_checkpoint as rollback_checkpoint
 from ._schema import FRAMEWORK_PREFIX as FRAMEWORK_PREFIX
 from ._schema import create_schema as create_schema
 from ._schema import drop_schema as drop_schema
+from ._schema import history_table as history_table
+from ._schema import read_hashes as read_hashes
 from ._schema import read_state as read_state
 from ._write import ChainProgress as ChainProgress
 from ._write import CheckpointRow as CheckpointRow
@@ -26,18 +31,23 @@ __all__ = [
     "Batch",
     "ChainProgress",
     "CheckpointRow",
+    "Rollback",
     "Session",
     "Write",
     "Writer",
     "connect",
     "create_schema",
     "drop_schema",
+    "execute_rollback",
     "execute_write",
+    "history_table",
     "load_by_field",
     "load_by_ids",
     "numeric_as_int",
     "open_batch_channel",
     "open_embedded",
+    "read_hashes",
     "read_state",
+    "rollback_checkpoint",
     "table_has_rows",
 ]

@@ -9,6 +9,7 @@ with an underscore after snake-casing a public class... and if one does,
 
 from __future__ import annotations
 
+import hashlib
 import json
 from typing import TYPE_CHECKING, Any
 
@@ -28,12 +29,24 @@ __all__ = [
     "create_schema",
     "drop_schema",
     "fingerprint",
+    "history_table",
+    "read_hashes",
     "read_state",
 ]
 
 FRAMEWORK_PREFIX = "_indexer_"
 # Bumped when the framework tables change shape.
-_LAYOUT_VERSION = 1
+_LAYOUT_VERSION = 2
+
+
+def history_table(spec: EntitySpec) -> str:
+    """Name of the reorg history table of ``spec`` (at most 63 bytes, unique per entity table)."""
+    name = f"{FRAMEWORK_PREFIX}h_{spec.table}"
+    if len(name.encode()) <= 63:
+        return name
+    # Truncation alone could map two long names to one table.
+    digest = hashlib.sha1(spec.table.encode()).hexdigest()[:8]
+    return f"{name.encode()[:54].decode(errors='ignore')}_{digest}"
 
 
 def check_table_names(specs: Sequence[EntitySpec]) -> None:
@@ -106,8 +119,16 @@ def create_schema(
                 " block_number bigint NOT NULL, block_hash text, events int NOT NULL)"
             ).format(_ident(schema, FRAMEWORK_PREFIX + "checkpoints"))
         )
+        # Rollback looks up "first checkpoint of chain X above block B".
+        conn.execute(
+            sql.SQL("CREATE INDEX IF NOT EXISTS {} ON {} (chain_id, block_number)").format(
+                sql.Identifier(FRAMEWORK_PREFIX + "checkpoints_block_idx"),
+                _ident(schema, FRAMEWORK_PREFIX + "checkpoints"),
+            )
+        )
         for spec in specs:
             _create_entity_table(conn, schema, spec)
+            _create_history_table(conn, schema, spec)
         if row is None:
             conn.execute(
                 sql.SQL(
@@ -158,6 +179,39 @@ def _create_entity_table(conn: psycopg.Connection[Any], schema: str, spec: Entit
         )
 
 
+def _create_history_table(conn: psycopg.Connection[Any], schema: str, spec: EntitySpec) -> None:
+    """Before-images for reorg rollback: the row as it was *before* the change at ``_checkpoint``.
+
+    ``_present`` false means the id did not exist before that change (the
+    data columns are then NULL).  Data columns are nullable and unindexed:
+    the table is written only near the chain head and read only by rollback.
+    """
+    cols: list[sql.Composable] = [
+        sql.SQL("_checkpoint bigint NOT NULL"),
+        sql.SQL("_present boolean NOT NULL"),
+    ]
+    cols.extend(
+        sql.SQL("{} {}{}").format(
+            sql.Identifier(f.name),
+            sql.SQL(f.pg_type),
+            sql.SQL(" NOT NULL" if f.name == "id" else ""),
+        )
+        for f in spec.fields
+    )
+    cols.append(sql.SQL("PRIMARY KEY (id, _checkpoint)"))
+    name = history_table(spec)
+    table = _ident(schema, name)
+    conn.execute(
+        sql.SQL("CREATE TABLE IF NOT EXISTS {} ({})").format(table, sql.SQL(", ").join(cols))
+    )
+    # Rollback and pruning select by checkpoint range.
+    conn.execute(
+        sql.SQL("CREATE INDEX IF NOT EXISTS {} ON {} (_checkpoint)").format(
+            sql.Identifier(f"{name[:55]}_cp_idx"), table
+        )
+    )
+
+
 def drop_schema(conn: psycopg.Connection[Any], schema: str) -> None:
     with conn.transaction():
         conn.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(schema)))
@@ -177,6 +231,20 @@ def read_state(
         )
     ).fetchall()
     return checkpoint, {int(c): (int(b), int(e)) for c, b, e in rows}
+
+
+def read_hashes(
+    conn: psycopg.Connection[Any], schema: str, chain_id: int, above: int
+) -> dict[int, str]:
+    """Stored block hashes of ``chain_id`` for blocks above ``above`` (reorg detection on resume)."""
+    rows = conn.execute(
+        sql.SQL(
+            "SELECT block_number, block_hash FROM {} WHERE chain_id = %s AND block_number > %s"
+            " AND block_hash IS NOT NULL"
+        ).format(_ident(schema, FRAMEWORK_PREFIX + "checkpoints")),
+        (chain_id, above),
+    ).fetchall()
+    return {int(b): str(h) for b, h in rows}
 
 
 def table_ident(schema: str, name: str) -> sql.Composed:

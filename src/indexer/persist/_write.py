@@ -19,12 +19,12 @@ import psycopg
 from psycopg import sql
 
 from .._errors import WriteError
-from ._schema import FRAMEWORK_PREFIX, table_ident
+from ._schema import FRAMEWORK_PREFIX, history_table, table_ident
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
 
-    from ..store import EntitySpec, TableChanges
+    from ..store import Entity, EntitySpec, TableChanges
     from ._connection import Session
 
 __all__ = ["ChainProgress", "CheckpointRow", "Write", "execute_write"]
@@ -55,6 +55,12 @@ class Write:
     tables: list[TableChanges]
     chains: dict[int, ChainProgress]
     checkpoints: list[CheckpointRow] = field(default_factory=list)
+    # Near the chain head: store before-images and the checkpoint rows so a
+    # reorg can be rolled back (see _rollback.py).  Far behind, neither.
+    history: bool = False
+    # chain id -> highest block that can no longer be reorganised: history
+    # and checkpoints that no rollback can need any more are deleted.
+    prune: dict[int, int] = field(default_factory=dict)
 
     @property
     def rows(self) -> int:
@@ -156,6 +162,8 @@ def execute_write(
                 continue
             step("entities")
             try:
+                if write.history:
+                    _write_history(cur, schema, t)
                 if t.upserts:
                     _upsert(cur, session, t, stages[t.spec.table])
                 if t.deletes:
@@ -173,7 +181,7 @@ def execute_write(
                     f"failed: {str(exc).strip()}. Nothing of this write was committed."
                 ) from exc
         step("progress")
-        if write.checkpoints:
+        if write.history and write.checkpoints:
             with cur.copy(
                 sql.SQL(
                     "COPY {} (id, chain_id, block_number, block_hash, events) FROM STDIN"
@@ -182,7 +190,87 @@ def execute_write(
                 for c in write.checkpoints:
                     copy.write_row((c.id, c.chain_id, c.block_number, c.block_hash, c.events))
         _write_progress(cur, schema, write.upto, list(write.chains.values()))
+        if write.history and write.prune:
+            _prune(cur, schema, write)
         step("commit")
+
+
+def _write_history(cur: psycopg.Cursor[Any], schema: str, t: TableChanges) -> None:
+    """Before-images of every change in ``t.history`` (must run before the upserts).
+
+    The first change of an id in this write gets the row the database holds
+    now (or "absent"), read in SQL; each later change of the same id gets
+    the value of the change before it, from memory.
+    """
+    spec = t.spec
+    hist = table_ident(schema, history_table(spec))
+    first_ids: list[str] = []
+    first_cps: list[int] = []
+    later: list[tuple[Any, ...]] = []
+    nulls = (None,) * (len(spec.fields) - 1)
+    last: dict[str, Entity | None] = {}
+    for id, cp, value in t.history:
+        if id in last:
+            before = last[id]
+            later.append((cp, True, *before) if before is not None else (cp, False, id, *nulls))
+        else:
+            first_ids.append(id)
+            first_cps.append(cp)
+        last[id] = value
+    if not first_ids:
+        return
+    data = [f for f in spec.fields if f.name != "id"]
+    cur.execute(
+        sql.SQL(
+            "INSERT INTO {} (_checkpoint, _present, id{}) SELECT v.cp, t.id IS NOT NULL, v.id{}"
+            " FROM unnest(%s::text[], %s::bigint[]) AS v(id, cp) LEFT JOIN {} AS t ON t.id = v.id"
+        ).format(
+            hist,
+            sql.SQL("").join(sql.SQL(", {}").format(sql.Identifier(f.name)) for f in data),
+            sql.SQL("").join(sql.SQL(", t.{}").format(sql.Identifier(f.name)) for f in data),
+            table_ident(schema, spec.table),
+        ),
+        (first_ids, first_cps),
+    )
+    if later:
+        cols = sql.SQL(", ").join(sql.Identifier(f.name) for f in spec.fields)
+        with cur.copy(
+            sql.SQL("COPY {} (_checkpoint, _present, {}) FROM STDIN").format(hist, cols)
+        ) as copy:
+            for row in later:
+                copy.write_row(row)
+
+
+def _prune(cur: psycopg.Cursor[Any], schema: str, write: Write) -> None:
+    """Drop history and checkpoints that no rollback within the reorg window can need.
+
+    The safe checkpoint is, over every chain that can reorganise, the last
+    checkpoint at or below its final block; a rollback never targets a
+    checkpoint below it, and restoring to a checkpoint only reads history
+    rows above it.
+    """
+    checkpoints = table_ident(schema, FRAMEWORK_PREFIX + "checkpoints")
+    safe: int | None = None
+    for chain_id, final_block in write.prune.items():
+        row = cur.execute(
+            sql.SQL("SELECT max(id) FROM {} WHERE chain_id = %s AND block_number <= %s").format(
+                checkpoints
+            ),
+            (chain_id, final_block),
+        ).fetchone()
+        if row is None or row[0] is None:
+            return  # nothing of this chain is final yet: keep everything
+        safe = int(row[0]) if safe is None else min(safe, int(row[0]))
+    if safe is None:
+        return
+    for t in write.tables:
+        cur.execute(
+            sql.SQL("DELETE FROM {} WHERE _checkpoint <= %s").format(
+                table_ident(schema, history_table(t.spec))
+            ),
+            (safe,),
+        )
+    cur.execute(sql.SQL("DELETE FROM {} WHERE id < %s").format(checkpoints), (safe,))
 
 
 def _write_progress(

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING
 import trio
 
 from .._metrics import Metrics
+from ._rollback import Rollback, execute_rollback
 from ._write import ChainProgress, CheckpointRow, Write, execute_write
 
 if TYPE_CHECKING:
@@ -46,13 +47,24 @@ class Batch:
     chains: dict[int, ChainProgress]
     checkpoints: list[CheckpointRow] = field(default_factory=list)
     events: int = 0
+    # Within some chain's reorg window: write history (see Write.history).
+    history: bool = False
+    # chain id -> highest final block (see Write.prune); newest wins.
+    prune: dict[int, int] = field(default_factory=dict)
 
     def merge(self, later: Batch) -> Batch:
         assert later.upto >= self.upto
         chains = dict(self.chains)
         chains.update(later.chains)
+        # A merged write with history anywhere writes history for all of it:
+        # extra before-images are harmless, a missing one is not.
         return Batch(
-            later.upto, chains, self.checkpoints + later.checkpoints, self.events + later.events
+            later.upto,
+            chains,
+            self.checkpoints + later.checkpoints,
+            self.events + later.events,
+            self.history or later.history,
+            {**self.prune, **later.prune},
         )
 
 
@@ -160,7 +172,14 @@ class Writer:
             raise AssertionError(
                 f"batch up to {batch.upto} is older than committed {store.committed}"
             )
-        write = Write(batch.upto, store.snapshot(batch.upto), batch.chains, batch.checkpoints)
+        write = Write(
+            batch.upto,
+            store.snapshot(batch.upto, history=batch.history),
+            batch.chains,
+            batch.checkpoints,
+            history=batch.history,
+            prune=batch.prune,
+        )
         self.in_flight = batch
         self._last_start = trio.current_time()
         started = time.perf_counter()
@@ -185,6 +204,37 @@ class Writer:
             m.committed_block.labels(str(chain_id)).set(progress.block)
         event, self._commit_event = self._commit_event, trio.Event()
         event.set()
+
+    async def rollback(self, chain_blocks: dict[int, int]) -> Rollback:
+        """Undo every committed change above ``chain_blocks`` (chain -> last block kept).
+
+        Only between writes, with everything processed committed (the
+        caller drains first): the rollback is one transaction of its own,
+        so no batch can carry it or repeat it.  Memory follows the database
+        only after COMMIT; a failure leaves both as they were.
+        """
+        store = self.store
+        assert self.in_flight is None, "rollback during a write"
+        assert store.committed == store.processed, "rollback before the writer drained"
+        specs = [t.spec for t in store.tables.values()]
+        result = await trio.to_thread.run_sync(
+            functools.partial(
+                execute_rollback,
+                self.session,
+                specs,
+                chain_blocks,
+                committed=store.committed,
+                fault=self.fault,
+            ),
+            limiter=self._limiter,
+        )
+        by_table = {t.spec.table: t.spec.cls for t in store.tables.values()}
+        store.rollback(
+            result.checkpoint, {by_table[name]: rows for name, rows in result.restored.items()}
+        )
+        for chain_id, (block, _events) in result.progress.items():
+            self.committed_blocks[chain_id] = block
+        return result
 
 
 def open_batch_channel() -> tuple[trio.MemorySendChannel[Batch], trio.MemoryReceiveChannel[Batch]]:

@@ -1,14 +1,14 @@
-"""Feeding block ranges from a chain's source into the processing loop."""
+"""Feeding block ranges from a chain's source (file or JSON-RPC) into the processing loop."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
-from .._errors import ConfigError
-from ..sources import BlockRange
+from ..sources import BlockRange, Reorg
 from ..sources._file import LogFilter
 from ..sources._log import BLOCK_NUMBER
 from ..sources._process import open_file_reader
+from ..sources._rpc_source import RpcSourceOptions, feed_rpc
 
 if TYPE_CHECKING:
     import trio
@@ -37,22 +37,39 @@ async def feed_chain(
     chain: ChainConfig,
     first_block: int,
     routes: dict[str, list[Route]],
-    send: trio.MemorySendChannel[BlockRange],
+    send: trio.MemorySendChannel[BlockRange | Reorg],
     chunk_logs: int,
+    stored_hashes: dict[int, str] | None = None,
+    rpc_tuning: dict[str, Any] | None = None,
 ) -> None:
     """Send ``chain``'s block ranges from ``first_block`` to its end, in order.
 
-    The file is read and parsed in a child process (see
+    An ``rpc`` source follows the chain (see ``sources/_rpc_source.py``) and
+    may end with a :class:`Reorg` instead; ``stored_hashes`` are the hashes
+    of processed blocks near the head it checks against.
+
+    A file is read and parsed in a child process (see
     ``sources/_process.py``), one chunk at a time; the channel's small buffer
     keeps reading at most a couple of chunks ahead of processing, so memory
     does not grow with the file.
     """
     # `with`, not `async with`: aclose() would checkpoint while an error
     # propagates, where a cancellation could replace (and lose) the error.
+    if chain.source.rpc is not None:
+        options = RpcSourceOptions(
+            url=chain.source.rpc,
+            chain_id=chain.id,
+            poll_interval=chain.source.poll_interval,
+            max_reorg_depth=chain.max_reorg_depth,
+            end_block=chain.end_block,
+            chunk_logs=chunk_logs,
+            **(rpc_tuning or {}),
+        )
+        await feed_rpc(options, log_filter(routes), first_block, stored_hashes or {}, send)
+        return
     with send:
         path = chain.source.file
-        if path is None:
-            raise ConfigError(f"chain {chain.id}: only file sources are supported by this version.")
+        assert path is not None
         end = chain.end_block
         if end is not None and first_block > end:
             return
@@ -63,6 +80,7 @@ async def feed_chain(
             start_block=first_block,
             end_block=end,
             chunk_logs=chunk_logs,
+            **(rpc_tuning or {}),
         ) as chunks:
             async for chunk in chunks:
                 last = chunk[-1][BLOCK_NUMBER]

@@ -84,6 +84,7 @@ class Processor:
         routes: dict[int, dict[str, list[Route]]],
         *,
         start_blocks: dict[int, int],
+        reorg_chains: frozenset[int] = frozenset(),
         progress: dict[int, tuple[int, int]],
         metrics: Metrics,
         logger: logging.Logger,
@@ -96,6 +97,11 @@ class Processor:
         self._logger = logger
         self._limiter = trio.CapacityLimiter(1)
         self.start_blocks = start_blocks
+        # Chains whose source can reorganise, and the last final block each
+        # reported; history, once on, stays on (see Batch.history).
+        self.reorg_chains = reorg_chains
+        self.final_blocks: dict[int, int] = {}
+        self.history = False
         # chain -> (last processed block, events processed so far)
         self.progress = dict(progress)
         self.skipped: dict[tuple[int, str], int] = {}
@@ -180,6 +186,11 @@ class Processor:
         items = self._decode(chain_id, rng.logs)
         store, ctx = self.store, self.ctx
         checkpoints: list[CheckpointRow] = []
+        hashes = rng.hashes
+        # Within the reorg window every block gets a checkpoint, events or
+        # not, so that its hash is stored; elsewhere only blocks with events.
+        pending = iter(range(rng.first, rng.last + 1)) if hashes is not None else iter(())
+        next_empty = next(pending, None)
         block = -1
         block_hash: str | None = None
         block_events = 0
@@ -191,6 +202,14 @@ class Processor:
             if number != block:
                 if block_events:
                     checkpoints.append(CheckpointRow(cp, chain_id, block, block_hash, block_events))
+                if hashes is not None:
+                    while next_empty is not None and next_empty < number:
+                        cp += 1
+                        checkpoints.append(
+                            CheckpointRow(cp, chain_id, next_empty, hashes[next_empty], 0)
+                        )
+                        next_empty = next(pending, None)
+                    next_empty = next(pending, None)  # `number` itself
                 cp += 1
                 block, block_hash, block_events = number, event.block_hash, 0
                 ctx._cp = cp
@@ -212,6 +231,12 @@ class Processor:
                     ) from exc
         if block_events:
             checkpoints.append(CheckpointRow(cp, chain_id, block, block_hash, block_events))
+        if hashes is not None:
+            while next_empty is not None:
+                cp += 1
+                checkpoints.append(CheckpointRow(cp, chain_id, next_empty, hashes[next_empty], 0))
+                next_empty = next(pending, None)
+            store.processed = cp
         self._batch = ()
         # Loads happen inside handler calls; count them once, as loads.
         elapsed = time.perf_counter() - started - (self.load_seconds - loads_before)
@@ -225,7 +250,24 @@ class Processor:
         chain = ChainProgress(
             chain_id, self.start_blocks[chain_id], rng.last, events_before + len(items)
         )
-        return Batch(store.processed, {chain_id: chain}, checkpoints, len(items))
+        if rng.final_block is not None:
+            self.final_blocks[chain_id] = rng.final_block
+        if hashes is not None:
+            self.history = True
+        # Pruning needs every reorganisable chain's final block (see _write._prune).
+        prune = dict(self.final_blocks) if self.final_blocks.keys() >= self.reorg_chains else {}
+        return Batch(
+            store.processed,
+            {chain_id: chain},
+            checkpoints,
+            len(items),
+            history=self.history,
+            prune=prune,
+        )
+
+    def rolled_back(self, progress: dict[int, tuple[int, int]]) -> None:
+        """Take the chains' progress from a committed rollback."""
+        self.progress.update(progress)
 
     # -- loads ---------------------------------------------------------------
 

@@ -23,7 +23,7 @@ import os
 import signal
 import time
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import trio
 
@@ -40,10 +40,11 @@ from ..persist import (
     drop_schema,
     open_batch_channel,
     open_embedded,
+    read_hashes,
     read_state,
     table_has_rows,
 )
-from ..sources import BlockRange
+from ..sources import BlockRange, Reorg
 from ..store import Store
 from ._feed import feed_chain
 from ._processor import Processor, build_routes
@@ -102,6 +103,9 @@ class RunOptions:
     write_interval: float = DEFAULT_MIN_INTERVAL
     chunk_logs: int = 2000
     metrics: Metrics = field(default_factory=Metrics)
+    # Overrides of RpcSourceOptions fields (spans, timeouts, client retry
+    # settings) for tests and benchmarks.
+    rpc_tuning: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -147,6 +151,8 @@ class RunSummary:
     peak_in_memory: int = 0
     # Committed entries dropped by the capacity rule.
     evictions: int = 0
+    # Reorgs rolled back: (chain id, block kept, entity rows restored, seconds).
+    rollbacks: list[tuple[int, int, int, float]] = field(default_factory=list)
 
 
 def resolve_database(config: ProjectConfig, override: str | None) -> str:
@@ -175,6 +181,7 @@ class _Runner:
             [(self.started, 0)]
         )
         self.cancelled_by_signal = False
+        self.rollbacks: list[tuple[int, int, int, float]] = []
 
     async def run(self, url: str) -> RunSummary:
         config, _opts = self.config, self.options
@@ -210,6 +217,9 @@ class _Runner:
             loader,
             routes,
             start_blocks=starts,
+            reorg_chains=frozenset(
+                c.id for c in config.chains if c.source.rpc is not None and c.max_reorg_depth > 0
+            ),
             progress={c: (b, e) for c, (b, e) in progress.items()},
             metrics=self.metrics,
             logger=logger,
@@ -225,7 +235,7 @@ class _Runner:
         for chain_id, (block, _events) in progress.items():
             self.writer.committed_blocks[chain_id] = block
         send, receive = open_batch_channel()
-        ranges_send, ranges_receive = trio.open_memory_channel[BlockRange](2)
+        self.loader = loader
         async with trio.open_nursery() as nursery:
             writer_done = trio.Event()
             nursery.start_soon(self._serve_writer, receive, writer_done)
@@ -235,31 +245,18 @@ class _Runner:
                     aux.start_soon(self._watch_signals, nursery.cancel_scope)
                 if opts.reporter is not None:
                     aux.start_soon(self._report)
-                # The feeds get a nursery of their own that is cancelled only
-                # when the loop stops early: after a normal end (the loop saw
-                # every channel closed) a feed may still be unwinding with
-                # an error, and cancelling it then would replace that error
-                # with Cancelled and lose it.
-                async with trio.open_nursery() as feeds:
-                    for chain in config.chains:
-                        first = (
-                            progress[chain.id][0] + 1 if chain.id in progress else chain.start_block
-                        )
-                        feeds.start_soon(
-                            feed_chain,
-                            chain,
-                            first,
-                            routes[chain.id],
-                            ranges_send.clone(),
-                            opts.chunk_logs,
-                        )
-                    ranges_send.close()
+                while True:
                     try:
-                        finished = await self._loop(ranges_receive, send)
+                        outcome = await self._run_feeds(send)
                     except IndexerError as exc:
-                        error, finished = exc, False
-                    if not finished:
-                        feeds.cancel_scope.cancel()
+                        error, outcome = exc, False
+                    if not isinstance(outcome, Reorg) or self.stop_requested:
+                        break
+                    try:
+                        await self._rollback(outcome, send)
+                    except IndexerError as exc:
+                        error = exc
+                        break
                 aux.cancel_scope.cancel()
             # The final flush: shielded so that nothing processed is dropped
             # on the way out; the writer sets writer_done even if it fails.
@@ -281,6 +278,88 @@ class _Runner:
             )
         return self._summary(url)
 
+    async def _run_feeds(self, send: trio.MemorySendChannel[Batch]) -> bool | Reorg:
+        """Start every chain's feed from its progress and process until done, stopped or a reorg."""
+        config, opts = self.config, self.options
+        ranges_send, ranges_receive = trio.open_memory_channel[BlockRange | Reorg](2)
+        with ranges_receive:
+            # The feeds get a nursery of their own that is cancelled only
+            # when the loop stops early: after a normal end (the loop saw
+            # every channel closed) a feed may still be unwinding with an
+            # error, and cancelling it then would replace that error with
+            # Cancelled and lose it.
+            async with trio.open_nursery() as feeds:
+                for chain in config.chains:
+                    progress = self.processor.progress.get(chain.id)
+                    first = progress[0] + 1 if progress is not None else chain.start_block
+                    hashes: dict[int, str] = {}
+                    if chain.source.rpc is not None and chain.max_reorg_depth > 0:
+                        hashes = await trio.to_thread.run_sync(
+                            read_hashes,
+                            self.loader.conn,
+                            config.schema,
+                            chain.id,
+                            first - chain.max_reorg_depth - 2,
+                        )
+                    feeds.start_soon(
+                        feed_chain,
+                        chain,
+                        first,
+                        self.processor.routes[chain.id],
+                        ranges_send.clone(),
+                        opts.chunk_logs,
+                        hashes,
+                        opts.rpc_tuning,
+                    )
+                ranges_send.close()
+                outcome: bool | Reorg | IndexerError = False
+                try:
+                    outcome = await self._loop(ranges_receive, send)
+                except IndexerError as exc:
+                    # Raised outside the nursery below, so that it is not
+                    # wrapped in an ExceptionGroup and the caller flushes.
+                    outcome = exc
+                finally:
+                    if outcome is not True:
+                        feeds.cancel_scope.cancel()
+        if isinstance(outcome, IndexerError):
+            raise outcome
+        return outcome
+
+    async def _rollback(self, reorg: Reorg, send: trio.MemorySendChannel[Batch]) -> None:
+        """Roll back to ``reorg.block``: drain the writer, then one rollback transaction.
+
+        Processing has stopped (the loop returned) and the feeds are gone.
+        Every processed batch is committed first, so the rollback reads a
+        database that holds everything memory holds; then the rollback runs
+        as a transaction of its own, inside a cancel scope (a second stop
+        request cancels it: the transaction is then either committed or not
+        at all).  The feeds restart from the rolled-back progress.
+        """
+        started = trio.current_time()
+        await self._drain(send)
+        with trio.CancelScope():
+            result = await self.writer.rollback({reorg.chain_id: reorg.block})
+        self.processor.rolled_back(result.progress)
+        elapsed = trio.current_time() - started
+        self.rollbacks.append((reorg.chain_id, reorg.block, result.rows, elapsed))
+        self.metrics.rollbacks.labels(str(reorg.chain_id)).inc()
+        self.metrics.rollback_seconds.observe(elapsed)
+        log.warning(
+            "chain %d reorganised (detected at block %d): rolled back to block %d, checkpoint %d; "
+            "%d entity rows restored in %.3f s",
+            reorg.chain_id,
+            reorg.detected_at,
+            reorg.block,
+            result.checkpoint,
+            result.rows,
+            elapsed,
+        )
+
+    async def _drain(self, send: trio.MemorySendChannel[Batch]) -> None:
+        """Wait until everything processed is committed."""
+        await self._wait_committed(self.store.processed, send)
+
     async def _serve_writer(
         self, receive: trio.MemoryReceiveChannel[Batch], done: trio.Event
     ) -> None:
@@ -290,9 +369,11 @@ class _Runner:
             done.set()
 
     async def _loop(
-        self, ranges: trio.MemoryReceiveChannel[BlockRange], send: trio.MemorySendChannel[Batch]
-    ) -> bool:
-        """Process block ranges until the sources end (True) or a stop request (False)."""
+        self,
+        ranges: trio.MemoryReceiveChannel[BlockRange | Reorg],
+        send: trio.MemorySendChannel[Batch],
+    ) -> bool | Reorg:
+        """Process block ranges until the sources end (True), a stop request (False) or a reorg."""
         store = self.store
         while not self.stop_requested:
             with trio.CancelScope() as idle:
@@ -305,6 +386,8 @@ class _Runner:
                     self._idle_scope = None
             if idle.cancelled_caught:
                 return False
+            if isinstance(rng, Reorg):
+                return rng
             batch = await self.processor.process(rng)
             self._hand_over(batch, send)
             if self.options.sync_writes:
@@ -436,6 +519,7 @@ class _Runner:
             database_url=url,
             peak_in_memory=self.peak_in_memory,
             evictions=self.store.statistics().get("evictions", 0),
+            rollbacks=list(self.rollbacks),
         )
 
 
@@ -449,11 +533,5 @@ async def run_project(
     user can fix; the database then holds the last committed checkpoint.
     """
     options = options or RunOptions()
-    for chain in config.chains:
-        if chain.source.file is None:
-            raise ConfigError(
-                f"{config.config_path}: chains[{config.chains.index(chain)}].source: JSON-RPC sources are not "
-                f"supported by this version yet; use a `file:` source."
-            )
     url = await trio.to_thread.run_sync(resolve_database, config, options.database_url)
     return await _Runner(config, handlers, options).run(url)

@@ -15,6 +15,7 @@ __all__ = [
     "TRANSACTION_HASH",
     "BlockRange",
     "RawLog",
+    "Reorg",
 ]
 
 # Field positions: the processing loop reads logs by position, so a plain
@@ -54,3 +55,25 @@ class BlockRange(NamedTuple):
     first: int
     last: int
     logs: list[RawLog] | list[tuple[Any, ...]]
+    # Block number -> hash of *every* block first..last, given when the range
+    # is within the chain's reorg window: each of those blocks then gets a
+    # checkpoint (so its hash is stored for reorg detection, also across
+    # restarts) and writes keep history.  None far from the head and for
+    # sources that cannot reorganise (files).
+    hashes: dict[int, str] | None = None
+    # Highest block of the chain that can no longer be reorganised (head -
+    # max_reorg_depth), for sources that can reorganise; None otherwise.
+    final_block: int | None = None
+
+
+class Reorg(NamedTuple):
+    """A source's notice that its chain reorganised above ``block``.
+
+    ``block`` is the highest block still on the canonical chain; everything
+    the source sent above it is void.  The source stops after sending it and
+    is restarted from the rolled-back progress.
+    """
+
+    chain_id: int
+    block: int
+    detected_at: int  # the block whose hash or parent hash did not match

@@ -95,6 +95,15 @@ class Store:
             t.mark_committed(upto)
         self.committed = upto
 
+    def rollback(
+        self, checkpoint: int, restored: dict[type[Entity], list[tuple[str, Any]]]
+    ) -> None:
+        """Apply a committed rollback to ``checkpoint`` (see :meth:`EntityTable.restore`)."""
+        assert self.committed == self.processed, "rollback with uncommitted changes"
+        for cls, rows in restored.items():
+            self.tables[cls].restore(rows)
+        self.processed = self.committed = checkpoint
+
     def statistics(self) -> dict[str, int]:
         stats = {
             "processed": self.processed,

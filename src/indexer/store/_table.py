@@ -199,6 +199,22 @@ class EntityTable(Generic[E]):
         assert result is not None
         return result
 
+    def restore(self, rows: Iterable[tuple[str, E | None]]) -> None:
+        """Apply a committed rollback: each id now holds the given value (None: absent).
+
+        Only with no uncommitted change (the runtime drains the writer
+        first).  Ids are set whether or not memory held them, so cached
+        values, the "complete" flag and every index keep matching the
+        database: nothing stale survives, and nothing needs reloading.
+        """
+        assert not self.cps, "rollback with uncommitted changes"
+        values = self.values
+        for id, value in rows:
+            old = values.pop(id, None)
+            values[id] = value
+            if self._active:
+                self._reindex(id, old, value)
+
     # -- capacity ------------------------------------------------------------
 
     @property

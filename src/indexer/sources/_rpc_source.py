@@ -1,0 +1,332 @@
+"""Following a chain over JSON-RPC: block ranges ahead of processing, reorg detection.
+
+The fetcher walks from the first unprocessed block to the head (or the
+configured end), sending :class:`BlockRange` values into a small channel so
+processing never waits on the network while data is available.  Far behind
+the head it asks only for logs.  Within ``max_reorg_depth`` of the head (the
+*window*) it also fetches every block header of the range and checks that
+
+* the headers chain by ``parentHash``, and every log's ``blockHash``
+  matches its block (otherwise the node changed under us: fetch again), and
+* the first header's parent is the block it sent last (otherwise: reorg).
+
+When caught up it re-reads the last block it sent each poll, which catches
+reorgs that replace blocks without growing the chain.  On a reorg it walks
+back over the stored hashes to the newest block the node still has, sends
+:class:`Reorg` and stops; the runtime rolls back and starts a new fetcher.
+With no stored block still canonical it raises
+:class:`~indexer.ReorgTooDeepError` rather than continue on a forked state.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import trio
+
+from .._config_check import redact_url
+from .._errors import ReorgTooDeepError, SourceError
+from ._log import BlockRange, RawLog, Reorg
+from ._rpc import RpcRangeError, RpcTimeoutError, open_rpc_client
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    from ._filter import LogFilter
+    from ._rpc import RpcClient
+
+__all__ = ["RpcSourceOptions", "feed_rpc"]
+
+log = logging.getLogger("indexer.sources.rpc")
+
+# Consecutive inconsistent answers (logs of one fork, headers of another)
+# tolerated before giving up: one or two happen when a block lands mid-fetch.
+_MAX_INCONSISTENT = 5
+
+
+@dataclass
+class RpcSourceOptions:
+    """How one chain is fetched (from indexer.yaml, plus knobs for tests)."""
+
+    url: str
+    chain_id: int
+    poll_interval: float
+    max_reorg_depth: int
+    end_block: int | None
+    initial_span: int = 2_000
+    max_span: int = 50_000
+    chunk_logs: int = 2_000
+    timeout: float = 30.0
+    client_options: dict[str, Any] = field(default_factory=dict)
+
+
+async def feed_rpc(
+    options: RpcSourceOptions,
+    log_filter: LogFilter,
+    first_block: int,
+    stored_hashes: dict[int, str],
+    send: trio.MemorySendChannel[BlockRange | Reorg],
+) -> None:
+    """Send the chain's ranges from ``first_block`` on; a :class:`Reorg` ends it.
+
+    Args:
+        stored_hashes: hashes of processed blocks within the reorg window
+            (from the database on start), the reference for detection.
+    """
+    with send:  # no checkpoint on close while an error propagates
+        async with open_rpc_client(
+            options.url,
+            timeout=options.timeout,
+            chain_id=options.chain_id,
+            **options.client_options,
+        ) as client:
+            await client.check_chain_id()
+            fetcher = _Fetcher(client, options, log_filter, first_block, stored_hashes)
+            await fetcher.run(send)
+
+
+class _Fetcher:
+    def __init__(
+        self,
+        client: RpcClient,
+        options: RpcSourceOptions,
+        log_filter: LogFilter,
+        first_block: int,
+        stored_hashes: dict[int, str],
+    ) -> None:
+        self.client = client
+        self.o = options
+        self.topic0s = sorted(log_filter.topics)
+        addresses: set[str] | None = set()
+        for allowed in map(log_filter.addresses, self.topic0s):
+            if allowed is None or addresses is None:
+                addresses = None
+            else:
+                addresses |= allowed
+        self.addresses = sorted(addresses) if addresses is not None else None
+        self.log_filter = log_filter
+        self.next = first_block
+        self.hashes = dict(stored_hashes)
+        self.head = -1
+        self.head_at = -float("inf")
+        self.span = options.initial_span
+        self.successes = 0
+        self.inconsistent = 0
+
+    @property
+    def where(self) -> str:
+        return f"chain {self.o.chain_id} ({redact_url(self.o.url)})"
+
+    async def run(self, send: trio.MemorySendChannel[BlockRange | Reorg]) -> None:
+        o = self.o
+        # A reorg while the indexer was down: the stored tip is gone.  Checked
+        # even when there is nothing left to fetch (end_block reached).
+        reorg = await self._check_tip()
+        if reorg is not None:
+            await send.send(reorg)
+            return
+        while o.end_block is None or self.next <= o.end_block:
+            now = trio.current_time()
+            if self.next > self.head or now - self.head_at >= o.poll_interval:
+                self.head, self.head_at = await self.client.block_number(), now
+            if self.next > self.head:
+                reorg = await self._check_tip()
+                if reorg is not None:
+                    await send.send(reorg)
+                    return
+                await trio.sleep(o.poll_interval)
+                continue
+            result = await self._fetch_range()
+            if isinstance(result, Reorg):
+                await send.send(result)
+                return
+            for rng in result:
+                await send.send(rng)
+
+    def _window_start(self) -> int:
+        """First block that can still be reorganised."""
+        if self.o.max_reorg_depth == 0:
+            return self.head + 1
+        return self.head - self.o.max_reorg_depth + 1
+
+    async def _fetch_range(self) -> list[BlockRange] | Reorg:
+        o, first = self.o, self.next
+        window = self._window_start()
+        last = min(first + self.span - 1, self.head)
+        if o.end_block is not None:
+            last = min(last, o.end_block)
+        if first < window <= last:
+            last = window - 1  # the far part first: it needs no headers
+        try:
+            logs = await self.client.get_logs(
+                first, last, addresses=self.addresses, topic0s=self.topic0s
+            )
+        except (RpcRangeError, RpcTimeoutError) as exc:
+            if last == first:
+                raise SourceError(
+                    f"{self.where}: eth_getLogs for the single block {first} failed ({exc}); the node cannot "
+                    f"serve this block's logs even one block at a time."
+                ) from exc
+            self.span = max(1, (last - first + 1) // 2)
+            self.successes = 0
+            log.info(
+                "%s: eth_getLogs %d..%d too large, span now %d", self.where, first, last, self.span
+            )
+            return []
+        self.successes += 1
+        if self.successes >= 3 and last - first + 1 >= self.span:
+            self.span = min(o.max_span, self.span * 2)
+            self.successes = 0
+        final = window - 1
+        if first >= window:
+            return await self._in_window(first, last, logs, final)
+        return await self._far(first, last, logs, final)
+
+    async def _far(
+        self, first: int, last: int, logs: list[dict[str, Any]], final: int
+    ) -> list[BlockRange]:
+        """A final range: logs only (headers just for missing timestamps and the last hash)."""
+        need = {int(lg["blockNumber"], 16) for lg in logs if lg.get("blockTimestamp") is None}
+        need.add(last)
+        numbers = sorted(need)
+        headers = await self.client.get_blocks(numbers)
+        by_number: dict[int, dict[str, Any]] = {}
+        for n, h in zip(numbers, headers, strict=True):
+            if h is None:
+                # A load-balanced node may lag behind the head it reported.
+                return []
+            by_number[n] = h
+        self.hashes[last] = by_number[last]["hash"]
+        raws = self._raw_logs(logs, by_number)
+        self.next = last + 1
+        self._forget_old()
+        return _split(self.o.chain_id, first, last, raws, self.o.chunk_logs, final)
+
+    async def _in_window(
+        self, first: int, last: int, logs: list[dict[str, Any]], final: int
+    ) -> list[BlockRange] | Reorg:
+        numbers = list(range(first, last + 1))
+        headers = await self.client.get_blocks(numbers)
+        if any(h is None for h in headers):
+            return []  # the node lags (or the chain got shorter): poll again
+        by_number = {n: h for n, h in zip(numbers, headers, strict=True) if h is not None}
+        parent = by_number[first]["parentHash"]
+        known = self.hashes.get(first - 1)
+        if known is not None and parent != known:
+            return await self._find_fork(first - 1)
+        consistent = all(
+            by_number[n]["parentHash"] == by_number[n - 1]["hash"] for n in numbers[1:]
+        ) and all(
+            lg.get("blockHash") == by_number[int(lg["blockNumber"], 16)]["hash"] for lg in logs
+        )
+        if not consistent:
+            self.inconsistent += 1
+            if self.inconsistent >= _MAX_INCONSISTENT:
+                raise SourceError(
+                    f"{self.where}: blocks {first}..{last} came back inconsistent {_MAX_INCONSISTENT} times in a "
+                    f"row (logs whose blockHash does not match their block, or headers that do not chain); the "
+                    f"node may be serving two forks behind a load balancer."
+                )
+            return []
+        self.inconsistent = 0
+        hashes = {n: str(by_number[n]["hash"]) for n in numbers}
+        self.hashes.update(hashes)
+        raws = self._raw_logs(logs, by_number)
+        self.next = last + 1
+        self._forget_old()
+        return [BlockRange(self.o.chain_id, first, last, raws, hashes, final)]
+
+    async def _check_tip(self) -> Reorg | None:
+        """Caught up: is the last block sent still canonical?"""
+        last = self.next - 1
+        known = self.hashes.get(last)
+        if known is None:
+            return None
+        (header,) = await self.client.get_blocks([last])
+        if header is not None and header["hash"] == known:
+            return None
+        return await self._find_fork(last)
+
+    async def _find_fork(self, detected_at: int) -> Reorg:
+        """The newest stored block the node still has, or ReorgTooDeepError."""
+        numbers = sorted((n for n in self.hashes if n <= detected_at), reverse=True)
+        headers = await self.client.get_blocks(numbers) if numbers else []
+        for n, h in zip(numbers, headers, strict=True):
+            if h is not None and h["hash"] == self.hashes[n]:
+                log.warning(
+                    "%s: reorg detected at block %d; blocks above %d are rolled back",
+                    self.where,
+                    detected_at,
+                    n,
+                )
+                return Reorg(self.o.chain_id, n, detected_at)
+        lowest = numbers[-1] if numbers else detected_at
+        raise ReorgTooDeepError(
+            f"{self.where} reorganised deeper than max_reorg_depth={self.o.max_reorg_depth}: none of the "
+            f"stored blocks {lowest}..{detected_at} is on the node's canonical chain any more (detected at block "
+            f"{detected_at}). The database still holds the state up to the last committed block, which is on "
+            f"a fork now; raise max_reorg_depth and re-index with `indexer run --reset`, or check that the node "
+            f"is synced (a node that fell behind can look like a deep reorg)."
+        )
+
+    def _raw_logs(
+        self, logs: Sequence[dict[str, Any]], headers: dict[int, dict[str, Any]]
+    ) -> list[RawLog]:
+        out: list[RawLog] = []
+        for lg in logs:
+            if lg.get("removed"):
+                continue
+            try:
+                number = int(lg["blockNumber"], 16)
+                ts = lg.get("blockTimestamp")
+                if ts is None:
+                    ts = headers[number]["timestamp"]
+                out.append(
+                    RawLog(
+                        number,
+                        int(lg["logIndex"], 16),
+                        str(lg["transactionHash"]).lower(),
+                        str(lg["address"]).lower(),
+                        tuple(str(t).lower() for t in lg["topics"]),
+                        str(lg["data"]).lower(),
+                        str(lg["blockHash"]).lower(),
+                        int(ts, 16),
+                    )
+                )
+            except (KeyError, TypeError, ValueError) as exc:
+                raise SourceError(
+                    f"{self.where}: eth_getLogs returned a malformed log ({type(exc).__name__}: {exc}): "
+                    f"{str(lg)[:300]}"
+                ) from None
+        out.sort(key=lambda r: (r.block_number, r.log_index))
+        return out
+
+    def _forget_old(self) -> None:
+        # Keep one block below the window: the parent of its first block.
+        floor = self._window_start() - 1
+        if len(self.hashes) > 2 * max(1, self.o.max_reorg_depth) + 2:
+            for n in [n for n in self.hashes if n < floor]:
+                del self.hashes[n]
+
+
+def _split(
+    chain_id: int, first: int, last: int, logs: list[RawLog], chunk_logs: int, final: int
+) -> list[BlockRange]:
+    """Cut a long final range into batches of about ``chunk_logs`` whole blocks."""
+    out: list[BlockRange] = []
+    start, begin = first, 0
+    i = 0
+    n = len(logs)
+    while n - begin > chunk_logs:
+        i = begin + chunk_logs
+        cut = logs[i - 1].block_number
+        while i < n and logs[i].block_number == cut:
+            i += 1
+        if i >= n:
+            break
+        out.append(BlockRange(chain_id, start, cut, logs[begin:i], None, final))
+        start, begin = cut + 1, i
+    out.append(BlockRange(chain_id, start, last, logs[begin:], None, final))
+    return out

@@ -1,0 +1,195 @@
+"""Synthetic token chains for reorg tests: logs, a project that follows them, an oracle."""
+
+from __future__ import annotations
+
+import random
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import psycopg
+from psycopg import sql
+
+from indexer import RunOptions, RunSummary, load_config, load_handlers, run_project
+from indexer.testing import LogSpec, ScriptedChain
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping, Sequence
+
+TRANSFER = "0xddf252ad1be2c89b69c2b068fc378daa952ba7f163c4a11628f55a4df523b3ef"
+TOKENS = ("0x" + "a1" * 20, "0x" + "b2" * 20)
+HOLDERS = tuple("0x" + f"{i:040x}" for i in range(1, 7))
+
+# Balances that hit zero are deleted, so rollbacks restore deleted rows and
+# remove created ones, not only update values.  `find` keeps an index live.
+HANDLERS = """
+from typing import Annotated
+from indexer import Context, Entity, Event, Index, on
+
+
+class Account(Entity):
+    id: str
+    token: Annotated[str, Index]
+    balance: int = 0
+    transfers: int = 0
+
+
+class Token(Entity):
+    id: str
+    holders: int = 0
+    last_block: int = 0
+
+
+@on("Token", "Transfer")
+async def transfer(event: Event, ctx: Context) -> None:
+    value = event.params["value"]
+    for holder, delta in ((event.params["from"], -value), (event.params["to"], value)):
+        key = f"{event.address}-{holder}"
+        old = await ctx.get(Account, key)
+        balance = (old.balance if old else 0) + delta
+        if balance == 0:
+            ctx.delete(Account, key)
+        elif old is None:
+            ctx.set(Account(id=key, token=event.address, balance=balance, transfers=1))
+        else:
+            ctx.set(old.replace(balance=balance, transfers=old.transfers + 1))
+    holders = await ctx.find(Account, token=event.address)
+    ctx.set(Token(id=event.address, holders=len(holders), last_block=event.block_number))
+"""
+
+
+def transfer_log(rng: random.Random) -> LogSpec:
+    sender, receiver = rng.sample(HOLDERS, 2)
+    return LogSpec(
+        rng.choice(TOKENS),
+        (TRANSFER, "0x" + sender[2:].rjust(64, "0"), "0x" + receiver[2:].rjust(64, "0")),
+        "0x" + f"{rng.randint(1, 3):064x}",
+    )
+
+
+def random_logs(
+    rng: random.Random, blocks: Sequence[int], per_block: int = 3
+) -> dict[int, list[LogSpec]]:
+    return {n: [transfer_log(rng) for _ in range(rng.randint(0, per_block))] for n in blocks}
+
+
+def make_rpc_project(
+    tmp: Path,
+    schema: str,
+    url: str,
+    *,
+    end_block: int | None,
+    max_reorg_depth: int = 10,
+    poll_interval: float = 0.02,
+    start_block: int = 1,
+    chain_id: int = 1,
+    name: str = "project",
+) -> Path:
+    project = tmp / name
+    project.mkdir(exist_ok=True)
+    (project / "handlers.py").write_text(HANDLERS)
+    end = f"    end_block: {end_block}\n" if end_block is not None else ""
+    (project / "indexer.yaml").write_text(
+        f"name: reorg-test\n"
+        f"handlers: handlers.py\n"
+        f"schema: {schema}\n"
+        f"chains:\n"
+        f"  - id: {chain_id}\n"
+        f"    start_block: {start_block}\n"
+        f"{end}"
+        f"    max_reorg_depth: {max_reorg_depth}\n"
+        f"    source: {{rpc: '{url}', poll_interval: {poll_interval}}}\n"
+        f"    contracts:\n"
+        f"      - name: Token\n"
+        f'        events: ["event Transfer(address indexed from, address indexed to, uint256 value)"]\n'
+    )
+    return project
+
+
+def set_end_block(project: Path, end_block: int) -> None:
+    path = project / "indexer.yaml"
+    lines = [ln for ln in path.read_text().splitlines() if "end_block" not in ln]
+    at = next(i for i, ln in enumerate(lines) if "start_block" in ln) + 1
+    lines.insert(at, f"    end_block: {end_block}")
+    path.write_text("\n".join(lines) + "\n")
+
+
+async def run(project: Path, url: str, **options: Any) -> RunSummary:
+    config = load_config(project)
+    handlers = load_handlers(config)
+    opts = RunOptions(
+        database_url=url,
+        handle_signals=False,
+        write_interval=0.0,
+        rpc_tuning={"client_options": {"backoff_base": 0.01, "backoff_cap": 0.05}},
+        **options,
+    )
+    return await run_project(config, handlers, opts)
+
+
+def expected(
+    chain: ScriptedChain, last: int | None = None, first: int = 1
+) -> tuple[dict[str, tuple[int, int]], dict[str, tuple[int, int]]]:
+    """(accounts, tokens) computed straight from the chain's canonical logs."""
+    last = chain.head if last is None else last
+    accounts: dict[str, tuple[str, int, int]] = {}
+    tokens: dict[str, tuple[int, int]] = {}
+    for lg in chain.logs(first, last, topic0s=[TRANSFER]):
+        token = lg["address"]
+        value = int(lg["data"], 16)
+        sender, receiver = ("0x" + t[-40:] for t in lg["topics"][1:3])
+        for holder, delta in ((sender, -value), (receiver, value)):
+            key = f"{token}-{holder}"
+            old = accounts.get(key)
+            balance = (old[1] if old else 0) + delta
+            if balance == 0:
+                accounts.pop(key, None)
+            else:
+                accounts[key] = (token, balance, (old[2] + 1) if old else 1)
+        holders = sum(1 for t, _b, _n in accounts.values() if t == token)
+        tokens[token] = (holders, int(lg["blockNumber"], 16))
+    return {k: (b, n) for k, (_t, b, n) in accounts.items()}, tokens
+
+
+def tables(url: str, schema: str) -> tuple[dict[str, tuple[int, int]], dict[str, tuple[int, int]]]:
+    with psycopg.connect(url) as conn:
+        accounts = conn.execute(
+            sql.SQL("SELECT id, balance, transfers FROM {}.account").format(sql.Identifier(schema))
+        ).fetchall()
+        tokens = conn.execute(
+            sql.SQL("SELECT id, holders, last_block FROM {}.token").format(sql.Identifier(schema))
+        ).fetchall()
+    return (
+        {r[0]: (int(r[1]), int(r[2])) for r in accounts},
+        {r[0]: (int(r[1]), int(r[2])) for r in tokens},
+    )
+
+
+def progress(url: str, schema: str, chain_id: int = 1) -> int | None:
+    with psycopg.connect(url) as conn:
+        exists = conn.execute("SELECT to_regclass(%s)", (f'"{schema}"._indexer_chains',)).fetchone()
+        if exists is None or exists[0] is None:
+            return None
+        row = conn.execute(
+            sql.SQL("SELECT progress_block FROM {}._indexer_chains WHERE chain_id = %s").format(
+                sql.Identifier(schema)
+            ),
+            (chain_id,),
+        ).fetchone()
+    return None if row is None else int(row[0])
+
+
+def framework_rows(url: str, schema: str, query: str) -> list[tuple[Any, ...]]:
+    with psycopg.connect(url) as conn:
+        return conn.execute(sql.SQL(query).format(sql.Identifier(schema))).fetchall()
+
+
+def scripted_chain(seed: int, head: int, **kw: Any) -> tuple[ScriptedChain, random.Random]:
+    rng = random.Random(seed)
+    chain = ScriptedChain(1, head=head, logs=random_logs(rng, range(1, head + 1)), **kw)
+    return chain, rng
+
+
+def replace_logs(
+    rng: random.Random, chain: ScriptedChain, depth: int
+) -> Mapping[int, list[LogSpec]]:
+    return random_logs(rng, range(chain.head - depth + 1, chain.head + 1))
