@@ -3,17 +3,18 @@
 from __future__ import annotations
 
 import random
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import psycopg
+import trio
 from psycopg import sql
 
-from indexer import RunOptions, RunSummary, load_config, load_handlers, run_project
+from indexer import RunOptions, RunStatus, RunSummary, load_config, load_handlers, run_project
 from indexer.testing import LogSpec, ScriptedChain
 
 if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
+    from pathlib import Path
 
 TRANSFER = "0xddf252ad1be2c89b69c2b068fc378daa952ba7f163c4a11628f55a4df523b3ef"
 TOKENS = ("0x" + "a1" * 20, "0x" + "b2" * 20)
@@ -124,6 +125,26 @@ async def run(project: Path, url: str, **options: Any) -> RunSummary:
         **options,
     )
     return await run_project(config, handlers, opts)
+
+
+class CommitWatch:
+    """A run's reporter that lets a test wait until a block is committed."""
+
+    def __init__(self) -> None:
+        self.block = -1
+        self._changed = trio.Event()
+
+    def __call__(self, status: RunStatus) -> None:
+        block = status.chains[0].committed_block
+        if block != self.block:
+            self.block = block
+            self._changed.set()
+            self._changed = trio.Event()
+
+    async def wait_for(self, block: int) -> None:
+        with trio.fail_after(30):
+            while self.block < block:
+                await self._changed.wait()
 
 
 def expected(

@@ -12,10 +12,11 @@ from typing import TYPE_CHECKING
 import pytest
 import trio
 
-from indexer import ReorgTooDeepError, SourceError
+from indexer import ReorgTooDeepError, RunSummary, SourceError
 from indexer.testing import ScriptedChain, open_rpc_server
 
 from ._chains import (
+    CommitWatch,
     expected,
     framework_rows,
     make_rpc_project,
@@ -32,12 +33,6 @@ if TYPE_CHECKING:
     from pathlib import Path
 
 
-async def wait_committed(url: str, schema: str, block: int) -> None:
-    with trio.fail_after(30):
-        while (await trio.to_thread.run_sync(progress, url, schema) or -1) < block:
-            await trio.sleep(0.01)
-
-
 async def test_follows_the_head_through_reorgs(
     tmp_path: Path, database_url: str, schema: str
 ) -> None:
@@ -45,22 +40,23 @@ async def test_follows_the_head_through_reorgs(
     chain, rng = scripted_chain(1, head=30)
     async with open_rpc_server(chain) as server:
         project = make_rpc_project(tmp_path, schema, server.url, end_block=70, max_reorg_depth=10)
+        watch = CommitWatch()
         async with trio.open_nursery() as nursery:
-            done: list[object] = []
+            done: list[RunSummary] = []
 
             async def indexer() -> None:
-                done.append(await run(project, database_url))
+                done.append(await run(project, database_url, reporter=watch, report_interval=0.01))
 
             nursery.start_soon(indexer)
             for depth in (1, 3, 8, 2, 5):
-                await wait_committed(database_url, schema, chain.head)
+                await watch.wait_for(chain.head)
                 chain.reorg(depth, replace_logs(rng, chain, depth))
                 chain.advance(7, {n: [] for n in range(chain.head + 1, chain.head + 8)})
-            await wait_committed(database_url, schema, chain.head)
+            await watch.wait_for(chain.head)
             chain.advance(70 - chain.head)
     (summary,) = done
     assert tables(database_url, schema) == expected(chain, 70)
-    rollbacks = summary.rollbacks  # type: ignore[attr-defined]
+    rollbacks = summary.rollbacks
     assert len(rollbacks) == 5
     # Each rollback kept exactly the blocks below the replaced ones.
     heads = [30, 37, 44, 51, 58]

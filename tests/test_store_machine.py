@@ -36,6 +36,7 @@ from indexer.persist import (
     Write,
     connect,
     create_schema,
+    execute_rollback,
     execute_write,
     load_by_field,
     load_by_ids,
@@ -78,6 +79,7 @@ class StoreMachine(RuleBasedStateMachine):
         self.batch_end = 0  # last checkpoint of the last ended batch
         self.in_flight: Write | None = None
         self.history_seen: set[tuple[str, int]] = set()
+        self.no_history_upto = 0  # last write that kept no history
         self.changes: set[tuple[str, int]] = set()  # every (id, checkpoint) changed
         self._new_store(committed=0)
 
@@ -168,7 +170,9 @@ class StoreMachine(RuleBasedStateMachine):
         checkpoints = [
             CheckpointRow(c, 1, c, None, 1) for c in range(self.store.committed + 1, upto + 1)
         ]
-        self.in_flight = Write(upto, tables, {1: ChainProgress(1, 0, upto, upto)}, checkpoints)
+        self.in_flight = Write(
+            upto, tables, {1: ChainProgress(1, 0, upto, upto)}, checkpoints, history=history
+        )
         if history:
             rows = [(id, cp) for t in tables for id, cp, _v in t.history]
             assert len(rows) == len(set(rows)), "history row written twice"
@@ -197,8 +201,59 @@ class StoreMachine(RuleBasedStateMachine):
             self.restart(0)
             return
         self.in_flight = None
+        if not write.history:
+            self.no_history_upto = write.upto
         self.store.mark_committed(write.upto)
         self.check_database()
+
+    # -- reorg rollback ----------------------------------------------------
+
+    @rule(back=st.integers(0, 6), fail_at=st.sampled_from([None] * 4 + ["rollback", "commit"]))
+    def rollback(self, back: int, fail_at: str | None) -> None:
+        """Drain as the runtime does, then roll back to a checkpoint whose later
+        writes all kept history (the reorg window).
+
+        Checkpoint rows are written with block number == checkpoint, so
+        "keep block t" means "restore checkpoint t".
+        """
+        if self.in_flight is not None:
+            self.finish_write(None)
+        self.end_batch()
+        if self.batch_end > self.store.committed:
+            self.start_write(history=True)
+            self.finish_write(None)
+        committed = self.store.committed
+        if committed <= self.no_history_upto:
+            return
+        target = max(self.no_history_upto, committed - back)
+
+        def fault(step: str) -> None:
+            if step == fail_at:
+                raise _Fail(step)
+
+        try:
+            result = execute_rollback(
+                self.session, [SPEC], {1: target}, committed=committed, fault=fault
+            )
+        except _Fail:
+            self.check_database()  # all or nothing: still the state before it
+            self.restart(0)
+            return
+        assert result.checkpoint == target
+        assert result.progress[1][0] == target
+        self.store.rollback(target, {Item: result.restored[SPEC.table]})
+        del self.states[target + 1 :]
+        self.states.append(dict(self.states[target]))
+        self.cp = target + 1
+        self.batch_end = target
+        self.boundaries = [b for b in self.boundaries if b <= target]
+        self.history_seen = {(i, c) for i, c in self.history_seen if c <= target}
+        self.changes = {(i, c) for i, c in self.changes if c <= target}
+        self.check_database()
+        # Memory follows without a reload: every read answers the restored state.
+        for id in ("a", "b", "c", "d"):
+            got = self._get(id)
+            assert (None if got is None else (got.group, got.n)) == self.model.get(id)
 
     @rule()
     def evict(self) -> None:

@@ -31,14 +31,17 @@ from ._errors import WriteError as WriteError
 from ._handlers import Event as Event
 from ._handlers import load_handlers as load_handlers
 from ._handlers import on as on
+from .runtime import ChainStatus as ChainStatus
 from .runtime import Context as Context
 from .runtime import RunOptions as RunOptions
+from .runtime import RunStatus as RunStatus
 from .runtime import RunSummary as RunSummary
 from .runtime import run_project as run_project
 from .store import Entity as Entity
 from .store import Index as Index
 
 __all__ = [
+    "ChainStatus",
     "ConfigError",
     "Context",
     "DatabaseError",
@@ -52,6 +55,7 @@ __all__ = [
     "ProjectConfig",
     "ReorgTooDeepError",
     "RunOptions",
+    "RunStatus",
     "RunSummary",
     "SchemaMismatchError",
     "SourceError",

@@ -1,0 +1,489 @@
+"""A Trio HTTP JSON-RPC server that answers from a :class:`ScriptedChain`, with scripted faults.
+
+HTTP/1.1 with keep-alive, spoken with h11 over ``trio.serve_tcp``.  Each
+connection is served by one task, one request at a time.  Every wait
+(latency, block production) is a ``trio.sleep``, so a ``MockClock`` drives
+it; only the sockets themselves are real.
+"""
+
+from __future__ import annotations
+
+import collections
+import math
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from functools import partial
+from http import HTTPStatus
+from typing import TYPE_CHECKING, Any, TypeGuard
+
+import h11
+import orjson
+import trio
+
+if TYPE_CHECKING:
+    from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+
+    from ._chain import Block, LogSpec, ScriptedChain
+
+__all__ = ["FAILURE_KINDS", "RpcServer", "open_rpc_server"]
+
+FAILURE_KINDS = frozenset(
+    {"http_500", "http_503", "http_429", "disconnect", "rpc_error", "timeout"}
+)
+"""The kinds of failure :meth:`RpcServer.fail` can script."""
+
+_HTTP_STATUS = {"http_500": 500, "http_503": 503, "http_429": 429}
+_MAX_BODY = 32 << 20
+_RECV_SIZE = 65536
+# Block tags, as distances below the head (geth's finalized lags two epochs).
+_TAG_DEPTH = {"latest": 0, "pending": 0, "safe": 32, "finalized": 64}
+_HEX_DIGITS = frozenset("0123456789abcdefABCDEF")
+
+
+class _RpcError(Exception):
+    def __init__(self, code: int, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+@dataclass(slots=True)
+class _Failure:
+    kind: str
+    code: int
+    message: str
+    remaining: int
+
+
+@dataclass(frozen=True, slots=True)
+class _Reply:
+    """What to do with one HTTP request: answer, drop the connection, or hang."""
+
+    action: str  # "answer", "disconnect" or "timeout"
+    status: int = 200
+    body: bytes = b""
+
+
+def _error(call_id: Any, code: int, message: str) -> dict[str, Any]:
+    return {"jsonrpc": "2.0", "id": call_id, "error": {"code": code, "message": message}}
+
+
+def _invalid(message: str) -> _RpcError:
+    return _RpcError(-32602, f"invalid params: {message}")
+
+
+def _is_hex(value: object, digits: int | None = None) -> TypeGuard[str]:
+    """True for ``0x`` + hex digits (exactly ``digits`` of them, if given)."""
+    return (
+        isinstance(value, str)
+        and value[:2] == "0x"
+        and len(value) > 2
+        and (digits is None or len(value) == digits + 2)
+        and _HEX_DIGITS.issuperset(value[2:])
+    )
+
+
+def _hex_set(value: object, digits: int, what: str) -> frozenset[str] | None:
+    """A filter entry (None, one hex string or a list of them) as a set; None or [] = any."""
+    items = [] if value is None else [value] if isinstance(value, str) else value
+    if not isinstance(items, list):
+        raise _invalid(f"{what} must be a hex string or a list of them, got {value!r}")
+    for item in items:
+        if not _is_hex(item, digits):
+            raise _invalid(f"{what} {item!r} is not 0x followed by {digits} hex digits")
+    return frozenset(item.lower() for item in items) or None
+
+
+def _block_json(block: Block) -> dict[str, Any]:
+    return {
+        "number": hex(block.number),
+        "hash": block.hash,
+        "parentHash": block.parent_hash,
+        "timestamp": hex(block.timestamp),
+        "transactions": [],
+    }
+
+
+class RpcServer:
+    """A running JSON-RPC endpoint over a :class:`ScriptedChain`.
+
+    Made by :func:`open_rpc_server`.  Answers read the chain at the moment
+    they are sent, so a test may change the chain between (or during) calls.
+
+    Attributes:
+        chain: The chain the server answers from.
+        url: ``http://HOST:PORT/``; any path is accepted.
+        calls: Method name -> calls received, counted when the server
+            takes a call up (before any latency), whether it is then
+            answered or fails.  Each call of a batch counts.
+    """
+
+    def __init__(self, chain: ScriptedChain, url: str = "") -> None:
+        self.chain = chain
+        self.url = url
+        self.calls: collections.Counter[str] = collections.Counter()
+        self._failures: dict[str, collections.deque[_Failure]] = {}
+        self._latency: dict[str, float] = {}
+        self._methods: dict[str, Callable[[list[Any]], Any]] = {
+            "eth_chainId": lambda params: hex(self.chain.chain_id),
+            "eth_blockNumber": lambda params: hex(self.chain.head),
+            "eth_getBlockByNumber": self._get_block_by_number,
+            "eth_getBlockByHash": self._get_block_by_hash,
+            "eth_getLogs": self._get_logs,
+        }
+
+    # -- scripting -------------------------------------------------------
+
+    def fail(
+        self,
+        method: str,
+        times: int = 1,
+        *,
+        kind: str = "http_500",
+        code: int = -32000,
+        message: str = "scripted failure",
+    ) -> None:
+        """Make the next ``times`` calls of ``method`` fail.
+
+        Failures queue up per method, in the order scripted; a call takes
+        one for its own method before one for ``"*"``.  Kinds:
+
+        * ``"http_500"``, ``"http_503"``, ``"http_429"``: that HTTP status, a short text body.
+        * ``"disconnect"``: the connection is closed without an answer.
+        * ``"rpc_error"``: HTTP 200 with the JSON-RPC error ``{code, message}``.
+        * ``"timeout"``: no answer ever; the server waits until the client
+          closes the connection.
+
+        In a batch, each call takes its own failure in order; a failure
+        other than ``rpc_error`` fails the whole HTTP request (later calls
+        of the batch take none), while ``rpc_error`` fails just its call.
+
+        Args:
+            method: The method name, or ``"*"`` for any method.
+            times: How many calls fail.
+            kind: One of :data:`FAILURE_KINDS`.
+            code: The JSON-RPC error code (``rpc_error`` only).
+            message: The error message (``rpc_error`` only).
+
+        Raises:
+            ValueError: An unknown kind or ``times`` below 1.
+        """
+        if kind not in FAILURE_KINDS:
+            raise ValueError(
+                f"unknown failure kind {kind!r}; expected one of {sorted(FAILURE_KINDS)}"
+            )
+        if times < 1:
+            raise ValueError(f"times must be at least 1, got {times}")
+        self._failures.setdefault(method, collections.deque()).append(
+            _Failure(kind, code, message, times)
+        )
+
+    def latency(self, method: str, seconds: float) -> None:
+        """Delay every call of ``method`` (``"*"``: any method without its own) by ``seconds``.
+
+        A batch waits once, for the longest delay among its calls.  Zero
+        removes the delay.
+
+        Raises:
+            ValueError: ``seconds`` is negative or not finite.
+        """
+        if not (math.isfinite(seconds) and seconds >= 0):
+            raise ValueError(f"latency must be a finite number of seconds >= 0, got {seconds}")
+        if seconds:
+            self._latency[method] = seconds
+        else:
+            self._latency.pop(method, None)
+
+    async def produce_blocks(
+        self,
+        *,
+        interval: float,
+        until: int,
+        reorgs: Mapping[int, int] | None = None,
+        logs: Callable[[int], Sequence[LogSpec]] | None = None,
+    ) -> None:
+        """Add one block every ``interval`` seconds until the head is ``until``.
+
+        Each block comes after a ``trio.sleep(interval)``.  When the head
+        reaches a height ``h`` in ``reorgs`` (once per height), the chain
+        is reorged right away: ``chain.reorg(reorgs[h])`` replaces the
+        last ``reorgs[h]`` blocks, so the head stays at ``h``.
+
+        Args:
+            interval: Seconds between blocks.
+            until: The head to stop at (returns at once if already there).
+            reorgs: Head height -> reorg depth.
+            logs: ``logs(n)`` gives the logs of each new block ``n``, for
+                replacement blocks too (default: no logs).
+        """
+        if not (math.isfinite(interval) and interval >= 0):
+            raise ValueError(f"interval must be a finite number of seconds >= 0, got {interval}")
+        pending = dict(reorgs or {})
+        chain = self.chain
+        while chain.head < until:
+            await trio.sleep(interval)
+            number = chain.head + 1
+            chain.advance(1, {number: logs(number)} if logs else None)
+            depth = pending.pop(chain.head, None)
+            if depth is not None:
+                first = chain.head - depth + 1
+                branch = {n: logs(n) for n in range(first, chain.head + 1)} if logs else None
+                chain.reorg(depth, branch)
+
+    # -- JSON-RPC ----------------------------------------------------------
+
+    def _take_failure(self, method: str) -> _Failure | None:
+        for key in (method, "*"):
+            queue = self._failures.get(key)
+            if queue:
+                failure = queue[0]
+                failure.remaining -= 1
+                if not failure.remaining:
+                    queue.popleft()
+                return failure
+        return None
+
+    async def _process(self, body: bytes) -> _Reply:
+        """Answer one HTTP request body (a call or a batch)."""
+        try:
+            payload = orjson.loads(body)
+        except orjson.JSONDecodeError as exc:
+            return _Reply("answer", body=orjson.dumps(_error(None, -32700, f"parse error: {exc}")))
+        batch = isinstance(payload, list)
+        calls: list[Any] = payload if batch else [payload]
+        if not calls:
+            return _Reply("answer", body=orjson.dumps(_error(None, -32600, "empty batch")))
+        methods = [c.get("method") if isinstance(c, dict) else None for c in calls]
+        named = [m for m in methods if isinstance(m, str)]
+        self.calls.update(named)
+
+        failures: list[_Failure | None] = []
+        transport: _Failure | None = None
+        for method in methods:
+            failure = self._take_failure(method) if isinstance(method, str) else None
+            if failure is not None and failure.kind != "rpc_error":
+                transport = failure
+                break
+            failures.append(failure)
+        delay = max((self._latency.get(m, self._latency.get("*", 0.0)) for m in named), default=0.0)
+        if delay:
+            await trio.sleep(delay)
+
+        if transport is not None:
+            if transport.kind in _HTTP_STATUS:
+                status = _HTTP_STATUS[transport.kind]
+                return _Reply("answer", status, f"scripted HTTP {status}\n".encode())
+            return _Reply(transport.kind)
+        answers = [
+            self._answer(call, failure) for call, failure in zip(calls, failures, strict=True)
+        ]
+        return _Reply("answer", body=orjson.dumps(answers if batch else answers[0]))
+
+    def _answer(self, call: object, failure: _Failure | None) -> dict[str, Any]:
+        if not isinstance(call, dict):
+            return _error(None, -32600, "invalid request")
+        call_id = call.get("id")
+        method = call.get("method")
+        if not isinstance(method, str):
+            return _error(call_id, -32600, "invalid request: no method")
+        if failure is not None:
+            return _error(call_id, failure.code, failure.message)
+        handler = self._methods.get(method)
+        if handler is None:
+            return _error(call_id, -32601, f"the method {method} does not exist/is not available")
+        params = call.get("params")
+        if params is None:
+            params = []
+        try:
+            if not isinstance(params, list):
+                raise _invalid("params must be an array")
+            result = handler(params)
+        except _RpcError as exc:
+            return _error(call_id, exc.code, exc.message)
+        return {"jsonrpc": "2.0", "id": call_id, "result": result}
+
+    def _block_number(self, value: object, what: str) -> int:
+        if value is None:  # an omitted block means the latest, as in geth
+            value = "latest"
+        if isinstance(value, str) and value in _TAG_DEPTH:
+            return max(0, self.chain.head - _TAG_DEPTH[value])
+        if value == "earliest":
+            return 0
+        if not _is_hex(value):
+            raise _invalid(f"{what} {value!r} is not a hex quantity or block tag")
+        return int(value, 16)
+
+    def _get_block_by_number(self, params: list[Any]) -> dict[str, Any] | None:
+        if not 1 <= len(params) <= 2:
+            raise _invalid("expected [block, fullTransactions]")
+        number = self._block_number(params[0], "block number")
+        if number > self.chain.head:
+            return None
+        return _block_json(self.chain.block(number))
+
+    def _get_block_by_hash(self, params: list[Any]) -> dict[str, Any] | None:
+        if not 1 <= len(params) <= 2:
+            raise _invalid("expected [blockHash, fullTransactions]")
+        if not _is_hex(params[0], 64):
+            raise _invalid(f"block hash {params[0]!r} is not 0x followed by 64 hex digits")
+        block = self.chain.block_by_hash(params[0])
+        return None if block is None else _block_json(block)
+
+    def _get_logs(self, params: list[Any]) -> list[dict[str, Any]]:
+        if len(params) != 1 or not isinstance(params[0], dict):
+            raise _invalid("expected one filter object")
+        criteria: dict[str, Any] = params[0]
+        chain = self.chain
+        addresses = _hex_set(criteria.get("address"), 40, "address")
+        topics = criteria.get("topics") or []
+        if not isinstance(topics, list) or len(topics) > 4:
+            raise _invalid("topics must be a list of at most 4 entries")
+        wanted = [_hex_set(t, 64, f"topics[{i}]") for i, t in enumerate(topics)]
+
+        if criteria.get("blockHash") is not None:
+            if criteria.get("fromBlock") is not None or criteria.get("toBlock") is not None:
+                raise _invalid("cannot specify both blockHash and fromBlock/toBlock")
+            block_hash = criteria["blockHash"]
+            if not _is_hex(block_hash, 64):
+                raise _invalid(f"blockHash {block_hash!r} is not 0x followed by 64 hex digits")
+            block = chain.block_by_hash(block_hash)
+            if block is None:
+                raise _RpcError(-32000, "unknown block")
+            first = last = block.number
+        else:
+            first = self._block_number(criteria.get("fromBlock"), "fromBlock")
+            last = self._block_number(criteria.get("toBlock"), "toBlock")
+            if last < first:
+                raise _invalid(f"toBlock {last} is before fromBlock {first}")
+            if first > chain.head:
+                return []
+            last = min(last, chain.head)  # geth answers up to the head
+            limit = chain.max_block_range
+            if limit is not None and last - first + 1 > limit:
+                raise _RpcError(-32600, f"block range too large, max is {limit}")
+
+        logs = chain.logs(first, last, addresses=addresses, topic0s=wanted[0] if wanted else None)
+        for position, allowed in enumerate(wanted[1:], start=1):
+            if allowed is not None:
+                logs = [
+                    log
+                    for log in logs
+                    if len(log["topics"]) > position and log["topics"][position] in allowed
+                ]
+        most = chain.max_logs_per_query
+        if most is not None and len(logs) > most:
+            raise _RpcError(-32005, f"query returned more than {most} results")
+        return logs
+
+    # -- HTTP --------------------------------------------------------------
+
+    async def _serve_connection(self, stream: trio.SocketStream) -> None:
+        async with stream:
+            conn = h11.Connection(h11.SERVER)
+            try:
+                while await self._exchange(conn, stream):
+                    conn.start_next_cycle()
+            except (trio.BrokenResourceError, trio.ClosedResourceError):
+                return  # the client went away
+            except h11.RemoteProtocolError as exc:
+                if conn.our_state in (h11.IDLE, h11.SEND_RESPONSE):
+                    status = exc.error_status_hint
+                    try:
+                        await _send(conn, stream, status, b"bad request\n", "text/plain")
+                    except (trio.BrokenResourceError, trio.ClosedResourceError):
+                        return
+
+    async def _exchange(self, conn: h11.Connection, stream: trio.SocketStream) -> bool:
+        """Serve one request; True if the connection may carry another."""
+        request = await _next_event(conn, stream)
+        if not isinstance(request, h11.Request):
+            return False  # closed between requests
+        body = bytearray()
+        while True:
+            if conn.they_are_waiting_for_100_continue:
+                await stream.send_all(
+                    conn.send(
+                        h11.InformationalResponse(status_code=100, headers=[], reason=b"Continue")
+                    )
+                )
+            event = await _next_event(conn, stream)
+            if isinstance(event, h11.EndOfMessage):
+                break
+            if not isinstance(event, h11.Data):
+                return False
+            body += event.data
+            if len(body) > _MAX_BODY:
+                await _send(conn, stream, 413, b"request body too large\n", "text/plain")
+                return False
+        if request.method != b"POST":
+            await _send(conn, stream, 405, b"use POST\n", "text/plain", [("allow", "POST")])
+        else:
+            reply = await self._process(bytes(body))
+            if reply.action == "disconnect":
+                return False
+            if reply.action == "timeout":
+                # Hang until the client gives up; whatever it sends meanwhile is ignored.
+                while await stream.receive_some(_RECV_SIZE):
+                    pass
+                return False
+            ctype = "application/json" if reply.status == 200 else "text/plain"
+            await _send(conn, stream, reply.status, reply.body, ctype)
+        return conn.our_state is h11.DONE and conn.their_state is h11.DONE
+
+
+async def _next_event(conn: h11.Connection, stream: trio.SocketStream) -> object:
+    while True:
+        event = conn.next_event()
+        if event is not h11.NEED_DATA:
+            return event
+        conn.receive_data(await stream.receive_some(_RECV_SIZE))
+
+
+async def _send(
+    conn: h11.Connection,
+    stream: trio.SocketStream,
+    status: int,
+    body: bytes,
+    ctype: str,
+    extra: list[tuple[str, str]] | None = None,
+) -> None:
+    headers = [("content-type", ctype), ("content-length", str(len(body))), *(extra or [])]
+    reason = HTTPStatus(status).phrase.encode()
+    data = conn.send(h11.Response(status_code=status, headers=headers, reason=reason))
+    data += conn.send(h11.Data(data=body)) + conn.send(h11.EndOfMessage())
+    await stream.send_all(data)
+
+
+@asynccontextmanager
+async def open_rpc_server(
+    chain: ScriptedChain, *, host: str = "127.0.0.1", port: int = 0
+) -> AsyncIterator[RpcServer]:
+    """Serve ``chain`` over HTTP JSON-RPC for the duration of the ``async with``.
+
+    Args:
+        chain: The chain to answer from.
+        host: A literal address to listen on.
+        port: The port (0: a free one; see ``server.url``).
+
+    Yields:
+        The running server.
+    """
+    server = RpcServer(chain)
+    try:
+        async with trio.open_nursery() as nursery:
+            listeners: list[trio.SocketListener] = await nursery.start(
+                partial(trio.serve_tcp, server._serve_connection, port, host=host)
+            )
+            bound = listeners[0].socket.getsockname()[1]
+            server.url = f"http://{f'[{host}]' if ':' in host else host}:{bound}/"
+            try:
+                yield server
+            finally:
+                nursery.cancel_scope.cancel()
+    except BaseExceptionGroup as group:
+        # The nursery wraps even the body's own exception in a group; a lone one is
+        # re-raised bare so that pytest.raises and except clauses around the body work.
+        if len(group.exceptions) != 1:
+            raise
+        lone = group.exceptions[0]
+        raise lone from lone.__cause__
