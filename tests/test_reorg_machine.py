@@ -85,9 +85,7 @@ class ReorgMachine(RuleBasedStateMachine):
             return
         first = self.chain.head - depth + 1
         length = depth + grow
-        self.chain.reorg(
-            depth, random_logs(self.rng, range(first, first + length)), length=length
-        )
+        self.chain.reorg(depth, random_logs(self.rng, range(first, first + length)), length=length)
 
     @precondition(lambda self: self.synced == self.chain.head and self.chain.head > DEPTH + 3)
     @rule(extra=st.integers(2, 3))
@@ -95,7 +93,9 @@ class ReorgMachine(RuleBasedStateMachine):
         """Replace every block whose hash the indexer kept, and one more below."""
         depth = min(DEPTH + extra, self.chain.head - 1)
         first = self.chain.head - depth + 1
-        self.chain.reorg(depth, random_logs(self.rng, range(first, first + depth + 1)), length=depth + 1)
+        self.chain.reorg(
+            depth, random_logs(self.rng, range(first, first + depth + 1)), length=depth + 1
+        )
         self.deep_pending = True
 
     # -- the indexer -------------------------------------------------------
@@ -144,7 +144,7 @@ class ReorgMachine(RuleBasedStateMachine):
             self._point_at(server.url)
             try:
                 await run(self.project, self.url, fault=fault, reset=reset)
-            except BaseException as exc:  # noqa: BLE001 - the machine classifies it
+            except BaseException as exc:
                 while isinstance(exc, BaseExceptionGroup) and len(exc.exceptions) == 1:
                     exc = exc.exceptions[0]
                 if isinstance(exc, (ReorgTooDeepError, _Fault)):

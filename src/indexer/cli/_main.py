@@ -159,6 +159,12 @@ def _print_summary(s: RunSummary) -> None:
         print(
             f"  chain {chain}: skipped {n:,} logs with the topic0 of {event} that do not fit its ABI (e.g. ERC721)"
         )
+    if s.rollbacks:
+        restored = sum(rows for _c, _b, rows, _s in s.rollbacks)
+        took = sum(secs for _c, _b, _r, secs in s.rollbacks)
+        print(
+            f"  reorgs: {len(s.rollbacks)} rolled back ({restored:,} entity rows restored, {took:.2f}s)"
+        )
     print(
         f"  writes: {s.writes} ({s.write_seconds:.2f}s in the writer, loop stalled {s.stalled_seconds:.2f}s);"
         f" handlers {s.handler_seconds:.2f}s; loads {s.load_seconds:.2f}s"

@@ -150,7 +150,7 @@ def _restore_table(
     if not rows:
         return []
     ids = [r[1] for r in rows]
-    cur.execute(sql.SQL("DELETE FROM {} WHERE id = ANY(%s)").format(table), (ids,))
+    cur.execute(sql.SQL("DELETE FROM {} WHERE id = ANY(%b)").format(table), (ids,))
     cur.execute(
         sql.SQL("INSERT INTO {} ({}) SELECT {} FROM ({}) AS e WHERE e._present").format(
             table, cols, cols, earliest

@@ -168,7 +168,7 @@ def execute_write(
                     _upsert(cur, session, t, stages[t.spec.table])
                 if t.deletes:
                     cur.execute(
-                        sql.SQL("DELETE FROM {} WHERE id = ANY(%s)").format(
+                        sql.SQL("DELETE FROM {} WHERE id = ANY(%b)").format(
                             table_ident(schema, t.spec.table)
                         ),
                         (t.deletes,),
@@ -223,7 +223,7 @@ def _write_history(cur: psycopg.Cursor[Any], schema: str, t: TableChanges) -> No
     cur.execute(
         sql.SQL(
             "INSERT INTO {} (_checkpoint, _present, id{}) SELECT v.cp, t.id IS NOT NULL, v.id{}"
-            " FROM unnest(%s::text[], %s::bigint[]) AS v(id, cp) LEFT JOIN {} AS t ON t.id = v.id"
+            " FROM unnest(%b::text[], %s::bigint[]) AS v(id, cp) LEFT JOIN {} AS t ON t.id = v.id"
         ).format(
             hist,
             sql.SQL("").join(sql.SQL(", {}").format(sql.Identifier(f.name)) for f in data),

@@ -377,6 +377,7 @@ async def open_rpc_client(
     url: str,
     *,
     timeout: float = 30.0,  # noqa: ASYNC109 - httpx's per-operation timeout, not a deadline
+    transport: httpx.AsyncBaseTransport | None = None,
     **kw: Any,
 ) -> AsyncIterator[RpcClient]:
     """An :class:`RpcClient` of `url` over an HTTP client of its own, closed on exit.
@@ -384,8 +385,14 @@ async def open_rpc_client(
     Args:
         url: The node's http(s) URL.
         timeout: Seconds allowed for connecting, and for each read and write.
+        transport: What sends the HTTP requests instead of real connections
+            (tests: :meth:`indexer.testing.RpcServer.transport`, which works
+            under Trio's mock clock, or ``httpx.MockTransport``); None for the
+            network.  The client closes it on exit.
         **kw: Passed on to :class:`RpcClient` (``chain_id``, ``max_attempts``, ...).
     """
     limits = httpx.Limits(max_connections=16, max_keepalive_connections=8)
-    async with httpx.AsyncClient(timeout=httpx.Timeout(timeout), limits=limits) as client:
+    async with httpx.AsyncClient(
+        timeout=httpx.Timeout(timeout), limits=limits, transport=transport
+    ) as client:
         yield RpcClient(url, client=client, **kw)

@@ -29,7 +29,7 @@ import trio
 from .._config_check import redact_url
 from .._errors import ReorgTooDeepError, SourceError
 from ._log import BlockRange, RawLog, Reorg
-from ._rpc import RpcRangeError, RpcTimeoutError, open_rpc_client
+from ._rpc import RpcError, RpcRangeError, RpcTimeoutError, open_rpc_client
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -146,10 +146,16 @@ class _Fetcher:
                 await send.send(rng)
 
     def _window_start(self) -> int:
-        """First block that can still be reorganised."""
+        """First block fetched with headers (and processed with history).
+
+        A reorg of depth ``max_reorg_depth`` replaces the blocks above
+        ``head - max_reorg_depth``; that block itself is the common block
+        such a rollback keeps, so its hash must be stored too: the window
+        starts there, one block before the first replaceable one.
+        """
         if self.o.max_reorg_depth == 0:
             return self.head + 1
-        return self.head - self.o.max_reorg_depth + 1
+        return max(0, self.head - self.o.max_reorg_depth)
 
     async def _fetch_range(self) -> list[BlockRange] | Reorg:
         o, first = self.o, self.next
@@ -163,7 +169,14 @@ class _Fetcher:
             logs = await self.client.get_logs(
                 first, last, addresses=self.addresses, topic0s=self.topic0s
             )
-        except (RpcRangeError, RpcTimeoutError) as exc:
+        except RpcError as exc:
+            # A node-side query timeout (e.g. -32000 "query timeout exceeded")
+            # is the node saying the range is too expensive, like a range error.
+            too_big = isinstance(exc, (RpcRangeError, RpcTimeoutError)) or any(
+                w in str(exc).lower() for w in ("query timeout", "timed out", "execution timeout")
+            )
+            if not too_big:
+                raise
             if last == first:
                 raise SourceError(
                     f"{self.where}: eth_getLogs for the single block {first} failed ({exc}); the node cannot "
@@ -179,17 +192,24 @@ class _Fetcher:
         if self.successes >= 3 and last - first + 1 >= self.span:
             self.span = min(o.max_span, self.span * 2)
             self.successes = 0
-        final = window - 1
+        # Blocks up to here can no longer be replaced (see _window_start).
+        final = window if self.o.max_reorg_depth else self.head
         if first >= window:
             return await self._in_window(first, last, logs, final)
         return await self._far(first, last, logs, final)
 
     async def _far(
         self, first: int, last: int, logs: list[dict[str, Any]], final: int
-    ) -> list[BlockRange]:
+    ) -> list[BlockRange] | Reorg:
         """A final range: logs only (headers just for missing timestamps and the last hash)."""
         need = {int(lg["blockNumber"], 16) for lg in logs if lg.get("blockTimestamp") is None}
         need.add(last)
+        # The block before this range was sent with a hash (it was in the
+        # window then): if the chain was replaced while we were behind, its
+        # successor's parent differs, even though this range is final now.
+        known = self.hashes.get(first - 1)
+        if known is not None:
+            need.add(first)
         numbers = sorted(need)
         headers = await self.client.get_blocks(numbers)
         by_number: dict[int, dict[str, Any]] = {}
@@ -198,6 +218,8 @@ class _Fetcher:
                 # A load-balanced node may lag behind the head it reported.
                 return []
             by_number[n] = h
+        if known is not None and by_number[first]["parentHash"] != known:
+            return await self._find_fork(first - 1)
         self.hashes[last] = by_number[last]["hash"]
         raws = self._raw_logs(logs, by_number)
         self.next = last + 1

@@ -12,6 +12,16 @@ latency are scripted per method on the :class:`RpcServer`.
         chain.reorg(3)
 
 Everything is deterministic; every wait is a ``trio.sleep``.
+
+Under Trio's mock clock (pytest-trio's ``autojump_clock``), skip the
+sockets: ``RpcServer(chain).transport()`` answers in-process, so virtual
+time is exact (real sockets let the clock jump while a read is pending)::
+
+    server = RpcServer(chain)
+    async with open_rpc_client("http://scripted/", transport=server.transport()) as client:
+        ...
+    # or the whole runtime:
+    RunOptions(rpc_tuning={"client_options": {"transport": server.transport()}})
 """
 
 from ._chain import ZERO_HASH, Block, LogSpec, ScriptedChain

@@ -4,6 +4,12 @@ HTTP/1.1 with keep-alive, spoken with h11 over ``trio.serve_tcp``.  Each
 connection is served by one task, one request at a time.  Every wait
 (latency, block production) is a ``trio.sleep``, so a ``MockClock`` drives
 it; only the sockets themselves are real.
+
+Real sockets and ``MockClock(autojump_threshold=0)`` do not mix well: the
+clock may jump while a socket read is pending, so client timeouts fire
+early.  Under the mock clock, hand the client :meth:`RpcServer.transport`
+instead: the same JSON-RPC answers and scripted faults, in-process, with no
+socket to wait on.
 """
 
 from __future__ import annotations
@@ -17,6 +23,7 @@ from http import HTTPStatus
 from typing import TYPE_CHECKING, Any, TypeGuard
 
 import h11
+import httpx
 import orjson
 import trio
 
@@ -105,14 +112,21 @@ def _block_json(block: Block) -> dict[str, Any]:
 
 
 class RpcServer:
-    """A running JSON-RPC endpoint over a :class:`ScriptedChain`.
+    """A JSON-RPC endpoint over a :class:`ScriptedChain`.
 
-    Made by :func:`open_rpc_server`.  Answers read the chain at the moment
-    they are sent, so a test may change the chain between (or during) calls.
+    Made by :func:`open_rpc_server`, which serves it over HTTP.  Answers
+    read the chain at the moment they are sent, so a test may change the
+    chain between (or during) calls.
+
+    Made directly, ``RpcServer(chain)``, it listens nowhere (``url`` is
+    ``""``) and is reached only through :meth:`transport`: the way to test
+    under Trio's mock clock.  Failures, latency and ``calls`` work the same
+    both ways, and an :func:`open_rpc_server` server answers on both.
 
     Attributes:
         chain: The chain the server answers from.
-        url: ``http://HOST:PORT/``; any path is accepted.
+        url: ``http://HOST:PORT/`` once listening (any path is accepted);
+            ``""`` for a server made directly.
         calls: Method name -> calls received, counted when the server
             takes a call up (before any latency), whether it is then
             answered or fails.  Each call of a batch counts.
@@ -131,6 +145,32 @@ class RpcServer:
             "eth_getBlockByHash": self._get_block_by_hash,
             "eth_getLogs": self._get_logs,
         }
+
+    def transport(self) -> httpx.AsyncBaseTransport:
+        """An httpx transport that answers requests in-process, without sockets.
+
+        Pass it as ``httpx.AsyncClient(transport=...)`` or
+        ``open_rpc_client(url, transport=...)`` (through the runtime:
+        ``RunOptions(rpc_tuning={"client_options": {"transport": ...}})``);
+        the request URL is then ignored, so any ``http://`` URL will do.
+        This is the way to test under Trio's mock clock (``autojump_clock``):
+        every wait is a ``trio.sleep`` and nothing waits on a real socket,
+        so virtual time is exact.
+
+        Requests get the answers of the socket server, scripted failures
+        included: ``http_*`` kinds answer that status; ``rpc_error`` a
+        JSON-RPC error; latency is a ``trio.sleep``; ``disconnect`` raises
+        ``httpx.RemoteProtocolError``; ``timeout`` never answers, so the
+        client's read timeout (from the request's ``timeout`` extension, as
+        httpx sets it) raises ``httpx.ReadTimeout``, and without one the
+        request hangs.  The read timeout also bounds latency, as a socket
+        read would.  A non-POST request gets 405.
+
+        The transport holds no connections: one may serve many clients in
+        turn (e.g. a runtime restarting its feeds after a reorg), and
+        closing it does nothing.
+        """
+        return _InProcessTransport(self)
 
     # -- scripting -------------------------------------------------------
 
@@ -429,6 +469,43 @@ class RpcServer:
             ctype = "application/json" if reply.status == 200 else "text/plain"
             await _send(conn, stream, reply.status, reply.body, ctype)
         return conn.our_state is h11.DONE and conn.their_state is h11.DONE
+
+
+class _InProcessTransport(httpx.AsyncBaseTransport):
+    """See :meth:`RpcServer.transport`."""
+
+    def __init__(self, server: RpcServer) -> None:
+        self._server = server
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        body = await request.aread()
+        if request.method != "POST":
+            return _plain(405, b"use POST\n", [("allow", "POST")])
+        if len(body) > _MAX_BODY:
+            return _plain(413, b"request body too large\n")
+        timeouts = request.extensions.get("timeout") or {}
+        read = timeouts.get("read")
+        with trio.move_on_after(math.inf if read is None else read) as scope:
+            reply = await self._server._process(body)
+            if reply.action == "timeout":
+                await trio.sleep_forever()
+        if scope.cancelled_caught:
+            raise httpx.ReadTimeout("The read operation timed out", request=request)
+        if reply.action == "disconnect":
+            raise httpx.RemoteProtocolError(
+                "Server disconnected without sending a response.", request=request
+            )
+        if reply.status != 200:
+            return _plain(reply.status, reply.body)
+        return httpx.Response(
+            200, headers=[("content-type", "application/json")], content=reply.body
+        )
+
+
+def _plain(status: int, body: bytes, extra: list[tuple[str, str]] | None = None) -> httpx.Response:
+    return httpx.Response(
+        status, headers=[("content-type", "text/plain"), *(extra or [])], content=body
+    )
 
 
 async def _next_event(conn: h11.Connection, stream: trio.SocketStream) -> object:
