@@ -72,3 +72,8 @@ class Metrics:
             buckets=_WRITE_BUCKETS,
             registry=r,
         )
+        self.write_retries = Counter(
+            "indexer_storage_write_retries",
+            "Writes (and rollbacks) retried after a transient database error.",
+            registry=r,
+        )

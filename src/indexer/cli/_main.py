@@ -19,6 +19,7 @@ import trio
 from .._config import load_config, redact_url
 from .._errors import IndexerError
 from .._handlers import load_handlers
+from ..persist import DEFAULT_RETRY_SECONDS
 from ..runtime import RunOptions, RunSummary, run_project, target_from_env
 from ._progress import LineReporter, LiveReporter
 
@@ -50,6 +51,13 @@ def _parser() -> argparse.ArgumentParser:
     )
     run.add_argument("--no-progress", action="store_true", help="no live display, log lines only")
     run.add_argument(
+        "--db-retry-seconds",
+        type=float,
+        default=DEFAULT_RETRY_SECONDS,
+        metavar="S",
+        help=f"keep retrying writes after transient database errors for S seconds (default {DEFAULT_RETRY_SECONDS:g})",
+    )
+    run.add_argument(
         "--sync-writes", action="store_true", help="await every write (benchmark baseline)"
     )
     return p
@@ -73,7 +81,10 @@ def _leaf(exc: BaseException) -> BaseException:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if not args.db_retry_seconds >= 0:
+        parser.error("--db-retry-seconds must be a number >= 0")
     logging.basicConfig(
         level=logging.DEBUG if args.debug else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
@@ -120,7 +131,12 @@ def _run(args: argparse.Namespace) -> int:
     config = load_config(args.project)
     handlers = load_handlers(config)
     _tune_gc()
-    options = RunOptions(reset=args.reset, target=target_from_env(), sync_writes=args.sync_writes)
+    options = RunOptions(
+        reset=args.reset,
+        target=target_from_env(),
+        sync_writes=args.sync_writes,
+        db_retry_seconds=args.db_retry_seconds,
+    )
     server = None
     if args.metrics_port is not None:
         from prometheus_client import start_http_server

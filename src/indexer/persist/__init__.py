@@ -7,6 +7,9 @@ from ._connection import load_by_ids as load_by_ids
 from ._connection import numeric_as_int as numeric_as_int
 from ._connection import open_embedded as open_embedded
 from ._connection import table_has_rows as table_has_rows
+from ._retry import DEFAULT_RETRY_SECONDS as DEFAULT_RETRY_SECONDS
+from ._retry import RetryPolicy as RetryPolicy
+from ._retry import is_transient as is_transient
 from ._rollback import Rollback as Rollback
 from ._rollback import execute_rollback as execute_rollback
 from ._rollback import rollback_checkpoint as rollback_checkpoint
@@ -27,10 +30,12 @@ from ._writer import open_batch_channel as open_batch_channel
 
 __all__ = [
     "DEFAULT_MIN_INTERVAL",
+    "DEFAULT_RETRY_SECONDS",
     "FRAMEWORK_PREFIX",
     "Batch",
     "ChainProgress",
     "CheckpointRow",
+    "RetryPolicy",
     "Rollback",
     "Session",
     "Write",
@@ -41,6 +46,7 @@ __all__ = [
     "execute_rollback",
     "execute_write",
     "history_table",
+    "is_transient",
     "load_by_field",
     "load_by_ids",
     "numeric_as_int",

@@ -75,7 +75,9 @@ def connect(
     cannot be recomputed, and commits stop waiting on the WAL flush.
     """
     try:
-        conn = psycopg.connect(url, autocommit=True, application_name=application_name)
+        # The writer's connection is told apart in pg_stat_activity.
+        name = f"{application_name}-writer" if writer else application_name
+        conn = psycopg.connect(url, autocommit=True, application_name=name)
     except psycopg.Error as exc:
         raise DatabaseError(
             f"cannot connect to PostgreSQL at {redact_url(url)}: {str(exc).strip()}. "

@@ -83,7 +83,8 @@ def execute_rollback(
         committed: the committed checkpoint (the target when nothing needs
             undoing).
         fault: test hook called with "rollback" and "commit" before those
-            steps; raising from it fails the rollback there.
+            steps, and "rolled back" after COMMIT; raising from it fails the
+            rollback there.
     """
     step = fault or (lambda _name: None)
     conn, schema = session.conn, session.schema
@@ -133,6 +134,7 @@ def execute_rollback(
             ).fetchall()
         }
         step("commit")
+    step("rolled back")
     return Rollback(checkpoint, restored, progress)
 
 

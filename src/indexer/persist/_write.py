@@ -27,7 +27,7 @@ if TYPE_CHECKING:
     from ..store import Entity, EntitySpec, TableChanges
     from ._connection import Session
 
-__all__ = ["ChainProgress", "CheckpointRow", "Write", "execute_write"]
+__all__ = ["ChainProgress", "CheckpointRow", "Write", "committed_checkpoint", "execute_write"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -141,8 +141,9 @@ def execute_write(
 
     Args:
         fault: test hook called with a step name ("begin", "entities",
-            "progress", "commit") before that step; raising from it fails the
-            write there, exactly as a database error would.
+            "progress", "commit") before that step, and "committed" after
+            COMMIT; raising from it fails the write there, exactly as a
+            database error would.
 
     Raises:
         WriteError: for errors caused by the data (the message names the
@@ -193,6 +194,10 @@ def execute_write(
         if write.history and write.prune:
             _prune(cur, schema, write)
         step("commit")
+    # After COMMIT: a failure reported from here (e.g. the connection dropped
+    # while the server's COMMIT acknowledgement was on its way) leaves the
+    # outcome unknown to the client; the writer's retry checks the state row.
+    step("committed")
 
 
 def _write_history(cur: psycopg.Cursor[Any], schema: str, t: TableChanges) -> None:
@@ -291,3 +296,13 @@ def _write_progress(
         ),
         (upto,),
     )
+
+
+def committed_checkpoint(session: Session) -> int:
+    """The checkpoint the database holds (``_indexer_state``)."""
+    row = session.conn.execute(
+        sql.SQL("SELECT checkpoint FROM {}").format(
+            table_ident(session.schema, FRAMEWORK_PREFIX + "state")
+        )
+    ).fetchone()
+    return int(row[0]) if row else 0

@@ -12,17 +12,21 @@ database still holds the previous committed checkpoint.
 
 from __future__ import annotations
 
-import functools
+import contextlib
+import logging
 import math
 import time
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 import trio
 
+from .._errors import DatabaseError
 from .._metrics import Metrics
+from ._retry import RetryPolicy, is_transient
 from ._rollback import Rollback, execute_rollback
-from ._write import ChainProgress, CheckpointRow, Write, execute_write
+from ._schema import read_state
+from ._write import ChainProgress, CheckpointRow, Write, committed_checkpoint, execute_write
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable
@@ -31,6 +35,9 @@ if TYPE_CHECKING:
     from ._connection import Session
 
 __all__ = ["DEFAULT_MIN_INTERVAL", "Batch", "Writer", "open_batch_channel"]
+
+log = logging.getLogger("indexer.persist")
+T = TypeVar("T")
 
 # Half a second between write starts: long enough that hot entities are
 # written once per window rather than once per batch (measured in
@@ -81,6 +88,9 @@ class Writer:
             Trio's mock clock).
         min_interval: least time between the starts of two writes while
             batches keep arriving; see :meth:`serve`.
+        reconnect: opens a fresh writer session; with it, transient
+            database errors are retried under ``retry`` (see ``_retry.py``).
+        retry: how long and how fast to retry.
     """
 
     def __init__(
@@ -92,7 +102,12 @@ class Writer:
         fault: Callable[[str], None] | None = None,
         pre_write: Callable[[Write], Awaitable[None]] | None = None,
         min_interval: float = DEFAULT_MIN_INTERVAL,
+        reconnect: Callable[[], Session] | None = None,
+        retry: RetryPolicy | None = None,
     ) -> None:
+        self.reconnect = reconnect
+        self.retry = retry or RetryPolicy()
+        self.retries = 0
         self.store = store
         self.session = session
         self.metrics = metrics or Metrics()
@@ -186,9 +201,10 @@ class Writer:
         try:
             if self.pre_write is not None:
                 await self.pre_write(write)
-            await trio.to_thread.run_sync(
-                functools.partial(execute_write, self.session, write, fault=self.fault),
-                limiter=self._limiter,
+            await self._persist(
+                f"the write of {write.describe()}",
+                lambda session: execute_write(session, write, fault=self.fault),
+                done=lambda session: committed_checkpoint(session) == write.upto,
             )
         finally:
             self.in_flight = None
@@ -217,17 +233,27 @@ class Writer:
         assert self.in_flight is None, "rollback during a write"
         assert store.committed == store.processed, "rollback before the writer drained"
         specs = [t.spec for t in store.tables.values()]
-        result = await trio.to_thread.run_sync(
-            functools.partial(
-                execute_rollback,
-                self.session,
-                specs,
-                chain_blocks,
-                committed=store.committed,
-                fault=self.fault,
+        before = store.committed
+        outcome = await self._persist(
+            "the reorg rollback",
+            lambda session: execute_rollback(
+                session, specs, chain_blocks, committed=before, fault=self.fault
             ),
-            limiter=self._limiter,
+            done=lambda session: committed_checkpoint(session) != before,
         )
+        if outcome is None:
+            # The rollback committed but its answer was lost with the
+            # connection.  Memory holds only committed data now, so it can
+            # be dropped and reloaded from the database on demand.
+            store.forget()
+            checkpoint, progress = await trio.to_thread.run_sync(
+                read_state, self.session.conn, self.session.schema, limiter=self._limiter
+            )
+            store.reset_frontiers(checkpoint)
+            for chain_id, (block, _events) in progress.items():
+                self.committed_blocks[chain_id] = block
+            return Rollback(checkpoint, {}, progress)
+        result = outcome
         by_table = {t.spec.table: t.spec.cls for t in store.tables.values()}
         store.rollback(
             result.checkpoint, {by_table[name]: rows for name, rows in result.restored.items()}
@@ -235,6 +261,70 @@ class Writer:
         for chain_id, (block, _events) in result.progress.items():
             self.committed_blocks[chain_id] = block
         return result
+
+    async def _persist(
+        self,
+        what: str,
+        fn: Callable[[Session], T],
+        *,
+        done: Callable[[Session], bool],
+    ) -> T | None:
+        """Run ``fn`` in the worker thread; retry transient failures on a fresh connection.
+
+        Before each retry ``done`` is asked whether the failed attempt did
+        commit after all (connection lost during COMMIT); then the result is
+        ``None`` instead of ``fn``'s.  Past the retry time, a DatabaseError.
+        """
+        started = trio.current_time()
+        attempt = 0
+        while True:
+            try:
+                if attempt and await trio.to_thread.run_sync(
+                    done, self.session, limiter=self._limiter
+                ):
+                    return None
+                return await trio.to_thread.run_sync(fn, self.session, limiter=self._limiter)
+            except Exception as exc:
+                if self.reconnect is None or not is_transient(exc):
+                    raise
+                attempt += 1
+                elapsed = trio.current_time() - started
+                if elapsed >= self.retry.seconds:
+                    raise DatabaseError(
+                        f"{what} failed {attempt} times over {elapsed:.1f}s with transient database errors; "
+                        f"giving up (the limit is {self.retry.seconds:g}s). Last error: "
+                        f"{type(exc).__name__}: {str(exc).strip()}. Nothing of it was committed; "
+                        f"`indexer run` resumes from the last committed checkpoint."
+                    ) from exc
+                self.retries += 1
+                self.metrics.write_retries.inc()
+                delay = self.retry.delay(attempt)
+                log.warning(
+                    "%s failed (%s: %s); retry %d in %.2fs on a new connection",
+                    what,
+                    type(exc).__name__,
+                    str(exc).strip().splitlines()[0] if str(exc).strip() else "",
+                    attempt,
+                    delay,
+                )
+                await trio.sleep(delay)
+                await self._reconnect()
+
+    async def _reconnect(self) -> None:
+        assert self.reconnect is not None
+        old, reconnect = self.session, self.reconnect
+        await trio.to_thread.run_sync(_close_quietly, old, limiter=self._limiter)
+        # Still down: keep the closed session; the next attempt fails fast
+        # with InterfaceError (transient) and comes back here.
+        with contextlib.suppress(DatabaseError):
+            self.session = await trio.to_thread.run_sync(reconnect, limiter=self._limiter)
+
+
+def _close_quietly(session: Session) -> None:
+    try:
+        session.close()
+    except Exception:
+        log.debug("closing a broken connection failed", exc_info=True)
 
 
 def open_batch_channel() -> tuple[trio.MemorySendChannel[Batch], trio.MemoryReceiveChannel[Batch]]:

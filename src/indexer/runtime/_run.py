@@ -31,7 +31,9 @@ from .._errors import ConfigError, IndexerError
 from .._metrics import Metrics
 from ..persist import (
     DEFAULT_MIN_INTERVAL,
+    DEFAULT_RETRY_SECONDS,
     Batch,
+    RetryPolicy,
     Session,
     Write,
     Writer,
@@ -106,6 +108,8 @@ class RunOptions:
     # Overrides of RpcSourceOptions fields (spans, timeouts, client retry
     # settings) for tests and benchmarks.
     rpc_tuning: dict[str, Any] = field(default_factory=dict)
+    # How long the writer keeps retrying transient database errors.
+    db_retry_seconds: float = DEFAULT_RETRY_SECONDS
 
 
 @dataclass(frozen=True)
@@ -194,7 +198,12 @@ class _Runner:
             return await self._run(url, loader, writer_session)
         finally:
             await trio.to_thread.run_sync(loader.close)
-            await trio.to_thread.run_sync(writer_session.close)
+            # The writer may have replaced its session after a transient error.
+            writer = getattr(self, "writer", None)
+            for session in {
+                id(s): s for s in (writer_session, writer and writer.session) if s
+            }.values():
+                await trio.to_thread.run_sync(session.close)
 
     async def _run(self, url: str, loader: Session, writer_session: Session) -> RunSummary:
         config, opts, store = self.config, self.options, self.store
@@ -231,6 +240,8 @@ class _Runner:
             fault=opts.fault,
             pre_write=opts.pre_write,
             min_interval=opts.write_interval,
+            reconnect=lambda: connect(url, config.schema, writer=True),
+            retry=RetryPolicy(seconds=opts.db_retry_seconds),
         )
         for chain_id, (block, _events) in progress.items():
             self.writer.committed_blocks[chain_id] = block

@@ -258,7 +258,7 @@ class _Fetcher:
         raws = self._raw_logs(logs, by_number)
         self.next = last + 1
         self._forget_old()
-        return [BlockRange(self.o.chain_id, first, last, raws, hashes, final)]
+        return _split(self.o.chain_id, first, last, raws, self.o.chunk_logs, final, hashes)
 
     async def _check_tip(self) -> Reorg | None:
         """Caught up: is the last block sent still canonical?"""
@@ -334,13 +334,23 @@ class _Fetcher:
 
 
 def _split(
-    chain_id: int, first: int, last: int, logs: list[RawLog], chunk_logs: int, final: int
+    chain_id: int,
+    first: int,
+    last: int,
+    logs: list[RawLog],
+    chunk_logs: int,
+    final: int,
+    hashes: dict[int, str] | None = None,
 ) -> list[BlockRange]:
-    """Cut a long final range into batches of about ``chunk_logs`` whole blocks."""
+    """Cut a long range into batches of about ``chunk_logs`` whole blocks."""
     out: list[BlockRange] = []
     start, begin = first, 0
-    i = 0
     n = len(logs)
+
+    def part(lo: int, hi: int, chunk: list[RawLog]) -> BlockRange:
+        sub = None if hashes is None else {b: hashes[b] for b in range(lo, hi + 1)}
+        return BlockRange(chain_id, lo, hi, chunk, sub, final)
+
     while n - begin > chunk_logs:
         i = begin + chunk_logs
         cut = logs[i - 1].block_number
@@ -348,7 +358,7 @@ def _split(
             i += 1
         if i >= n:
             break
-        out.append(BlockRange(chain_id, start, cut, logs[begin:i], None, final))
+        out.append(part(start, cut, logs[begin:i]))
         start, begin = cut + 1, i
-    out.append(BlockRange(chain_id, start, last, logs[begin:], None, final))
+    out.append(part(start, last, logs[begin:]))
     return out

@@ -104,6 +104,12 @@ class Store:
             self.tables[cls].restore(rows)
         self.processed = self.committed = checkpoint
 
+    def forget(self) -> None:
+        """Drop all cached state; reads then load from the database again."""
+        assert self.committed == self.processed, "forget with uncommitted changes"
+        for t in self.tables.values():
+            t.forget()
+
     def statistics(self) -> dict[str, int]:
         stats = {
             "processed": self.processed,

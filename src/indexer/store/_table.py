@@ -215,6 +215,16 @@ class EntityTable(Generic[E]):
             if self._active:
                 self._reindex(id, old, value)
 
+    def forget(self) -> None:
+        """Drop every cached value and index (only with nothing uncommitted)."""
+        assert not self.cps, "forget with uncommitted changes"
+        self.values.clear()
+        for by_value in self._index.values():
+            by_value.clear()
+        for complete in self._index_complete.values():
+            complete.clear()
+        self.complete = False
+
     # -- capacity ------------------------------------------------------------
 
     @property
