@@ -84,6 +84,7 @@ def make_rpc_project(
     start_block: int = 1,
     chain_id: int = 1,
     name: str = "project",
+    raw_events: bool = False,
 ) -> Path:
     project = tmp / name
     project.mkdir(exist_ok=True)
@@ -92,6 +93,7 @@ def make_rpc_project(
     (project / "indexer.yaml").write_text(
         f"name: reorg-test\n"
         f"handlers: handlers.py\n"
+        f"raw_events: {'true' if raw_events else 'false'}\n"
         f"schema: {schema}\n"
         f"chains:\n"
         f"  - id: {chain_id}\n"

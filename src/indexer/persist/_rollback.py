@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from psycopg import sql
 
-from ._schema import FRAMEWORK_PREFIX, history_table, table_ident
+from ._schema import FRAMEWORK_PREFIX, RAW_EVENTS, history_table, table_ident
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
@@ -121,6 +121,10 @@ def execute_rollback(
                 (block, chain_id),
             )
         cur.execute(sql.SQL("DELETE FROM {} WHERE id > %s").format(checkpoints), (checkpoint,))
+        cur.execute(
+            sql.SQL("DELETE FROM {} WHERE checkpoint > %s").format(table_ident(schema, RAW_EVENTS)),
+            (checkpoint,),
+        )
         cur.execute(
             sql.SQL("UPDATE {} SET checkpoint = %s WHERE id = 1").format(
                 table_ident(schema, FRAMEWORK_PREFIX + "state")

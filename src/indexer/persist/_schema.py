@@ -25,6 +25,8 @@ if TYPE_CHECKING:
 
 __all__ = [
     "FRAMEWORK_PREFIX",
+    "RAW_EVENTS",
+    "RAW_EVENT_COLUMNS",
     "check_table_names",
     "create_schema",
     "drop_schema",
@@ -129,6 +131,7 @@ def create_schema(
         for spec in specs:
             _create_entity_table(conn, schema, spec)
             _create_history_table(conn, schema, spec)
+        _create_raw_events_table(conn, schema)
         if row is None:
             conn.execute(
                 sql.SQL(
@@ -208,6 +211,43 @@ def _create_history_table(conn: psycopg.Connection[Any], schema: str, spec: Enti
     conn.execute(
         sql.SQL("CREATE INDEX IF NOT EXISTS {} ON {} (_checkpoint)").format(
             sql.Identifier(f"{name[:55]}_cp_idx"), table
+        )
+    )
+
+
+RAW_EVENTS = FRAMEWORK_PREFIX + "raw_events"
+RAW_EVENT_COLUMNS = (
+    "chain_id",
+    "block_number",
+    "log_index",
+    "transaction_hash",
+    "block_hash",
+    "block_timestamp",
+    "address",
+    "topics",
+    "data",
+    "event",
+    "params",
+    "checkpoint",
+)
+
+
+def _create_raw_events_table(conn: psycopg.Connection[Any], schema: str) -> None:
+    """Every processed log when ``raw_events: true`` (created always: it costs nothing empty)."""
+    table = _ident(schema, RAW_EVENTS)
+    conn.execute(
+        sql.SQL(
+            "CREATE TABLE IF NOT EXISTS {} (chain_id bigint NOT NULL, block_number bigint NOT NULL,"
+            " log_index int NOT NULL, transaction_hash text NOT NULL, block_hash text,"
+            " block_timestamp bigint, address text NOT NULL, topics text[] NOT NULL, data text NOT NULL,"
+            " event text NOT NULL, params jsonb NOT NULL, checkpoint bigint NOT NULL,"
+            " PRIMARY KEY (chain_id, block_number, log_index))"
+        ).format(table)
+    )
+    # Rollback deletes by checkpoint.
+    conn.execute(
+        sql.SQL("CREATE INDEX IF NOT EXISTS {} ON {} (checkpoint)").format(
+            sql.Identifier(RAW_EVENTS + "_cp_idx"), table
         )
     )
 

@@ -19,7 +19,13 @@ import psycopg
 from psycopg import sql
 
 from .._errors import WriteError
-from ._schema import FRAMEWORK_PREFIX, history_table, table_ident
+from ._schema import (
+    FRAMEWORK_PREFIX,
+    RAW_EVENT_COLUMNS,
+    RAW_EVENTS,
+    history_table,
+    table_ident,
+)
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
@@ -61,6 +67,8 @@ class Write:
     # chain id -> highest block that can no longer be reorganised: history
     # and checkpoints that no rollback can need any more are deleted.
     prune: dict[int, int] = field(default_factory=dict)
+    # `raw_events: true`: one row per processed log (see RAW_EVENT_COLUMNS).
+    raw: list[tuple[Any, ...]] = field(default_factory=list)
 
     @property
     def rows(self) -> int:
@@ -181,6 +189,16 @@ def execute_write(
                     f"writing table {t.spec.table!r} (entity {t.spec.cls.__name__}{where}) for {write.describe()} "
                     f"failed: {str(exc).strip()}. Nothing of this write was committed."
                 ) from exc
+        if write.raw:
+            step("entities")
+            with cur.copy(
+                sql.SQL("COPY {} ({}) FROM STDIN").format(
+                    table_ident(schema, RAW_EVENTS),
+                    sql.SQL(", ").join(map(sql.Identifier, RAW_EVENT_COLUMNS)),
+                )
+            ) as copy:
+                for row in write.raw:
+                    copy.write_row(row)
         step("progress")
         if write.history and write.checkpoints:
             with cur.copy(

@@ -17,7 +17,7 @@ import logging
 import math
 import time
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import trio
 
@@ -58,6 +58,7 @@ class Batch:
     history: bool = False
     # chain id -> highest final block (see Write.prune); newest wins.
     prune: dict[int, int] = field(default_factory=dict)
+    raw: list[tuple[Any, ...]] = field(default_factory=list)
 
     def merge(self, later: Batch) -> Batch:
         assert later.upto >= self.upto
@@ -72,6 +73,7 @@ class Batch:
             self.events + later.events,
             self.history or later.history,
             {**self.prune, **later.prune},
+            self.raw + later.raw if later.raw else self.raw,
         )
 
 
@@ -108,6 +110,7 @@ class Writer:
         self.reconnect = reconnect
         self.retry = retry or RetryPolicy()
         self.retries = 0
+        self.raw_written = 0
         self.store = store
         self.session = session
         self.metrics = metrics or Metrics()
@@ -194,6 +197,7 @@ class Writer:
             batch.checkpoints,
             history=batch.history,
             prune=batch.prune,
+            raw=batch.raw,
         )
         self.in_flight = batch
         self._last_start = trio.current_time()
@@ -210,6 +214,7 @@ class Writer:
             self.in_flight = None
         elapsed = time.perf_counter() - started
         store.mark_committed(batch.upto)
+        self.raw_written += len(batch.raw)
         self.writes += 1
         self.write_seconds += elapsed
         m = self.metrics

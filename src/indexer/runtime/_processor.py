@@ -11,6 +11,7 @@ a cold batch pays one extra handler pass instead of one round trip per miss.
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from dataclasses import dataclass
@@ -85,6 +86,7 @@ class Processor:
         *,
         start_blocks: dict[int, int],
         reorg_chains: frozenset[int] = frozenset(),
+        raw_events: bool = False,
         progress: dict[int, tuple[int, int]],
         metrics: Metrics,
         logger: logging.Logger,
@@ -100,6 +102,10 @@ class Processor:
         # Chains whose source can reorganise, and the last final block each
         # reported; history, once on, stays on (see Batch.history).
         self.reorg_chains = reorg_chains
+        # `raw_events: true`: (topics, data) of each decoded log of the batch.
+        self.raw_events = raw_events
+        self._raw_src: list[tuple[tuple[str, ...], str]] = []
+        self.raw_produced = 0
         self.final_blocks: dict[int, int] = {}
         self.history = False
         # chain -> (last processed block, events processed so far)
@@ -119,6 +125,7 @@ class Processor:
         self, chain_id: int, logs: Sequence[Sequence[Any]]
     ) -> list[tuple[Event, tuple[Handler, ...], int]]:
         routes = self.routes[chain_id]
+        raw_src = self._raw_src if self.raw_events else None
         out: list[tuple[Event, tuple[Handler, ...], int]] = []
         append = out.append
         new = tuple.__new__
@@ -171,6 +178,8 @@ class Processor:
                 ),
             )
             append((event, route.handlers, number))
+            if raw_src is not None:
+                raw_src.append((topics, raw[DATA]))
         return out
 
     def _skip(self, chain_id: int, route: Route) -> None:
@@ -183,7 +192,9 @@ class Processor:
     async def process(self, rng: BlockRange) -> Batch:
         """Run handlers for every matching log of ``rng``; return the batch to write."""
         chain_id = rng.chain_id
+        self._raw_src = []
         items = self._decode(chain_id, rng.logs)
+        raw_rows: list[tuple[Any, ...]] = []
         store, ctx = self.store, self.ctx
         checkpoints: list[CheckpointRow] = []
         hashes = rng.hashes
@@ -216,6 +227,8 @@ class Processor:
                 store.processed = cp
             block_events += 1
             self._pos = pos
+            if self.raw_events:
+                raw_rows.append(_raw_row(event, self._raw_src[pos], cp))
             for handler in handlers:
                 try:
                     await handler(event, ctx)
@@ -256,6 +269,7 @@ class Processor:
             self.history = True
         # Pruning needs every reorganisable chain's final block (see _write._prune).
         prune = dict(self.final_blocks) if self.final_blocks.keys() >= self.reorg_chains else {}
+        self.raw_produced += len(raw_rows)
         return Batch(
             store.processed,
             {chain_id: chain},
@@ -263,6 +277,7 @@ class Processor:
             len(items),
             history=self.history,
             prune=prune,
+            raw=raw_rows,
         )
 
     def rolled_back(self, progress: dict[int, tuple[int, int]]) -> None:
@@ -330,6 +345,33 @@ class Processor:
         self.load_seconds += elapsed
         self.metrics.load_seconds.inc(elapsed)
         self.metrics.loads.labels(table.spec.cls.__name__, kind).inc()
+
+
+def _raw_row(event: Event, src: tuple[tuple[str, ...], str], cp: int) -> tuple[Any, ...]:
+    topics, data = src
+    return (
+        event.chain_id,
+        event.block_number,
+        event.log_index,
+        event.transaction_hash,
+        event.block_hash,
+        event.block_timestamp,
+        event.address,
+        list(topics),
+        data,
+        f"{event.contract}.{event.name}",
+        json.dumps(event.params, default=_json_value, separators=(",", ":")),
+        cp,
+    )
+
+
+def _json_value(value: Any) -> Any:
+    # Decoded params are JSON types except bytes (and tuples, which json
+    # already writes as arrays).  Integers stay exact: jsonb keeps them as
+    # numeric of any size.
+    if isinstance(value, (bytes, bytearray)):
+        return "0x" + bytes(value).hex()
+    raise TypeError(f"{type(value).__name__} is not JSON serialisable")
 
 
 def _where(handler: Handler, event: Event, what: str) -> str:

@@ -229,6 +229,7 @@ class _Runner:
             reorg_chains=frozenset(
                 c.id for c in config.chains if c.source.rpc is not None and c.max_reorg_depth > 0
             ),
+            raw_events=config.raw_events,
             progress={c: (b, e) for c, (b, e) in progress.items()},
             metrics=self.metrics,
             logger=logger,
@@ -440,7 +441,7 @@ class _Runner:
         store = self.store
         store.evict_committed()
         started = None
-        while store.over_target():
+        while self._over_target():
             if self._pending is None and self._sent_upto <= store.committed:
                 break
             if started is None:
@@ -456,6 +457,11 @@ class _Runner:
             waited = trio.current_time() - started
             self.stalled += waited
             self.metrics.stalled_seconds.inc(waited)
+
+    def _over_target(self) -> bool:
+        # Raw event rows wait in batches until written: they count too.
+        held = self.processor.raw_produced - self.writer.raw_written
+        return self.store.size() + held > self.store.target
 
     async def _watch_signals(self, outer: trio.CancelScope) -> None:
         with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:

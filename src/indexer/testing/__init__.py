@@ -1,4 +1,16 @@
-"""Test helpers: a scripted chain served over JSON-RPC, to test indexers against.
+"""Test helpers: build events, run handlers on them, and script chains to run projects against.
+
+Unit-test handlers without a node or a database (see docs/testing.md)::
+
+    h = HandlerHarness(project_dir, handlers=handlers)   # memory only
+    await h.send(h.event("ERC20", "Transfer", {"from": a, "to": b, "value": 5}, block_number=1))
+    assert h.get(handlers.Account, f"{token}-{b}").balance == 5
+
+:func:`make_event`, :func:`make_log` and :func:`encode_log` build events
+and logs from an ABI and parameter values; :func:`open_handler_harness`
+puts PostgreSQL behind a harness; :func:`run_scripted` runs a whole
+project against a :class:`ScriptedChain` and :func:`read_entities` reads
+its tables back.
 
 Script blocks, logs and reorgs on a :class:`ScriptedChain`, serve it with
 :func:`open_rpc_server`, and point the code under test at ``server.url``.
@@ -25,14 +37,23 @@ time is exact (real sockets let the clock jump while a read is pending)::
 """
 
 from ._chain import ZERO_HASH, Block, LogSpec, ScriptedChain
+from ._events import encode_log, make_event, make_log
+from ._harness import HandlerHarness, open_handler_harness, read_entities, run_scripted
 from ._rpc_server import FAILURE_KINDS, RpcServer, open_rpc_server
 
 __all__ = [
     "FAILURE_KINDS",
     "ZERO_HASH",
     "Block",
+    "HandlerHarness",
     "LogSpec",
     "RpcServer",
     "ScriptedChain",
+    "encode_log",
+    "make_event",
+    "make_log",
+    "open_handler_harness",
     "open_rpc_server",
+    "read_entities",
+    "run_scripted",
 ]

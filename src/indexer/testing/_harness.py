@@ -1,0 +1,539 @@
+"""Running a project's handlers in tests: a harness, scripted runs, reading tables back.
+
+:class:`HandlerHarness` feeds events (or raw logs) to the handlers through
+the framework's own processor and store, in memory or against PostgreSQL.
+:func:`run_scripted` runs the whole project against a
+:class:`ScriptedChain`, in-process (no sockets, so Trio's mock clock drives
+it), and :func:`read_entities` reads an entity table back.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import logging
+import os
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypeAlias, TypeVar, cast
+
+import trio
+from psycopg import sql
+
+from .._config import SourceConfig, load_config
+from .._errors import ConfigError
+from .._handlers import Event, Handler, HandlerSet, collect_handlers, load_handlers
+from .._metrics import Metrics
+from ..persist import (
+    Session,
+    Writer,
+    connect,
+    create_schema,
+    drop_schema,
+    load_by_ids,
+    read_state,
+    table_has_rows,
+)
+from ..persist._connection import _columns
+from ..persist._schema import table_ident
+from ..runtime import Processor, RunOptions, RunSummary, run_project
+from ..runtime._processor import build_routes
+from ..sources import BlockRange, RawLog
+from ..store import Entity, EntitySpec, EntityTable, Store, entity_spec
+from ._events import make_event, make_log
+from ._rpc_server import RpcServer
+
+if TYPE_CHECKING:
+    from collections.abc import AsyncIterator, Mapping, Sequence
+    from types import ModuleType
+
+    from .._abi import EventSpec
+    from .._config import ContractConfig, ProjectConfig
+    from ._chain import ScriptedChain
+
+__all__ = ["HandlerHarness", "open_handler_harness", "read_entities", "run_scripted"]
+
+E = TypeVar("E", bound=Entity)
+
+#: A project directory (or its indexer.yaml), or a loaded configuration.
+Project: TypeAlias = "str | os.PathLike[str] | ProjectConfig"
+
+_SCRIPTED_URL = "http://scripted.invalid/"  # never dialled: the in-process transport answers
+
+
+def _load_project(project: Project, schema: str | None = None) -> ProjectConfig:
+    if isinstance(project, (str, os.PathLike)):
+        path = Path(project)
+        config = load_config(path.parent if path.name == "indexer.yaml" else path)
+    else:
+        config = project
+    return config if schema is None else dataclasses.replace(config, schema=schema)
+
+
+def _handler_set(config: ProjectConfig, module: ModuleType | None) -> HandlerSet:
+    return load_handlers(config) if module is None else collect_handlers(module, config)
+
+
+class _Processor(Processor):
+    """The runtime's processor, taking decoded :class:`Event` items as well as raw logs.
+
+    Without a database (``memory``) every table is complete, so a missed
+    ``get`` is an absent entity, and ``find`` answers from memory.
+    """
+
+    def __init__(
+        self,
+        *args: Any,
+        by_name: dict[tuple[str, str], tuple[Handler, ...]],
+        memory: bool,
+        **kw: Any,
+    ) -> None:
+        super().__init__(*args, **kw)
+        self.by_name = by_name
+        self.memory = memory
+
+    def _decode(
+        self, chain_id: int, logs: Sequence[Sequence[Any]]
+    ) -> list[tuple[Event, tuple[Handler, ...], int]]:
+        out: list[tuple[Event, tuple[Handler, ...], int]] = []
+        for item in logs:
+            if isinstance(item, Event):
+                out.append((item, self.by_name[item.contract, item.name], item.block_number))
+            else:
+                out.extend(super()._decode(chain_id, [item]))
+        return out
+
+    async def load_missing(self, table: EntityTable[Any], id: str) -> Entity | None:
+        if self.memory:
+            return None  # unreachable while every table is complete
+        return await super().load_missing(table, id)
+
+    async def load_find(self, table: EntityTable[Any], field: str, value: Any) -> list[Entity]:
+        if self.memory:
+            return table.load_find(field, value, ())
+        return await super().load_find(table, field, value)
+
+
+class HandlerHarness:
+    """A project's handlers, run on events a test sends, against the real store.
+
+    ``HandlerHarness(project)`` keeps entities in memory only: each
+    :meth:`send` runs the handlers through the framework's processor, as a
+    run would, and the store then holds the result as if it had been
+    committed.  :func:`open_handler_harness` with a ``database_url`` also
+    commits each send to PostgreSQL with the framework's writer, and the
+    handlers load what memory lacks from there.
+
+    Args:
+        project: The project directory (or its ``indexer.yaml``), or a
+            loaded ``ProjectConfig``.
+        handlers: The handlers module the test imported.  Pass it when the
+            test uses the module's entity classes (``h.get(Account, ...)``):
+            without it the harness imports the handlers file itself, and
+            its classes are other objects than the test's.
+        chain_id: The chain raw logs come from (default: the project's
+            only chain).
+
+    Attributes:
+        config: The project configuration.
+        handlers: The handlers: ``handlers.module`` is the module, whose
+            entity classes the harness stores.
+        store: The in-memory entity store the handlers run against.
+        chain_id: The chain of raw logs and of :meth:`event`/:meth:`log`.
+    """
+
+    def __init__(
+        self,
+        project: Project,
+        *,
+        handlers: ModuleType | None = None,
+        chain_id: int | None = None,
+    ) -> None:
+        self.config = _load_project(project)
+        self.handlers = _handler_set(self.config, handlers)
+        ids = [c.id for c in self.config.chains]
+        if chain_id is None:
+            if len(ids) != 1:
+                raise ValueError(f"the project has chains {ids}: pass chain_id=")
+            chain_id = ids[0]
+        elif chain_id not in ids:
+            raise ValueError(f"chain_id {chain_id} is not a chain of the project (chains: {ids})")
+        self.chain_id = chain_id
+        self.store = Store(self.handlers.entities, target=1 << 62)
+        for table in self.store.tables.values():
+            table.complete = True
+        self._processor = self._make_processor(cast("Session", None), {}, memory=True)
+        self._session: Session | None = None
+        self._writer: Writer | None = None
+        self._last_block: dict[int, int] = {}
+        self._failed: BaseException | None = None
+
+    def _make_processor(
+        self, session: Session, progress: dict[int, tuple[int, int]], *, memory: bool
+    ) -> _Processor:
+        config = self.config
+        return _Processor(
+            self.store,
+            session,
+            {c.id: build_routes(c, self.handlers.handlers) for c in config.chains},
+            start_blocks={c.id: c.start_block for c in config.chains},
+            progress=progress,
+            metrics=Metrics(),
+            logger=logging.getLogger(f"indexer.project.{config.name}"),
+            by_name=self.handlers.handlers,
+            memory=memory,
+        )
+
+    async def _attach(self, url: str, reset: bool) -> None:
+        """Back the harness with the project's schema at ``url`` (created if absent)."""
+        config, store = self.config, self.store
+        run = trio.to_thread.run_sync
+        loader = await run(connect, url, config.schema)
+        self._session = loader
+        writer_session = await run(functools.partial(connect, url, config.schema, writer=True))
+        self._writer = Writer(store, writer_session, min_interval=0.0)
+        if reset:
+            await run(drop_schema, loader.conn, config.schema)
+        starts = {c.id: c.start_block for c in config.chains}
+        await run(create_schema, loader.conn, config.schema, list(self.handlers.entities), starts)
+        committed, progress = await run(read_state, loader.conn, config.schema)
+        store.reset_frontiers(committed)
+        for table in store.tables.values():
+            table.complete = not await run(table_has_rows, loader, table.spec)
+        self._processor = self._make_processor(loader, progress, memory=False)
+
+    async def _detach(self) -> None:
+        if self._writer is not None:
+            await trio.to_thread.run_sync(self._writer.session.close)
+        if self._session is not None:
+            await trio.to_thread.run_sync(self._session.close)
+
+    # -- building events -------------------------------------------------
+
+    def _contract(self, contract: str, event: str) -> tuple[ContractConfig, EventSpec]:
+        chain = next(c for c in self.config.chains if c.id == self.chain_id)
+        for c in chain.contracts:
+            if c.name == contract:
+                for spec in c.events:
+                    if spec.name == event:
+                        return c, spec
+                names = [e.name for e in c.events]
+                raise ValueError(f"contract {contract!r} declares no event {event!r} ({names})")
+        names = [c.name for c in chain.contracts]
+        raise ValueError(f"chain {self.chain_id} has no contract {contract!r} ({names})")
+
+    def _address(self, contract: ContractConfig, address: str | None) -> str:
+        listed = contract.addresses
+        if address is None:
+            if listed is None or len(listed) != 1:
+                which = "matches any address" if listed is None else "has several addresses"
+                raise ValueError(f"contract {contract.name!r} {which}: pass address=")
+            (address,) = listed
+        elif listed is not None and address.lower() not in listed:
+            raise ValueError(
+                f"{address} is not an address of contract {contract.name!r} ({sorted(listed)}): "
+                "its logs would not reach the handlers"
+            )
+        return address
+
+    def event(
+        self,
+        contract: str,
+        event: str,
+        params: Mapping[str, Any],
+        *,
+        block_number: int,
+        address: str | None = None,
+        **position: Any,
+    ) -> Event:
+        """:func:`make_event` with the ABI of ``contract.event`` from indexer.yaml.
+
+        ``address`` defaults to the contract's address when it lists exactly
+        one; an address it does not list is refused.  ``position`` takes the
+        other keywords of :func:`make_event` (``log_index``,
+        ``transaction_hash``, ``block_hash``, ``block_timestamp``).
+        """
+        config, spec = self._contract(contract, event)
+        return make_event(
+            spec,
+            params,
+            contract=contract,
+            address=self._address(config, address),
+            block_number=block_number,
+            chain_id=self.chain_id,
+            **position,
+        )
+
+    def log(
+        self,
+        contract: str,
+        event: str,
+        params: Mapping[str, Any],
+        *,
+        block_number: int,
+        address: str | None = None,
+        **position: Any,
+    ) -> RawLog:
+        """:func:`make_log` with the ABI of ``contract.event``; arguments as for :meth:`event`."""
+        config, spec = self._contract(contract, event)
+        return make_log(
+            spec,
+            params,
+            address=self._address(config, address),
+            block_number=block_number,
+            **position,
+        )
+
+    # -- running ---------------------------------------------------------
+
+    async def send(self, *items: Event | RawLog) -> None:
+        """Run the handlers on ``items``, in order, as one batch per chain.
+
+        An :class:`~indexer.Event` goes to the handlers of its ``(contract,
+        name)``, on its ``chain_id``.  A raw log (:func:`make_log`) goes
+        through the framework's routing and decoder on :attr:`chain_id`,
+        exactly as in a run: a log no contract of the project matches is
+        ignored, and one that does not decode raises
+        :class:`~indexer.DecodeError` (or, for a contract without
+        ``addresses``, is skipped and counted in :attr:`skipped`).
+
+        Block numbers must not go down, within a send or from one to the
+        next.  With a database, each send is committed before it returns.
+
+        Raises:
+            indexer.HandlerError: A handler failed.  As in a run, nothing of
+                this send is committed; the harness takes no more sends
+                (start a new one).
+            ValueError: An event without a handler, of an unknown chain, or
+                out of block order.
+        """
+        if self._failed is not None:
+            raise RuntimeError(
+                "an earlier send failed; its changes are half-applied in memory, as in a crashed run. "
+                "Start a new harness."
+            ) from self._failed
+        groups: list[tuple[int, list[Event | RawLog]]] = []
+        last = dict(self._last_block)
+        for item in items:
+            if isinstance(item, Event):
+                chain_id = item.chain_id
+                if chain_id not in self._processor.start_blocks:
+                    raise ValueError(f"{item!r} is on chain {chain_id}, not a chain of the project")
+                if (item.contract, item.name) not in self.handlers.handlers:
+                    known = sorted(f"{c}.{e}" for c, e in self.handlers.handlers)
+                    raise ValueError(f"no handler is registered for {item!r} (handled: {known})")
+                number = item.block_number
+            elif isinstance(item, RawLog):
+                chain_id, number = self.chain_id, item.block_number
+            else:
+                raise TypeError(f"send takes Event and RawLog items, not {type(item).__name__}")
+            if number < last.get(chain_id, number):
+                raise ValueError(
+                    f"block {number} comes after block {last[chain_id]} on chain {chain_id}: "
+                    "send events in chain order"
+                )
+            last[chain_id] = number
+            if groups and groups[-1][0] == chain_id:
+                groups[-1][1].append(item)
+            else:
+                groups.append((chain_id, [item]))
+        try:
+            for chain_id, group in groups:
+                numbers = [item.block_number for item in group]
+                rng = BlockRange(chain_id, numbers[0], numbers[-1], cast("list[RawLog]", group))
+                batch = await self._processor.process(rng)
+                if self._writer is not None:
+                    await self._writer.write(batch)
+                else:
+                    # Nothing to write: keep the store as it is after a commit.
+                    self.store.mark_committed(batch.upto)
+                self._last_block[chain_id] = numbers[-1]
+        except BaseException as exc:
+            self._failed = exc
+            raise
+
+    def evict(self) -> int:
+        """Drop every entity from memory, so that handlers load them from the database.
+
+        Only with a database (memory is all a harness without one has).
+        Returns how many entries were dropped.
+        """
+        if self._session is None:
+            raise RuntimeError("evict() needs a database: use open_handler_harness(database_url=)")
+        return sum(t.evict(len(t.values)) for t in self.store.tables.values())
+
+    # -- reading ---------------------------------------------------------
+
+    def _table(self, entity: type[E]) -> EntityTable[E]:
+        table = self.store.tables.get(entity)
+        if table is not None:
+            return cast("EntityTable[E]", table)
+        for cls in self.store.tables:
+            if cls.__qualname__ == entity.__qualname__:
+                raise TypeError(
+                    f"{entity.__qualname__} is another class object than the harness's entity of that "
+                    "name: the handlers file was imported twice. Pass the module the test imported, "
+                    "HandlerHarness(project, handlers=module), or use harness.handlers.module."
+                    f"{entity.__qualname__}."
+                )
+        return self.store.table(entity)  # raises KeyError naming the project's entities
+
+    def get(self, entity: type[E], id: str) -> E | None:
+        """The entity with this id after the last send, or None.
+
+        Without a database this reads the store; with one, the database
+        (every send is committed), so it also checks that the entity
+        survives the trip through PostgreSQL.
+        """
+        table = self._table(entity)
+        if self._session is None:
+            return table.values.get(id)
+        rows = load_by_ids(self._session, table.spec, [id])
+        return rows[0] if rows else None
+
+    def all(self, entity: type[E]) -> dict[str, E]:
+        """Every entity of this type after the last send, by id (sorted); read as :meth:`get`."""
+        table = self._table(entity)
+        if self._session is None:
+            values = table.values
+            return {id: e for id in sorted(values) if (e := values[id]) is not None}
+        return _read_all(self._session, table.spec)
+
+    @property
+    def events(self) -> int:
+        """How many events the handlers have run on."""
+        return self._processor.events_total
+
+    @property
+    def skipped(self) -> dict[str, int]:
+        """Logs of contracts without ``addresses`` that did not decode, by ``"Contract.Event"``."""
+        return {name: n for (_chain, name), n in self._processor.skipped.items()}
+
+
+@asynccontextmanager
+async def open_handler_harness(
+    project: Project,
+    *,
+    handlers: ModuleType | None = None,
+    database_url: str | None = None,
+    schema: str | None = None,
+    reset: bool = False,
+    chain_id: int | None = None,
+) -> AsyncIterator[HandlerHarness]:
+    """A :class:`HandlerHarness`, with PostgreSQL behind it when ``database_url`` is given.
+
+    With a database, the harness uses the project's schema (or ``schema``),
+    creating it as a run does, and resumes from what it holds; ``reset``
+    drops it first.  Each send is committed by the framework's writer, and
+    :meth:`HandlerHarness.get` / :meth:`HandlerHarness.all` read the database.
+
+    Args:
+        project, handlers, chain_id: As for :class:`HandlerHarness`.
+        database_url: A PostgreSQL URL; None keeps everything in memory.
+        schema: Overrides the project's ``schema`` (use one per test).
+        reset: Drop the schema first.
+    """
+    harness = HandlerHarness(_load_project(project, schema), handlers=handlers, chain_id=chain_id)
+    if database_url is None:
+        yield harness
+        return
+    try:
+        await harness._attach(database_url, reset)
+        yield harness
+    finally:
+        with trio.CancelScope(shield=True):
+            await harness._detach()
+
+
+def _read_all(session: Session, spec: EntitySpec) -> dict[str, Any]:
+    cur = session.conn.execute(
+        sql.SQL("SELECT {} FROM {} ORDER BY id").format(
+            _columns(spec), table_ident(session.schema, spec.table)
+        )
+    )
+    cls, new, id_pos = spec.cls, tuple.__new__, spec.field("id").position
+    return {row[id_pos]: new(cls, row) for row in cur}
+
+
+def read_entities(database_url: str, schema: str, entity: type[E]) -> dict[str, E]:
+    """Every row of ``entity``'s table in ``schema``, as entities by id (sorted).
+
+    Values come back as the framework loads them (numeric as ``int``).
+    """
+    session = connect(database_url, schema)
+    try:
+        return _read_all(session, entity_spec(entity))
+    finally:
+        session.close()
+
+
+async def run_scripted(
+    project: Project,
+    chain: ScriptedChain | RpcServer,
+    *,
+    database_url: str,
+    schema: str | None = None,
+    handlers: ModuleType | None = None,
+    start_block: int | None = None,
+    end_block: int | None = None,
+    max_reorg_depth: int | None = None,
+    poll_interval: float = 1.0,
+    options: RunOptions | None = None,
+) -> RunSummary:
+    """Run the project against a scripted chain, as ``indexer run`` would, until ``end_block``.
+
+    The project's chain with the scripted chain's id gets a JSON-RPC source
+    answered in-process by ``RpcServer(chain).transport()`` (pass an
+    :class:`RpcServer` to script failures and latency on it); the project's
+    other chains are left out.  Nothing waits on a socket, so the run works
+    under Trio's mock clock (``autojump_clock``).  A later call on the same
+    schema resumes, and rolls back first if the chain reorganised below
+    what it had indexed.
+
+    Args:
+        project: The project directory or ``ProjectConfig``.
+        chain: The chain, or a server over it.
+        database_url: The PostgreSQL to write to.
+        schema: Overrides the project's ``schema`` (use one per test).
+        handlers: The handlers module to run (default: import the project's).
+        start_block: Default: the project's.
+        end_block: The run ends once this block is committed (default: the
+            chain's head now).  Above the head, the run follows the chain as
+            it grows (``RpcServer.produce_blocks`` in a task beside it).
+        max_reorg_depth: Default: the project's.
+        poll_interval: Seconds between head polls while following the chain.
+        options: Run options; ``database_url``, ``handle_signals`` (off) and
+            the transport are set here.  Default: ``RunOptions(write_interval=0)``.
+
+    Returns:
+        The run's summary (``summary.rollbacks`` lists the reorgs rolled back).
+
+    Raises:
+        ValueError: The project has no chain with the scripted chain's id.
+    """
+    server = chain if isinstance(chain, RpcServer) else RpcServer(chain)
+    scripted = server.chain
+    config = _load_project(project, schema)
+    base = next((c for c in config.chains if c.id == scripted.chain_id), None)
+    if base is None:
+        ids = [c.id for c in config.chains]
+        raise ValueError(f"the project has no chain {scripted.chain_id} (its chains: {ids})")
+    followed = dataclasses.replace(
+        base,
+        start_block=base.start_block if start_block is None else start_block,
+        end_block=scripted.head if end_block is None else end_block,
+        max_reorg_depth=base.max_reorg_depth if max_reorg_depth is None else max_reorg_depth,
+        source=SourceConfig(rpc=_SCRIPTED_URL, poll_interval=poll_interval),
+    )
+    config = dataclasses.replace(config, chains=(followed,))
+    try:
+        handler_set = _handler_set(config, handlers)
+    except ConfigError as exc:
+        raise ConfigError(f"{exc} (running chain {scripted.chain_id} only)") from exc
+    opts = options if options is not None else RunOptions(write_interval=0.0)
+    tuning = dict(opts.rpc_tuning)
+    tuning["client_options"] = {**tuning.get("client_options", {}), "transport": server.transport()}
+    opts = dataclasses.replace(
+        opts, database_url=database_url, handle_signals=False, rpc_tuning=tuning
+    )
+    return await run_project(config, handler_set, opts)
