@@ -18,6 +18,8 @@ persists every batch to PostgreSQL in the background.
 
 from ._config import ProjectConfig as ProjectConfig
 from ._config import load_config as load_config
+from ._effects import Effect as Effect
+from ._effects import effect as effect
 from ._errors import ConfigError as ConfigError
 from ._errors import DatabaseError as DatabaseError
 from ._errors import DecodeError as DecodeError
@@ -46,6 +48,7 @@ __all__ = [
     "Context",
     "DatabaseError",
     "DecodeError",
+    "Effect",
     "Entity",
     "EntityError",
     "Event",
@@ -60,6 +63,7 @@ __all__ = [
     "SchemaMismatchError",
     "SourceError",
     "WriteError",
+    "effect",
     "load_config",
     "load_handlers",
     "on",

@@ -10,6 +10,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final, NamedTuple, TypeVar
 
+from ._effects import Effect
 from ._errors import ConfigError
 from .store import Entity, EntitySpec, entity_spec
 
@@ -94,6 +95,8 @@ class HandlerSet:
     # (contract, event) -> handlers in definition order
     handlers: dict[tuple[str, str], tuple[Handler, ...]]
     report: Callable[..., Any] | None
+    # Effects defined (or imported) at the top level of the module.
+    effects: tuple[Effect[Any, Any], ...] = ()
 
 
 def _import(path: Path, name: str) -> ModuleType:
@@ -131,7 +134,15 @@ def load_handlers(config: ProjectConfig) -> HandlerSet:
 def collect_handlers(module: ModuleType, config: ProjectConfig) -> HandlerSet:
     entities: dict[type[Entity], EntitySpec] = {}
     found: list[tuple[int, str, str, Handler]] = []
+    effects: dict[str, Effect[Any, Any]] = {}
     for value in vars(module).values():
+        if isinstance(value, Effect):
+            other = effects.setdefault(value.name, value)
+            if other is not value:
+                raise ConfigError(
+                    f"{config.handlers}: two effects are named {value.name!r}; give one another name with "
+                    f"@effect(name=...) (the name keys its cache table)."
+                )
         if isinstance(value, type) and issubclass(value, Entity) and value is not Entity:
             entities[value] = entity_spec(value)
         marks = getattr(value, _MARK, None)
@@ -161,4 +172,5 @@ def collect_handlers(module: ModuleType, config: ProjectConfig) -> HandlerSet:
         tuple(sorted(entities.values(), key=lambda s: s.table)),
         {k: tuple(v) for k, v in handlers.items()},
         report if callable(report) else None,
+        tuple(effects[n] for n in sorted(effects)),
     )

@@ -77,3 +77,18 @@ class Metrics:
             "Writes (and rollbacks) retried after a transient database error.",
             registry=r,
         )
+        self.effect_rows = Gauge(
+            "indexer_effect_cache_rows",
+            "Rows in each effect's cache table (equals its count(*) after every commit).",
+            ["effect"],
+            registry=r,
+        )
+        self.effect_calls = Counter(
+            "indexer_effect_calls", "Effect function calls (cache misses).", ["effect"], registry=r
+        )
+        self.effect_invalidations = Counter(
+            "indexer_effect_cache_invalidations",
+            "Cached effect outputs that no longer fit the declared return type (recomputed).",
+            ["effect"],
+            registry=r,
+        )

@@ -7,6 +7,10 @@ from ._connection import load_by_ids as load_by_ids
 from ._connection import numeric_as_int as numeric_as_int
 from ._connection import open_embedded as open_embedded
 from ._connection import table_has_rows as table_has_rows
+from ._effects import count_effect_rows as count_effect_rows
+from ._effects import create_effect_tables as create_effect_tables
+from ._effects import effect_table as effect_table
+from ._effects import load_effect_outputs as load_effect_outputs
 from ._retry import DEFAULT_RETRY_SECONDS as DEFAULT_RETRY_SECONDS
 from ._retry import RetryPolicy as RetryPolicy
 from ._retry import is_transient as is_transient
@@ -41,14 +45,18 @@ __all__ = [
     "Write",
     "Writer",
     "connect",
+    "count_effect_rows",
+    "create_effect_tables",
     "create_schema",
     "drop_schema",
+    "effect_table",
     "execute_rollback",
     "execute_write",
     "history_table",
     "is_transient",
     "load_by_field",
     "load_by_ids",
+    "load_effect_outputs",
     "numeric_as_int",
     "open_batch_channel",
     "open_embedded",

@@ -19,6 +19,7 @@ import psycopg
 from psycopg import sql
 
 from .._errors import WriteError
+from ._effects import write_effect_outputs
 from ._schema import (
     FRAMEWORK_PREFIX,
     RAW_EVENT_COLUMNS,
@@ -69,6 +70,10 @@ class Write:
     prune: dict[int, int] = field(default_factory=dict)
     # `raw_events: true`: one row per processed log (see RAW_EVENT_COLUMNS).
     raw: list[tuple[Any, ...]] = field(default_factory=list)
+    # effect name -> (key, input JSON, output) computed in this write's range.
+    effects: dict[str, list[tuple[str, str, Any]]] = field(default_factory=dict)
+    # Filled by execute_write: effect name -> rows that were new (for counts).
+    effects_inserted: dict[str, int] = field(default_factory=dict)
 
     @property
     def rows(self) -> int:
@@ -199,6 +204,9 @@ def execute_write(
             ) as copy:
                 for row in write.raw:
                     copy.write_row(row)
+        for name, rows in write.effects.items():
+            step("entities")
+            write.effects_inserted[name] = write_effect_outputs(cur, schema, name, rows)
         step("progress")
         if write.history and write.checkpoints:
             with cur.copy(

@@ -23,6 +23,7 @@ import trio
 
 from .._errors import DatabaseError
 from .._metrics import Metrics
+from ._effects import count_effect_rows
 from ._retry import RetryPolicy, is_transient
 from ._rollback import Rollback, execute_rollback
 from ._schema import read_state
@@ -111,6 +112,8 @@ class Writer:
         self.retry = retry or RetryPolicy()
         self.retries = 0
         self.raw_written = 0
+        # effect name -> rows in its table (== count(*) after every commit).
+        self.effect_rows: dict[str, int] = {}
         self.store = store
         self.session = session
         self.metrics = metrics or Metrics()
@@ -198,6 +201,7 @@ class Writer:
             history=batch.history,
             prune=batch.prune,
             raw=batch.raw,
+            effects=store.effect_snapshot(batch.upto),
         )
         self.in_flight = batch
         self._last_start = trio.current_time()
@@ -205,11 +209,24 @@ class Writer:
         try:
             if self.pre_write is not None:
                 await self.pre_write(write)
-            await self._persist(
+            landed = await self._persist(
                 f"the write of {write.describe()}",
-                lambda session: execute_write(session, write, fault=self.fault),
+                lambda session: _write_and_confirm(session, write, self.fault),
                 done=lambda session: committed_checkpoint(session) == write.upto,
             )
+            if write.effects:
+                if landed is None:
+                    # Committed, but the answer (and which rows were new)
+                    # was lost: count again.
+                    counts = await trio.to_thread.run_sync(
+                        self._count_effects, list(write.effects), limiter=self._limiter
+                    )
+                    self.effect_rows.update(counts)
+                else:
+                    for name, new in write.effects_inserted.items():
+                        self.effect_rows[name] = self.effect_rows.get(name, 0) + new
+                for name in write.effects:
+                    self.metrics.effect_rows.labels(name).set(self.effect_rows[name])
         finally:
             self.in_flight = None
         elapsed = time.perf_counter() - started
@@ -315,6 +332,9 @@ class Writer:
                 await trio.sleep(delay)
                 await self._reconnect()
 
+    def _count_effects(self, names: list[str]) -> dict[str, int]:
+        return {name: count_effect_rows(self.session, name) for name in names}
+
     async def _reconnect(self) -> None:
         assert self.reconnect is not None
         old, reconnect = self.session, self.reconnect
@@ -323,6 +343,11 @@ class Writer:
         # with InterfaceError (transient) and comes back here.
         with contextlib.suppress(DatabaseError):
             self.session = await trio.to_thread.run_sync(reconnect, limiter=self._limiter)
+
+
+def _write_and_confirm(session: Session, write: Write, fault: Callable[[str], None] | None) -> bool:
+    execute_write(session, write, fault=fault)
+    return True
 
 
 def _close_quietly(session: Session) -> None:

@@ -11,11 +11,14 @@ from ..store._entity import describe_bad_field
 if TYPE_CHECKING:
     import logging
 
+    from .._effects import Effect
     from ._processor import Processor
 
 __all__ = ["Context"]
 
 E = TypeVar("E", bound=Entity)
+I = TypeVar("I")  # noqa: E741 - an effect's input
+O = TypeVar("O")  # noqa: E741 - an effect's output
 
 
 class Context:
@@ -88,6 +91,13 @@ class Context:
             raise EntityError(describe_bad_field(entity, bad))
         table.set(entity[table.id_pos], entity, self._cp)
 
+    async def effect(self, effect: Effect[I, O], input: I) -> O:
+        """The output of ``effect`` for ``input``: from the batch, the cache, or a call.
+
+        ``effect`` is a function declared with :func:`indexer.effect`.
+        """
+        return await self._proc.effects.get(effect, input, self._cp)  # type: ignore[no-any-return]
+
     def delete(self, entity: type[Entity], id: str) -> None:
         """Delete the entity with this id (a no-op if it does not exist)."""
         table = self._tables.get(entity) or self._table(entity)
@@ -99,13 +109,15 @@ class Context:
 class PreloadContext(Context):
     """Speculative pass: reads answer from memory and record misses; writes are dropped."""
 
-    __slots__ = ("finds", "misses")
+    __slots__ = ("effect_calls", "finds", "misses")
 
     def __init__(self, proc: Processor, log: logging.Logger) -> None:
         super().__init__(proc, log)
         self.is_preload = True
         self.misses: dict[EntityTable[Any], set[str]] = {}
         self.finds: dict[EntityTable[Any], set[tuple[str, Any]]] = {}
+        # effect -> key -> (input JSON, input)
+        self.effect_calls: dict[Effect[Any, Any], dict[str, tuple[str, Any]]] = {}
 
     async def get(self, entity: type[E], id: str) -> E | None:
         table = self._tables.get(entity) or self._table(entity)
@@ -123,6 +135,15 @@ class PreloadContext(Context):
             if entity_spec(entity).field(field).indexed and table.find_cached(field, value) is None:
                 self.finds.setdefault(table, set()).add((field, value))
         return []
+
+    async def effect(self, effect: Effect[I, O], input: I) -> O:
+        cache = self._proc.effects.cache(effect)
+        key, text = effect.key(input)
+        value = cache.get(key)
+        if value is MISSING:
+            self.effect_calls.setdefault(effect, {})[key] = (text, input)
+            return None  # type: ignore[return-value]  # speculative pass: errors are ignored
+        return value  # type: ignore[no-any-return]
 
     def set(self, entity: Entity) -> None:
         pass

@@ -24,12 +24,14 @@ from .._handlers import Event, Handler
 from ..persist import Batch, ChainProgress, CheckpointRow, Session, load_by_field, load_by_ids
 from ..store import MISSING, Entity, EntityTable, Store
 from ._context import Context, PreloadContext
+from ._effect_calls import EffectCalls
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
 
     from .._abi import EventSpec
     from .._config import ChainConfig
+    from .._effects import Effect
     from .._metrics import Metrics
     from ..sources import BlockRange
 from ..sources._log import (
@@ -95,9 +97,11 @@ class Processor:
         self.session = session
         self.routes = routes
         self.metrics = metrics
+        # One connection for loads (entities and effect outputs): one thread at a time.
+        self._limiter = trio.CapacityLimiter(1)
+        self.effects = EffectCalls(store, session, self._limiter, metrics)
         self.ctx = Context(self, logger)
         self._logger = logger
-        self._limiter = trio.CapacityLimiter(1)
         self.start_blocks = start_blocks
         # Chains whose source can reorganise, and the last final block each
         # reported; history, once on, stays on (see Batch.history).
@@ -192,6 +196,7 @@ class Processor:
     async def process(self, rng: BlockRange) -> Batch:
         """Run handlers for every matching log of ``rng``; return the batch to write."""
         chain_id = rng.chain_id
+        self.effects.new_batch()
         self._raw_src = []
         items = self._decode(chain_id, rng.logs)
         raw_rows: list[tuple[Any, ...]] = []
@@ -290,9 +295,11 @@ class Processor:
         """Called by ``ctx.get`` on a miss: preload the batch once, then load."""
         if not self._preloaded:
             self._preloaded = True
-            misses, finds = await self._preload()
+            misses, finds, calls = await self._preload()
             misses.setdefault(table, set()).add(id)
             await self._load(misses, finds)
+            if calls:
+                await self.effects.prefetch(calls, self.ctx._cp)
         value = table.get(id)
         if value is MISSING:
             await self._load({table: {id}}, {})
@@ -309,15 +316,20 @@ class Processor:
 
     async def _preload(
         self,
-    ) -> tuple[dict[EntityTable[Any], set[str]], dict[EntityTable[Any], set[tuple[str, Any]]]]:
+    ) -> tuple[
+        dict[EntityTable[Any], set[str]],
+        dict[EntityTable[Any], set[tuple[str, Any]]],
+        dict[Effect[Any, Any], dict[str, tuple[str, Any]]],
+    ]:
         pctx = PreloadContext(self, self._logger)
+        pctx._cp = self.ctx._cp
         for event, handlers, _number in self._batch[self._pos :]:
             for handler in handlers:
                 try:
                     await handler(event, pctx)
                 except Exception:
                     continue
-        return pctx.misses, pctx.finds
+        return pctx.misses, pctx.finds, pctx.effect_calls
 
     async def _load(
         self,

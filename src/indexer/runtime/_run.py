@@ -38,6 +38,8 @@ from ..persist import (
     Write,
     Writer,
     connect,
+    count_effect_rows,
+    create_effect_tables,
     create_schema,
     drop_schema,
     open_batch_channel,
@@ -173,7 +175,11 @@ class _Runner:
         self.handlers = handlers
         self.options = options
         self.metrics = options.metrics
-        self.store = Store(handlers.entities, target=options.target)
+        self.store = Store(
+            handlers.entities,
+            target=options.target,
+            effects=[(e.name, e.cache) for e in handlers.effects],
+        )
         self.stop_requested = False
         self._idle_scope: trio.CancelScope | None = None
         self._pending: Batch | None = None
@@ -213,6 +219,10 @@ class _Runner:
         await trio.to_thread.run_sync(
             create_schema, loader.conn, config.schema, list(self.handlers.entities), starts
         )
+        cached_effects = [e.name for e in self.handlers.effects if e.cache]
+        await trio.to_thread.run_sync(
+            create_effect_tables, loader.conn, config.schema, cached_effects
+        )
         committed, progress = await trio.to_thread.run_sync(read_state, loader.conn, config.schema)
         store.reset_frontiers(committed)
         for table in store.tables.values():
@@ -246,6 +256,10 @@ class _Runner:
         )
         for chain_id, (block, _events) in progress.items():
             self.writer.committed_blocks[chain_id] = block
+        for name in cached_effects:
+            rows = await trio.to_thread.run_sync(count_effect_rows, loader, name)
+            self.writer.effect_rows[name] = rows
+            self.metrics.effect_rows.labels(name).set(rows)
         send, receive = open_batch_channel()
         self.loader = loader
         async with trio.open_nursery() as nursery:

@@ -4,6 +4,7 @@ It imports neither Trio nor psycopg nor `indexer.persist` (a test checks):
 the runtime drives it, the persistence layer reads its snapshots.
 """
 
+from ._effect_cache import EffectCache as EffectCache
 from ._entity import Entity as Entity
 from ._entity import EntitySpec as EntitySpec
 from ._entity import FieldSpec as FieldSpec
@@ -17,6 +18,7 @@ from ._table import TableChanges as TableChanges
 
 __all__ = [
     "MISSING",
+    "EffectCache",
     "Entity",
     "EntitySpec",
     "EntityTable",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from ._effect_cache import EffectCache
 from ._entity import Entity, EntitySpec, entity_spec
 from ._table import EntityTable, TableChanges
 
@@ -31,8 +32,18 @@ class Store:
             superseded changes); see :meth:`evict_committed`.
     """
 
-    def __init__(self, specs: Iterable[EntitySpec], *, target: int) -> None:
+    def __init__(
+        self,
+        specs: Iterable[EntitySpec],
+        *,
+        target: int,
+        effects: Iterable[tuple[str, bool]] = (),
+    ) -> None:
         self.tables: dict[type[Entity], EntityTable[Any]] = {s.cls: EntityTable(s) for s in specs}
+        # effect name -> its outputs (effects given as (name, persisted)).
+        self.effects: dict[str, EffectCache] = {
+            name: EffectCache(name, persist=persist) for name, persist in effects
+        }
         self.target = max(1, target)
         self.processed = 0
         self.committed = 0
@@ -53,7 +64,9 @@ class Store:
     # -- capacity ------------------------------------------------------------
 
     def size(self) -> int:
-        return sum(t.size for t in self.tables.values())
+        return sum(t.size for t in self.tables.values()) + sum(
+            e.size for e in self.effects.values()
+        )
 
     def dirty(self) -> int:
         return sum(len(t.cps) for t in self.tables.values())
@@ -71,7 +84,11 @@ class Store:
             return 0
         excess = size - half
         dropped = 0
-        for table in sorted(self.tables.values(), key=lambda t: -t.size):
+        holders: list[EntityTable[Any] | EffectCache] = [
+            *self.tables.values(),
+            *self.effects.values(),
+        ]
+        for table in sorted(holders, key=lambda t: -t.size):
             share = excess * table.size // size + 1
             dropped += table.evict(min(share, excess - dropped))
             if dropped >= excess:
@@ -88,11 +105,17 @@ class Store:
         assert self.committed <= upto <= self.processed, (self.committed, upto, self.processed)
         return [t.snapshot(upto, history=history) for t in self.tables.values()]
 
+    def effect_snapshot(self, upto: int) -> dict[str, list[tuple[str, str, Any]]]:
+        """Per persisted effect, outputs made in (committed, upto] and not written yet."""
+        return {name: rows for name, e in self.effects.items() if (rows := e.snapshot(upto))}
+
     def mark_committed(self, upto: int) -> None:
         """The database now holds everything up to ``upto``."""
         assert upto >= self.committed
         for t in self.tables.values():
             t.mark_committed(upto)
+        for e in self.effects.values():
+            e.mark_committed(upto)
         self.committed = upto
 
     def rollback(
@@ -109,6 +132,8 @@ class Store:
         assert self.committed == self.processed, "forget with uncommitted changes"
         for t in self.tables.values():
             t.forget()
+        for e in self.effects.values():
+            e.forget()
 
     def statistics(self) -> dict[str, int]:
         stats = {
