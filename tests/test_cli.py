@@ -91,7 +91,9 @@ def _committed(url: str, schema: str) -> int:
     return chains[1][0] if chains else FIRST_BLOCK - 1
 
 
-def _interrupt(project: Path, url: str, sig: signal.Signals) -> subprocess.CompletedProcess[str]:
+def _interrupt(
+    project: Path, url: str, sig: signal.Signals, times: int = 1
+) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "INDEXER_DATABASE_URL": url}
     proc = subprocess.Popen(
         [sys.executable, "-m", "indexer", "run", str(project), "--no-progress"],
@@ -101,7 +103,10 @@ def _interrupt(project: Path, url: str, sig: signal.Signals) -> subprocess.Compl
         env=env,
     )
     time.sleep(4)
-    proc.send_signal(sig)
+    for i in range(times):
+        if i:
+            time.sleep(0.1)  # the OS merges a signal sent while one is pending
+        proc.send_signal(sig)
     out, err = proc.communicate(timeout=120)
     return subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
 
@@ -117,6 +122,20 @@ def test_sigterm_flushes_and_exits_0_then_resume_matches(
     assert FIRST_BLOCK <= block < LAST_BLOCK
     # Everything processed was flushed: the committed block is the processed one.
     assert f"committed through block {block:,}" in stopped.stdout
+    assert table_rows(database_url, schema) == expected_balances(block)
+    done = indexer("run", str(project), env={"INDEXER_DATABASE_URL": database_url})
+    assert done.returncode == 0, done.stderr
+    assert table_rows(database_url, schema) == expected_balances()
+
+
+def test_second_sigterm_exits_1_keeping_a_consistent_prefix(
+    tmp_path: Path, database_url: str, schema: str
+) -> None:
+    project = make_project(tmp_path, schema, handlers=SLOW)
+    stopped = _interrupt(project, database_url, signal.SIGTERM, times=2)
+    assert stopped.returncode == 1, stopped.stderr
+    assert "stopped by a second signal" in stopped.stderr
+    block = _committed(database_url, schema)
     assert table_rows(database_url, schema) == expected_balances(block)
     done = indexer("run", str(project), env={"INDEXER_DATABASE_URL": database_url})
     assert done.returncode == 0, done.stderr
