@@ -35,7 +35,7 @@ def stored(url: str, schema: str) -> list[tuple[object, ...]]:
 
 
 def canonical(chain: ScriptedChain) -> list[tuple[object, ...]]:
-    out = []
+    out: list[tuple[object, ...]] = []
     for lg in chain.logs(1, chain.head, topic0s=[TRANSFER]):
         topics = lg["topics"]
         params = {

@@ -447,7 +447,8 @@ async def test_rollback_waits_for_the_write_in_flight_then_runs_alone(
     assert times[rollback] >= times[last_commit]
     # Then the rollback transaction alone: nothing of a write between its steps.
     assert steps[rollback + 1] == "commit"
-    assert steps[rollback + 2] == "rolled_back"
-    assert "pre_write" in steps[rollback + 3 :]  # processing went on after it
+    assert steps[rollback + 2] == "rolled back"  # the fault hook's step after COMMIT
+    assert steps[rollback + 3] == "rolled_back"  # the runtime's warning
+    assert "pre_write" in steps[rollback + 4 :]  # processing went on after it
     assert [(c, b) for c, b, _rows, _s in summary.rollbacks] == [(1, 27)]
     assert tables(database_url, schema) == expected(chain, 45)

@@ -525,11 +525,14 @@ async def run_scripted(
         max_reorg_depth=base.max_reorg_depth if max_reorg_depth is None else max_reorg_depth,
         source=SourceConfig(rpc=_SCRIPTED_URL, poll_interval=poll_interval),
     )
+    others = len(config.chains) > 1
     config = dataclasses.replace(config, chains=(followed,))
     try:
         handler_set = _handler_set(config, handlers)
     except ConfigError as exc:
-        raise ConfigError(f"{exc} (running chain {scripted.chain_id} only)") from exc
+        if not others:
+            raise
+        raise ConfigError(f"{exc} (run_scripted runs chain {scripted.chain_id} only)") from exc
     opts = options if options is not None else RunOptions(write_interval=0.0)
     tuning = dict(opts.rpc_tuning)
     tuning["client_options"] = {**tuning.get("client_options", {}), "transport": server.transport()}
