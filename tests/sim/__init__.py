@@ -1,0 +1,1 @@
+"""Seeded fault-injection simulation of whole ``indexer run`` processes (docs/simulation.md)."""
