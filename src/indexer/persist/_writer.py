@@ -12,7 +12,6 @@ database still holds the previous committed checkpoint.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import math
 import time
@@ -218,9 +217,13 @@ class Writer:
                 if landed is None:
                     # Committed, but the answer (and which rows were new)
                     # was lost: count again.
-                    counts = await trio.to_thread.run_sync(
-                        self._count_effects, list(write.effects), limiter=self._limiter
+                    names = list(write.effects)
+                    counts = await self._persist(
+                        "counting effect rows",
+                        lambda session: _count_effects(session, names),
+                        done=lambda _session: False,
                     )
+                    assert counts is not None
                     self.effect_rows.update(counts)
                 else:
                     for name, new in write.effects_inserted.items():
@@ -268,9 +271,13 @@ class Writer:
             # connection.  Memory holds only committed data now, so it can
             # be dropped and reloaded from the database on demand.
             store.forget()
-            checkpoint, progress = await trio.to_thread.run_sync(
-                read_state, self.session.conn, self.session.schema, limiter=self._limiter
+            state = await self._persist(
+                "reading the state after a rollback",
+                lambda session: read_state(session.conn, session.schema),
+                done=lambda _session: False,
             )
+            assert state is not None
+            checkpoint, progress = state
             store.reset_frontiers(checkpoint)
             for chain_id, (block, _events) in progress.items():
                 self.committed_blocks[chain_id] = block
@@ -332,17 +339,23 @@ class Writer:
                 await trio.sleep(delay)
                 await self._reconnect()
 
-    def _count_effects(self, names: list[str]) -> dict[str, int]:
-        return {name: count_effect_rows(self.session, name) for name in names}
-
     async def _reconnect(self) -> None:
         assert self.reconnect is not None
         old, reconnect = self.session, self.reconnect
         await trio.to_thread.run_sync(_close_quietly, old, limiter=self._limiter)
-        # Still down: keep the closed session; the next attempt fails fast
-        # with InterfaceError (transient) and comes back here.
-        with contextlib.suppress(DatabaseError):
+        try:
             self.session = await trio.to_thread.run_sync(reconnect, limiter=self._limiter)
+        except Exception as exc:
+            # Still down (refused, or dropped while setting the connection
+            # up): keep the closed session; the next attempt fails fast with
+            # a transient error and comes back here, within the retry time.
+            if not (isinstance(exc, DatabaseError) or is_transient(exc)):
+                raise
+            log.debug("reconnecting failed: %s", exc)
+
+
+def _count_effects(session: Session, names: list[str]) -> dict[str, int]:
+    return {name: count_effect_rows(session, name) for name in names}
 
 
 def _write_and_confirm(session: Session, write: Write, fault: Callable[[str], None] | None) -> bool:
