@@ -7,7 +7,7 @@ final canonical chain.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pytest
 import trio
@@ -177,3 +177,43 @@ async def test_wrong_chain_id_fails_fast(tmp_path: Path, database_url: str, sche
     message = str(leaf(info.value))
     assert "chain 5" in message
     assert "chain 1" in message
+
+
+async def test_reorg_between_getlogs_and_headers_is_not_lost(
+    tmp_path: Path, database_url: str, schema: str
+) -> None:
+    """Found by the simulation: a reorg right after eth_getLogs answered.
+
+    The replaced blocks had no logs on the old fork and have some on the new
+    one.  Headers fetched after the logs would have paired the new fork's
+    hashes with the old fork's (empty) logs, and those events would have been
+    lost for good.  Headers are fetched first, so the stored hashes are the
+    old fork's and the next run's tip check rolls the blocks back.
+    """
+    import random
+
+    from indexer.testing import ScriptedChain
+
+    from ._chains import random_logs, transfer_log
+
+    rng = random.Random(1)
+    chain = ScriptedChain(1, head=20, logs=random_logs(rng, range(1, 16)))  # 16..20: no logs
+    async with open_rpc_server(chain) as server:
+        answer = server._methods["eth_getLogs"]
+        fired: list[bool] = []
+
+        def get_logs_then_reorg(params: Any) -> Any:
+            result = answer(params)  # answered from the first fork...
+            if not fired and int(params[0]["toBlock"], 16) >= 18:
+                fired.append(True)  # ...and the chain reorganises right after
+                chain.reorg(3, {n: [transfer_log(rng), transfer_log(rng)] for n in (18, 19, 20)})
+            return result
+
+        server._methods["eth_getLogs"] = get_logs_then_reorg
+        project = make_rpc_project(tmp_path, schema, server.url, end_block=20, max_reorg_depth=10)
+        await run(project, database_url)
+        assert fired
+        server._methods["eth_getLogs"] = answer
+        again = await run(project, database_url)
+    assert [(c, b) for c, b, _r, _s in again.rollbacks] == [(1, 17)]
+    assert tables(database_url, schema) == expected(chain)

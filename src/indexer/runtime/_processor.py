@@ -17,9 +17,10 @@ import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+import psycopg
 import trio
 
-from .._errors import DecodeError, EntityError, HandlerError, IndexerError
+from .._errors import DatabaseError, DecodeError, EntityError, HandlerError, IndexerError
 from .._handlers import Event, Handler
 from ..persist import Batch, ChainProgress, CheckpointRow, Session, load_by_field, load_by_ids
 from ..store import MISSING, Entity, EntityTable, Store
@@ -243,6 +244,13 @@ class Processor:
                             _where(handler, event, f"ctx.set rejected an entity: {exc}")
                         ) from exc
                     raise
+                except psycopg.Error as exc:
+                    # A load for the handler failed: the database's fault, not the handler's.
+                    raise DatabaseError(
+                        f"loading entities for chain {event.chain_id} block {event.block_number} log index "
+                        f"{event.log_index} failed: {type(exc).__name__}: {str(exc).strip()}. Nothing of this "
+                        f"batch was committed; `indexer run` resumes from the last committed block."
+                    ) from exc
                 except Exception as exc:
                     raise HandlerError(
                         _where(handler, event, f"{type(exc).__name__}: {exc}")

@@ -165,6 +165,16 @@ class _Fetcher:
             last = min(last, o.end_block)
         if first < window <= last:
             last = window - 1  # the far part first: it needs no headers
+        headers: list[dict[str, Any] | None] | None = None
+        if first >= window:
+            # Headers *before* logs.  Fetched after, a reorg landing between
+            # the two calls could pair the new fork's hashes with the old
+            # fork's logs; when the replaced blocks had no matching logs
+            # nothing would contradict it, and the new blocks' events would
+            # be lost without a trace.  Fetched before, a change in between
+            # leaves stale hashes behind, which the next parent or tip check
+            # reports as a reorg.
+            headers = await self.client.get_blocks(list(range(first, last + 1)))
         try:
             logs = await self.client.get_logs(
                 first, last, addresses=self.addresses, topic0s=self.topic0s
@@ -194,8 +204,8 @@ class _Fetcher:
             self.successes = 0
         # Blocks up to here can no longer be replaced (see _window_start).
         final = window if self.o.max_reorg_depth else self.head
-        if first >= window:
-            return await self._in_window(first, last, logs, final)
+        if headers is not None:
+            return await self._in_window(first, last, logs, final, headers)
         return await self._far(first, last, logs, final)
 
     async def _far(
@@ -227,10 +237,14 @@ class _Fetcher:
         return _split(self.o.chain_id, first, last, raws, self.o.chunk_logs, final)
 
     async def _in_window(
-        self, first: int, last: int, logs: list[dict[str, Any]], final: int
+        self,
+        first: int,
+        last: int,
+        logs: list[dict[str, Any]],
+        final: int,
+        headers: list[dict[str, Any] | None],
     ) -> list[BlockRange] | Reorg:
         numbers = list(range(first, last + 1))
-        headers = await self.client.get_blocks(numbers)
         if any(h is None for h in headers):
             return []  # the node lags (or the chain got shorter): poll again
         by_number = {n: h for n, h in zip(numbers, headers, strict=True) if h is not None}
