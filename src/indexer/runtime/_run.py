@@ -445,15 +445,29 @@ class _Runner:
         except trio.WouldBlock:
             pass
         if self._pending is not None:
-            await send.send(self._pending)
+            await self._send(send, self._pending)
             self._sent_upto, self._pending = self._pending.upto, None
         return await ranges.receive()
+
+    async def _send(self, send: trio.MemorySendChannel[Batch], batch: Batch) -> None:
+        """Hand ``batch`` to the writer; if the writer has died, wait for its error.
+
+        The writer's failure cancels this task's nursery; raising
+        BrokenResourceError here instead would add a second, misleading
+        exception to the group the user sees.
+        """
+        try:
+            await send.send(batch)
+        except trio.BrokenResourceError:
+            await trio.sleep_forever()
 
     def _hand_over(self, batch: Batch, send: trio.MemorySendChannel[Batch]) -> None:
         self._pending = batch if self._pending is None else self._pending.merge(batch)
         try:
             send.send_nowait(self._pending)
-        except trio.WouldBlock:
+        except (trio.WouldBlock, trio.BrokenResourceError):
+            # Full: keep merging.  Broken: the writer failed, and its error
+            # is about to cancel the loop.
             return
         self._sent_upto = self._pending.upto
         self._pending = None
@@ -463,7 +477,7 @@ class _Runner:
         while self.store.committed < upto:
             self.writer.hurry()
             if self._pending is not None:
-                await send.send(self._pending)
+                await self._send(send, self._pending)
                 self._sent_upto, self._pending = self._pending.upto, None
             await self.writer.wait_commit()
         self.stalled += trio.current_time() - started
@@ -486,7 +500,7 @@ class _Runner:
             if started is None:
                 started = trio.current_time()
             if self._pending is not None:
-                await send.send(self._pending)
+                await self._send(send, self._pending)
                 self._sent_upto, self._pending = self._pending.upto, None
             self.writer.hurry()
             await self.writer.wait_commit()
