@@ -257,11 +257,16 @@ def markdown(results: dict[str, Any]) -> str:
             )
     rb = results.get("rollback") or {}
     add("")
-    add(
-        f"Rollback of a 64-block reorg touching ~10k entities: "
-        f"{_n(rb['seconds'], 2) + ' s' if rb.get('seconds') is not None else 'not measured'}"
-        f"{' — ' + rb['note'] if rb.get('note') else ''}."
-    )
+    if rb.get("seconds") is not None:
+        add(
+            f"Rollback of a 64-block reorg ({_n(rb.get('rows_restored'))} rows restored), "
+            f"`bench/rollback.py`: {_n(rb['seconds'], 3)} s median of {_n(rb.get('runs'))} "
+            f"({_n(rb.get('min'), 3)}–{_n(rb.get('max'), 3)}); the whole second run "
+            f"(start, detect, roll back, index the new blocks, flush): "
+            f"{_n(rb.get('second_run_seconds'), 3)} s."
+        )
+    else:
+        add(f"Rollback of a 64-block reorg: not measured ({rb.get('note') or 'failed'}).")
     errors = results.get("errors") or []
     if errors:
         add("")

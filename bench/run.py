@@ -23,7 +23,10 @@ Memory runs (unless ``--skip-memory``): erc20-unique at
 ``INDEXER_TARGET_IN_MEMORY_ENTITIES`` = 10k / 100k / 1M on 1M events, and 5M events at
 100k, with VmRSS sampled every 0.1 s from ``/proc/<pid>/status``.
 
-Rollback time is recorded as null: the reorg layer does not exist yet.
+Rollback (unless ``--skip-rollback``): ``bench/rollback.py`` runs as a child process with
+the same repetitions and PostgreSQL (a 64-block reorg touching 10,002 rows; see
+bench/README.md), writing ``<results-dir>/rollback.json``; its summary goes into
+``results.json`` and the table.
 
 Every framework run uses the same PostgreSQL: ``--url``, or one embedded server started
 here for the whole suite (in ``<work-dir>/pgdata``), passed as ``INDEXER_DATABASE_URL``.
@@ -449,10 +452,7 @@ class Suite:
             "machine": machine_info(url),
             "workloads": {},
             "memory": [],
-            "rollback": {
-                "seconds": None,
-                "note": "not implemented yet (reorg issue): there is no JSON-RPC source or reorg rollback to time",
-            },
+            "rollback": {"seconds": None, "note": "not run (--skip-rollback)"},
             "errors": self.errors,
         }
 
@@ -703,6 +703,45 @@ class Suite:
         )
         self.save()
 
+    def rollback(self) -> None:
+        """bench/rollback.py in a child process, against the same server, from the same code."""
+        out = self.args.results_dir / "rollback.json"
+        cmd = [sys.executable, str(BENCH / "rollback.py"), "--runs", str(self.sizes.runs)]
+        cmd += ["--url", self.url, "--results", str(out)]
+        if self.args.smoke:
+            cmd += [
+                "--entities",
+                "200",
+                "--depth",
+                "8",
+                "--history-blocks",
+                "20",
+                "--breakdown",
+                "0",
+            ]
+        self.log(f"rollback: {shlex.join(cmd[1:]).replace(self.url, '<url>')}")
+        proc = run_process(cmd, self.env(), self.work_dir / "logs" / "rollback")
+        record: dict[str, Any] = {"seconds": None, "command": "python bench/rollback.py ..."}
+        if proc.returncode != 0 or not out.exists():
+            self.fail(record, f"bench/rollback.py exited with {proc.returncode}")
+            self.results["rollback"] = record
+            return
+        summary = json.loads(out.read_text())["summary"]
+        seconds = summary["rollback_seconds"]
+        record.update(
+            seconds=seconds["median"],
+            min=seconds["min"],
+            max=seconds["max"],
+            runs=seconds["n"],
+            rows_restored=summary["rows_restored"]["median"],
+            second_run_seconds=summary["second_run_seconds"]["median"],
+            file=str(out),
+        )
+        self.results["rollback"] = record
+        self.log(
+            f"  rollback: {seconds['median']:.3f} s median, {record['rows_restored']:,.0f} rows"
+        )
+
     def memory(self) -> None:
         mem: list[dict[str, Any]] = self.results["memory"]
         for events, target in self.sizes.memory:
@@ -744,6 +783,7 @@ def main(argv: list[str] | None = None) -> int:
         "--only", nargs="+", choices=workloads.WORKLOADS, default=None, metavar="WORKLOAD"
     )
     p.add_argument("--skip-memory", action="store_true", help="skip the memory runs")
+    p.add_argument("--skip-rollback", action="store_true", help="skip the reorg rollback benchmark")
     p.add_argument(
         "--no-snapshot",
         action="store_true",
@@ -804,6 +844,8 @@ def main(argv: list[str] | None = None) -> int:
         suite.workload(name)
     if not args.skip_memory:
         suite.memory()
+    if not args.skip_rollback:
+        suite.rollback()
     results = suite.results
     with contextlib.suppress(OSError):
         results["machine"]["loadavg_at_end"] = Path("/proc/loadavg").read_text().split()[:3]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 import pytest
 
@@ -55,22 +55,48 @@ def test_entities_are_immutable_values() -> None:
         a.replace(nope=1)
 
 
-@pytest.mark.parametrize(
-    ("entity", "fragment"),
-    [
-        (Account(id="1", token="t", holder="h", balance="5"), "expected int, got str"),  # type: ignore[arg-type]
-        (Account(id="1", token="t", holder="h", balance=10**78), "numeric(78,0)"),
-        (Account(id="1", token="t", holder="h", balance=True), "expected int, got bool"),
-        (Account(id="1", token="t\x00", holder="h"), "NUL byte"),
-        (Account(id="1", token=None, holder="h"), "expected str, got NoneType"),  # type: ignore[arg-type]
-        (Blob(id="1", data="x", ratio=1.0, flag=True), "expected bytes"),  # type: ignore[arg-type]
-        (Blob(id="1", data=b"x", ratio=1.0, flag=1), "expected bool"),  # type: ignore[arg-type]
-    ],
-)
-def test_check_entity_rejects_bad_values(entity: Entity, fragment: str) -> None:
+BAD_VALUES: list[tuple[type[Entity], dict[str, Any], str]] = [
+    (Account, {"balance": "5"}, "balance = '5': expected int, got str"),
+    (Account, {"balance": 10**78}, "numeric(78,0)"),
+    (Account, {"balance": True}, "expected int, got bool"),
+    (Account, {"token": "t\x00"}, "token = 't\\x00': it contains a NUL byte"),
+    (Account, {"token": None}, "expected str, got NoneType"),
+    (Blob, {"data": "x"}, "expected bytes"),
+    (Blob, {"flag": 1}, "expected bool"),
+]
+GOOD: dict[type[Entity], dict[str, Any]] = {
+    Account: {"id": "1", "token": "t", "holder": "h"},
+    Blob: {"id": "1", "data": b"x", "ratio": 1.0, "flag": True},
+}
+
+
+@pytest.mark.parametrize(("cls", "change", "fragment"), BAD_VALUES)
+def test_a_bad_value_is_rejected_where_the_entity_is_built(
+    cls: type[Entity], change: dict[str, Any], fragment: str
+) -> None:
     with pytest.raises(EntityError, match="id='1'") as info:
-        check_entity(entity)
+        cls(**{**GOOD[cls], **change})
     assert fragment in str(info.value)
+    good = cls(**GOOD[cls])
+    with pytest.raises(EntityError, match="id='1'") as info:
+        good.replace(**change)
+    assert fragment in str(info.value)
+    # The same check for entities built around the constructor.
+    values = [*good]
+    for name, value in change.items():
+        values[entity_spec(cls).field(name).position] = value
+    with pytest.raises(EntityError, match="id='1'") as info:
+        check_entity(tuple.__new__(cls, values))
+    assert fragment in str(info.value)
+
+
+def test_replace_names_the_entity_when_a_later_field_is_unchanged() -> None:
+    class Late(Entity):
+        amount: int
+        id: str
+
+    with pytest.raises(EntityError, match=r"Late\(id='x'\)\.amount = 'no'"):
+        Late(amount=1, id="x").replace(amount="no")
 
 
 def test_check_entity_accepts_good_values() -> None:
@@ -179,6 +205,52 @@ def test_eviction_is_least_recently_referenced_first() -> None:
     t.get("1")  # referenced: moves to the recent end
     store.evict_committed()
     assert set(t.values) == {"4", "1"}
+
+
+def test_a_table_that_was_complete_still_knows_new_ids_are_absent_after_evicting() -> None:
+    store = Store([entity_spec(Account)], target=4)
+    t = store.table(Account)
+    t.complete = True  # started empty: the database holds only what memory holds
+    t.set("gone", None, 1)
+    ids = [str(n) for n in range(6)]
+    for id in ids:
+        t.set(id, acct(id), 1)
+    store.processed = 1
+    store.mark_committed(1)
+    assert store.evict_committed() == 5  # "gone" and 0..3, least recent first
+    assert not t.complete
+    evicted = [id for id in ids if id not in t.values]
+    assert evicted == ["0", "1", "2", "3"]
+    for id in evicted:
+        assert t.get(id) is MISSING  # may be in the database: ask it
+    assert t.get("never-seen") is None  # certainly not: no query
+    assert t.get("gone") is None  # evicted as absent, so not noted, and still absent
+    t.forget()
+    assert t.get("never-seen") is MISSING  # after forget nothing is known
+
+
+def test_a_table_that_was_not_complete_keeps_asking() -> None:
+    store = Store([entity_spec(Account)], target=2)
+    t = store.table(Account)
+    t.load(["1", "2", "3"], [acct(i) for i in "123"])
+    assert store.evict_committed() > 0
+    assert t.gone is None
+    assert t.get("never-seen") is MISSING
+
+
+def test_id_filter_has_no_false_negatives_and_few_false_positives() -> None:
+    from indexer.store._id_filter import IdFilter
+
+    f = IdFilter()
+    added = [f"0x{i:040x}-holder" for i in range(200_000)]
+    for id in added:
+        f.add(id)
+    assert all(id in f for id in added)
+    others = [f"0x{i:040x}-other" for i in range(100_000)]
+    false_positives = sum(id in f for id in others)
+    # (1 - e^(-2 * 200k / 2^25))^2 = 1.4e-4: about 14 in 100k.
+    assert false_positives < 50
+    assert f.added == len(added)
 
 
 def test_store_never_imports_io_layers() -> None:

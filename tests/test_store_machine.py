@@ -2,7 +2,9 @@
 
 The machine plays the runtime: it processes checkpoints (sets, deletes,
 gets and finds through the store, loading misses from PostgreSQL the way
-the processor does), ends batches, starts writes (a snapshot) and finishes
+the processor does), moves to the next block (checkpoint) within a batch,
+ends batches, seals as the processor does (at every batch end, and at every
+block in "window" mode; see Store.seal), starts writes (a snapshot) and finishes
 them later (so handlers keep changing entities while a write is "in
 flight"), makes writes fail, evicts under a tiny capacity target, and
 restarts from the database.  The model is a list of full states, one per
@@ -14,7 +16,9 @@ Invariants:
   commit and every restart;
 * every write carries exactly the changes of its range (no change lost or
   written twice: the database after each commit equals the model there,
-  and history rows are one per (id, checkpoint)).
+  and history rows are one per (id, checkpoint) still held when sealed:
+  a change superseded before the next seal leaves no row);
+* a rollback to any sealed checkpoint restores the model's state there.
 """
 
 from __future__ import annotations
@@ -65,9 +69,15 @@ class StoreMachine(RuleBasedStateMachine):
     url: str
     schema_name: str
 
-    @initialize(capacity=st.sampled_from([2, 4, 1000]))
-    def setup(self, capacity: int) -> None:
+    @initialize(capacity=st.sampled_from([2, 4, 1000]), window=st.booleans(), faults=st.booleans())
+    def setup(self, capacity: int, window: bool = False, faults: bool = True) -> None:
         self.target = capacity
+        # Without faults a run goes on long enough for evictions from a
+        # complete table and the reads that then rely on the filter of
+        # evicted ids (a failure restarts into an incomplete table).
+        self.faults = faults
+        # Window mode seals every checkpoint, as the processor does near the head.
+        self.window = window
         self.session: Session = connect(self.url, self.schema_name, writer=True)
         with self.session.conn.transaction():
             self.session.conn.execute(
@@ -82,6 +92,10 @@ class StoreMachine(RuleBasedStateMachine):
         self.no_history_upto = 0  # last write that kept no history
         self.changes: set[tuple[str, int]] = set()  # every (id, checkpoint) changed
         self._new_store(committed=0)
+        # An empty table starts complete, as in a run: misses are answered
+        # "absent" without a query, and after evictions through the filter
+        # of evicted ids.
+        self.table.complete = True
 
     def teardown(self) -> None:
         if hasattr(self, "session"):
@@ -94,6 +108,10 @@ class StoreMachine(RuleBasedStateMachine):
         del self.states[committed + 1 :]
         self.batch_end = committed
         self.boundaries: list[int] = []
+        # Sealing: a new store keeps every superseded change until its first seal.
+        self.sealed_at: int | None = None
+        self.seal_points = {committed}
+        self.last_change: dict[str, int] = {}  # id -> checkpoint of its uncommitted change
         self.in_flight = None
         self.cp = committed + 1  # the checkpoint being processed
         self.states.append(dict(self.states[committed]))
@@ -115,6 +133,24 @@ class StoreMachine(RuleBasedStateMachine):
     def _advance(self) -> None:
         self.store.processed = self.cp
 
+    def _seal(self) -> None:
+        self.store.seal()
+        self.sealed_at = self.store.processed
+        self.seal_points.add(self.store.processed)
+
+    def _changed(self, id: str) -> None:
+        """Expected history: a change superseded after the last seal leaves no row."""
+        prev = self.last_change.get(id)
+        if (
+            prev is not None
+            and prev != self.cp
+            and self.sealed_at is not None
+            and prev > self.sealed_at
+        ):
+            self.changes.discard((id, prev))
+        self.last_change[id] = self.cp
+        self.changes.add((id, self.cp))
+
     # One rule for every change and one for every read keeps the rule count
     # low, so that hypothesis reaches interleavings (change after a batch
     # ended, write started, more changes, write finishes) in few examples.
@@ -129,7 +165,7 @@ class StoreMachine(RuleBasedStateMachine):
             new_n = (old.n if old is not None else 0) + n
             self.table.set(id, Item(id=id, group=group, n=new_n), self.cp)
             self.model[id] = (group, new_n)
-        self.changes.add((id, self.cp))
+        self._changed(id)
         self._advance()
         if end == 0:
             self.end_batch()
@@ -150,12 +186,27 @@ class StoreMachine(RuleBasedStateMachine):
             assert sorted((e.id, (e.group, e.n)) for e in found) == want
 
     @rule()
+    def next_block(self) -> None:
+        """The next checkpoint of the same batch: no write may end here."""
+        if self.store.processed == self.cp:
+            if self.window:
+                self._seal()
+            self.states.append(dict(self.model))
+            self.cp += 1
+
+    @rule()
     def end_batch(self) -> None:
         if self.store.processed == self.cp:
             self.batch_end = self.cp
             self.boundaries.append(self.cp)
+            self._seal()
             self.states.append(dict(self.model))
             self.cp += 1
+        elif self.batch_end < self.store.processed == self.cp - 1:
+            # After next_block, before any change at the new checkpoint.
+            self.batch_end = self.store.processed
+            self.boundaries.append(self.batch_end)
+            self._seal()
 
     # -- what the writer does ----------------------------------------------
 
@@ -188,6 +239,7 @@ class StoreMachine(RuleBasedStateMachine):
     def finish_write(self, fail_at: str | None) -> None:
         write = self.in_flight
         assert write is not None
+        fail_at = fail_at if self.faults else None
 
         def fault(step: str) -> None:
             if step == fail_at:
@@ -204,6 +256,7 @@ class StoreMachine(RuleBasedStateMachine):
         if not write.history:
             self.no_history_upto = write.upto
         self.store.mark_committed(write.upto)
+        self.last_change = {i: c for i, c in self.last_change.items() if c > write.upto}
         self.check_database()
 
     # -- reorg rollback ----------------------------------------------------
@@ -225,7 +278,14 @@ class StoreMachine(RuleBasedStateMachine):
         committed = self.store.committed
         if committed <= self.no_history_upto:
             return
-        target = max(self.no_history_upto, committed - back)
+        # Only a sealed checkpoint can be restored exactly (the processor
+        # seals every block a rollback can target).
+        fail_at = fail_at if self.faults else None
+        target = max(
+            p
+            for p in self.seal_points | {self.no_history_upto}
+            if self.no_history_upto <= p <= max(self.no_history_upto, committed - back)
+        )
 
         def fault(step: str) -> None:
             if step == fail_at:
@@ -247,6 +307,8 @@ class StoreMachine(RuleBasedStateMachine):
         self.cp = target + 1
         self.batch_end = target
         self.boundaries = [b for b in self.boundaries if b <= target]
+        self.seal_points = {p for p in self.seal_points if p <= target}
+        self.last_change = {}
         self.history_seen = {(i, c) for i, c in self.history_seen if c <= target}
         self.changes = {(i, c) for i, c in self.changes if c <= target}
         self.check_database()

@@ -5,40 +5,28 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from ..sources import BlockRange, Reorg
-from ..sources._file import LogFilter
-from ..sources._log import BLOCK_NUMBER
+from ..sources._decode import route_filter
 from ..sources._process import open_file_reader
 from ..sources._rpc_source import RpcSourceOptions, feed_rpc
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
     import trio
 
     from .._config import ChainConfig
-    from ._processor import Route
+    from ..sources._decode import DecodeRoute
 
-__all__ = ["feed_chain", "log_filter"]
-
-
-def log_filter(routes: dict[str, list[Route]]) -> LogFilter:
-    """topic0 -> allowed addresses (None when any route of that topic0 is a wildcard)."""
-    wanted: dict[str, frozenset[str] | None] = {}
-    for topic0, rs in routes.items():
-        addresses: frozenset[str] | None = frozenset()
-        for r in rs:
-            if r.addresses is None or addresses is None:
-                addresses = None
-            else:
-                addresses = addresses | r.addresses
-        wanted[topic0] = addresses
-    return LogFilter(wanted)
+__all__ = ["feed_chain"]
 
 
 async def feed_chain(
     chain: ChainConfig,
     first_block: int,
-    routes: dict[str, list[Route]],
+    routes: Sequence[DecodeRoute],
     send: trio.MemorySendChannel[BlockRange | Reorg],
     chunk_logs: int,
+    keep_raw: bool,
     stored_hashes: dict[int, str] | None = None,
     rpc_tuning: dict[str, Any] | None = None,
 ) -> None:
@@ -48,7 +36,7 @@ async def feed_chain(
     may end with a :class:`Reorg` instead; ``stored_hashes`` are the hashes
     of processed blocks near the head it checks against.
 
-    A file is read and parsed in a child process (see
+    A file is read, parsed and decoded in a child process (see
     ``sources/_process.py``), one chunk at a time; the channel's small buffer
     keeps reading at most a couple of chunks ahead of processing, so memory
     does not grow with the file.
@@ -65,7 +53,7 @@ async def feed_chain(
             chunk_logs=chunk_logs,
             **(rpc_tuning or {}),
         )
-        await feed_rpc(options, log_filter(routes), first_block, stored_hashes or {}, send)
+        await feed_rpc(options, route_filter(routes), first_block, stored_hashes or {}, send)
         return
     with send:
         path = chain.source.file
@@ -76,15 +64,17 @@ async def feed_chain(
         done_through = first_block - 1
         async with open_file_reader(
             path,
-            log_filter=log_filter(routes),
+            chain_id=chain.id,
+            routes=routes,
+            keep_raw=keep_raw,
             start_block=first_block,
             end_block=end,
             chunk_logs=chunk_logs,
-            **(rpc_tuning or {}),
         ) as chunks:
-            async for chunk in chunks:
-                last = chunk[-1][BLOCK_NUMBER]
-                await send.send(BlockRange(chain.id, done_through + 1, last, chunk))
+            async for last, decoded, skipped in chunks:
+                await send.send(
+                    BlockRange(chain.id, done_through + 1, last, [], decoded=(decoded, skipped))
+                )
                 done_through = last
         if end is not None and done_through < end:
             # Trailing blocks without matching logs still count as processed.

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 import psycopg
 import trio
 
-from .._errors import DatabaseError, DecodeError, EntityError, HandlerError, IndexerError
+from .._errors import DatabaseError, EntityError, HandlerError, IndexerError
 from .._handlers import Event, Handler
 from ..persist import Batch, ChainProgress, CheckpointRow, Session, load_by_field, load_by_ids
 from ..store import MISSING, Entity, EntityTable, Store
@@ -28,54 +28,43 @@ from ._context import Context, PreloadContext
 from ._effect_calls import EffectCalls
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Sequence
+    from collections.abc import Sequence
 
-    from .._abi import EventSpec
     from .._config import ChainConfig
     from .._effects import Effect
     from .._metrics import Metrics
     from ..sources import BlockRange
-from ..sources._log import (
-    ADDRESS,
-    BLOCK_HASH,
-    BLOCK_NUMBER,
-    BLOCK_TIMESTAMP,
-    DATA,
-    LOG_INDEX,
-    TOPICS,
-    TRANSACTION_HASH,
-)
+from ..sources._decode import DecodedLog, DecodeRoute, LogDecoder
 
-__all__ = ["Processor", "Route", "build_routes"]
+__all__ = ["ChainRoutes", "Processor", "build_routes"]
+
+# Where the block number sits in a decoded log's Event fields.
+_NUMBER = Event._fields.index("block_number")
 
 log = logging.getLogger("indexer.runtime")
 
 
 @dataclass(frozen=True, slots=True)
-class Route:
-    """Where logs with one topic0 go on one chain."""
+class ChainRoutes:
+    """One chain's routes (what the decoder needs) and, index-aligned, their handlers."""
 
-    contract: str
-    event: EventSpec
-    name: str
-    addresses: frozenset[str] | None
-    decode: Callable[[tuple[str, ...], str], dict[str, Any]]
-    handlers: tuple[Handler, ...]
+    routes: tuple[DecodeRoute, ...]
+    handlers: tuple[tuple[Handler, ...], ...]
 
 
 def build_routes(
     chain: ChainConfig, handlers: dict[tuple[str, str], tuple[Handler, ...]]
-) -> dict[str, list[Route]]:
-    """topic0 -> routes, for the events of ``chain`` that have handlers."""
-    routes: dict[str, list[Route]] = {}
+) -> ChainRoutes:
+    """The events of ``chain`` that have handlers, in configuration order."""
+    routes: list[DecodeRoute] = []
+    chosen: list[tuple[Handler, ...]] = []
     for contract in chain.contracts:
         for ev in contract.events:
             hs = handlers.get((contract.name, ev.name))
             if hs:
-                routes.setdefault(ev.topic0, []).append(
-                    Route(contract.name, ev, ev.name, contract.addresses, ev.decoder(), hs)
-                )
-    return routes
+                routes.append(DecodeRoute(contract.name, ev, contract.addresses))
+                chosen.append(hs)
+    return ChainRoutes(tuple(routes), tuple(chosen))
 
 
 class Processor:
@@ -85,7 +74,7 @@ class Processor:
         self,
         store: Store,
         session: Session,
-        routes: dict[int, dict[str, list[Route]]],
+        routes: dict[int, ChainRoutes],
         *,
         start_blocks: dict[int, int],
         reorg_chains: frozenset[int] = frozenset(),
@@ -109,7 +98,10 @@ class Processor:
         self.reorg_chains = reorg_chains
         # `raw_events: true`: (topics, data) of each decoded log of the batch.
         self.raw_events = raw_events
-        self._raw_src: list[tuple[tuple[str, ...], str]] = []
+        self._decoders = {
+            chain_id: LogDecoder(chain_id, r.routes, keep_raw=raw_events)
+            for chain_id, r in routes.items()
+        }
         self.raw_produced = 0
         self.final_blocks: dict[int, int] = {}
         self.history = False
@@ -120,77 +112,27 @@ class Processor:
         self.handler_seconds = 0.0
         self.load_seconds = 0.0
         # Batch-local state for the preload pass.
-        self._batch: Sequence[tuple[Event, tuple[Handler, ...], int]] = ()
+        self._batch: Sequence[DecodedLog] = ()
+        self._handlers: tuple[tuple[Handler, ...], ...] = ()
         self._pos = 0
         self._preloaded = False
 
     # -- decoding ------------------------------------------------------------
 
-    def _decode(
-        self, chain_id: int, logs: Sequence[Sequence[Any]]
-    ) -> list[tuple[Event, tuple[Handler, ...], int]]:
-        routes = self.routes[chain_id]
-        raw_src = self._raw_src if self.raw_events else None
-        out: list[tuple[Event, tuple[Handler, ...], int]] = []
-        append = out.append
-        new = tuple.__new__
-        for raw in logs:
-            # By position (see sources._log): RawLogs and the reader
-            # process's plain tuples alike.
-            topics = raw[TOPICS]
-            if not topics:
-                continue
-            candidates = routes.get(topics[0])
-            if candidates is None:
-                continue
-            address = raw[ADDRESS]
-            for route in candidates:
-                if route.addresses is None or address in route.addresses:
-                    break
-            else:
-                continue
-            try:
-                params = route.decode(topics, raw[DATA])
-            except DecodeError as exc:
-                if route.addresses is None:
-                    # Wildcard: topic0 is shared across standards (an ERC721
-                    # Transfer has the ERC20 topic0 but 4 topics): not ours.
-                    self._skip(chain_id, route)
-                    continue
-                raise DecodeError(
-                    f"chain {chain_id} block {raw[BLOCK_NUMBER]} log {raw[LOG_INDEX]} "
-                    f"(tx {raw[TRANSACTION_HASH]}, address {address}) does not decode as "
-                    f"{route.contract}.{route.event.signature}: {exc}. The contract's addresses are "
-                    f"listed explicitly in indexer.yaml, so this is treated as bad input; check the "
-                    f"event signature/ABI for this contract."
-                ) from None
-            number = raw[BLOCK_NUMBER]
-            # tuple.__new__ skips Event's keyword-handling constructor: this
-            # runs once per log.
-            event = new(
-                Event,
-                (
-                    params,
-                    route.contract,
-                    route.name,
-                    address,
-                    chain_id,
-                    number,
-                    raw[LOG_INDEX],
-                    raw[TRANSACTION_HASH],
-                    raw[BLOCK_HASH],
-                    raw[BLOCK_TIMESTAMP],
-                ),
-            )
-            append((event, route.handlers, number))
-            if raw_src is not None:
-                raw_src.append((topics, raw[DATA]))
-        return out
-
-    def _skip(self, chain_id: int, route: Route) -> None:
-        key = (chain_id, f"{route.contract}.{route.event.name}")
-        self.skipped[key] = self.skipped.get(key, 0) + 1
-        self.metrics.skipped.labels(str(chain_id), key[1]).inc()
+    def _decoded(self, rng: BlockRange) -> list[DecodedLog]:
+        """The range's logs, routed and decoded (by its source, or here)."""
+        if rng.decoded is not None:
+            items, skipped = rng.decoded
+        else:
+            decoder = self._decoders[rng.chain_id]
+            items = decoder.decode(rng.logs)
+            skipped = decoder.take_skipped()
+        for index, count in skipped.items():
+            route = self.routes[rng.chain_id].routes[index]
+            key = (rng.chain_id, f"{route.contract}.{route.event.name}")
+            self.skipped[key] = self.skipped.get(key, 0) + count
+            self.metrics.skipped.labels(str(rng.chain_id), key[1]).inc(count)
+        return items
 
     # -- the batch -----------------------------------------------------------
 
@@ -198,12 +140,22 @@ class Processor:
         """Run handlers for every matching log of ``rng``; return the batch to write."""
         chain_id = rng.chain_id
         self.effects.new_batch()
-        self._raw_src = []
-        items = self._decode(chain_id, rng.logs)
-        raw_rows: list[tuple[Any, ...]] = []
+        items = self._decoded(rng)
+        handlers_of = self._handlers = self.routes[chain_id].handlers
         store, ctx = self.store, self.ctx
+        raw_rows: list[tuple[Any, ...]] = []
+        new = tuple.__new__
         checkpoints: list[CheckpointRow] = []
         hashes = rng.hashes
+        if hashes is not None:
+            self.history = True
+        # Once any range is within a reorg window (history on), every block
+        # can be a rollback target: it is sealed (see Store.seal) and gets a
+        # checkpoint row.  Before that, no rollback can reach these blocks:
+        # the range is sealed once, so writes may end only at its end, and
+        # its blocks get no rows (a fork point is never looked for there).
+        fine = self.history
+        store.seal()
         # Within the reorg window every block gets a checkpoint, events or
         # not, so that its hash is stored; elsewhere only blocks with events.
         pending = iter(range(rng.first, rng.last + 1)) if hashes is not None else iter(())
@@ -215,9 +167,13 @@ class Processor:
         self._batch, self._pos, self._preloaded = items, 0, False
         loads_before = self.load_seconds
         started = time.perf_counter()
-        for pos, (event, handlers, number) in enumerate(items):
+        for pos, (route, fields, raw) in enumerate(items):
+            # tuple.__new__ skips Event's keyword-handling constructor: this
+            # runs once per log.
+            event = new(Event, fields)
+            number = fields[_NUMBER]
             if number != block:
-                if block_events:
+                if block_events and fine:
                     checkpoints.append(CheckpointRow(cp, chain_id, block, block_hash, block_events))
                 if hashes is not None:
                     while next_empty is not None and next_empty < number:
@@ -227,21 +183,23 @@ class Processor:
                         )
                         next_empty = next(pending, None)
                     next_empty = next(pending, None)  # `number` itself
+                if fine:
+                    store.seal()
                 cp += 1
                 block, block_hash, block_events = number, event.block_hash, 0
                 ctx._cp = cp
                 store.processed = cp
             block_events += 1
             self._pos = pos
-            if self.raw_events:
-                raw_rows.append(_raw_row(event, self._raw_src[pos], cp))
-            for handler in handlers:
+            if raw is not None:
+                raw_rows.append(_raw_row(event, raw, cp))
+            for handler in handlers_of[route]:
                 try:
                     await handler(event, ctx)
                 except IndexerError as exc:
                     if isinstance(exc, EntityError):
                         raise HandlerError(
-                            _where(handler, event, f"ctx.set rejected an entity: {exc}")
+                            _where(handler, event, f"an entity got an invalid value: {exc}")
                         ) from exc
                     raise
                 except psycopg.Error as exc:
@@ -255,7 +213,7 @@ class Processor:
                     raise HandlerError(
                         _where(handler, event, f"{type(exc).__name__}: {exc}")
                     ) from exc
-        if block_events:
+        if block_events and fine:
             checkpoints.append(CheckpointRow(cp, chain_id, block, block_hash, block_events))
         if hashes is not None:
             while next_empty is not None:
@@ -278,8 +236,6 @@ class Processor:
         )
         if rng.final_block is not None:
             self.final_blocks[chain_id] = rng.final_block
-        if hashes is not None:
-            self.history = True
         # Pruning needs every reorganisable chain's final block (see _write._prune).
         prune = dict(self.final_blocks) if self.final_blocks.keys() >= self.reorg_chains else {}
         self.raw_produced += len(raw_rows)
@@ -331,8 +287,10 @@ class Processor:
     ]:
         pctx = PreloadContext(self, self._logger)
         pctx._cp = self.ctx._cp
-        for event, handlers, _number in self._batch[self._pos :]:
-            for handler in handlers:
+        new, handlers_of = tuple.__new__, self._handlers
+        for route, fields, _raw in self._batch[self._pos :]:
+            event = new(Event, fields)
+            for handler in handlers_of[route]:
                 try:
                     await handler(event, pctx)
                 except Exception:

@@ -335,9 +335,10 @@ class _Runner:
                         feed_chain,
                         chain,
                         first,
-                        self.processor.routes[chain.id],
+                        self.processor.routes[chain.id].routes,
                         ranges_send.clone(),
                         opts.chunk_logs,
+                        self.processor.raw_events,
                         hashes,
                         opts.rpc_tuning,
                     )

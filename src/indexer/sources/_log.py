@@ -64,6 +64,10 @@ class BlockRange(NamedTuple):
     # Highest block of the chain that can no longer be reorganised (head -
     # max_reorg_depth), for sources that can reorganise; None otherwise.
     final_block: int | None = None
+    # Logs the source already routed and decoded (the file reader's child
+    # process; see _decode.py), with `logs` empty: (decoded logs, skip
+    # counts by route index).
+    decoded: tuple[list[Any], dict[int, int]] | None = None
 
 
 class Reorg(NamedTuple):

@@ -1,12 +1,13 @@
 """Reading a log file in a child process.
 
-Reading, inflating and parsing JSON lines is about a third of the work per
-event, and in a thread it holds the same GIL as the handlers.  A child
-process reads and filters the file on the other core and sends each chunk
-to the parent as a ``marshal``-ed list of plain tuples in ``RawLog`` field
-order (about 1.6 us per log to load, against about 12 us to parse it; see
-docs/design.md).  The parent uses the tuples as they are: the processing
-loop reads logs by position, so no ``RawLog`` objects are rebuilt.
+Reading, inflating and parsing JSON lines, then routing and decoding the
+wanted logs, is about half of the work per event, and in a thread it would
+hold the same GIL as the handlers.  A child process does all of it on the
+other core and sends each chunk to the parent as a ``marshal``-ed tuple
+``(last block, decoded logs, skip counts)``, the decoded logs in the
+plain-tuple form of ``_decode.py`` (marshal loads about a million of them
+in a fraction of a second, against several microseconds each to parse and
+decode; see docs/design.md).  The parent only wraps each in an ``Event``.
 
 The pipe is the back-pressure: the child blocks on a full pipe, and the
 parent receives only when its channel to the processing loop has room.
@@ -18,15 +19,17 @@ import marshal
 import multiprocessing
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import trio
 
-from .._errors import SourceError
-from ._file import LogFilter, read_log_file
+from .._errors import DecodeError, SourceError
+from ._decode import DecodedLog, DecodeRoute, LogDecoder, route_filter
+from ._file import read_log_file
+from ._log import BLOCK_NUMBER
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncIterator, Mapping
+    from collections.abc import AsyncIterator, Sequence
     from multiprocessing.connection import Connection
     from multiprocessing.process import BaseProcess
 
@@ -35,33 +38,44 @@ __all__ = ["open_file_reader"]
 _CHUNK, _ERROR, _DONE = b"C", b"E", b"D"
 
 
+# Errors the child reports by class, so the parent raises the same one.
+_ERRORS: dict[str, type[SourceError] | type[DecodeError]] = {
+    "SourceError": SourceError,
+    "DecodeError": DecodeError,
+}
+
+
 def _child(
     conn: Connection,
     path: str,
-    wanted: Mapping[str, frozenset[str] | None],
+    chain_id: int,
+    routes: Sequence[DecodeRoute],
+    keep_raw: bool,
     start_block: int,
     end_block: int | None,
     chunk_logs: int,
 ) -> None:
-    """The child process: stream chunks until the file (or end_block) ends."""
+    """The child process: stream decoded chunks until the file (or end_block) ends."""
     try:
+        decoder = LogDecoder(chain_id, routes, keep_raw=keep_raw)
         for chunk in read_log_file(
             Path(path),
-            log_filter=LogFilter(wanted),
+            log_filter=route_filter(routes),
             start_block=start_block,
             end_block=end_block,
             chunk_logs=chunk_logs,
         ):
-            conn.send_bytes(_CHUNK + marshal.dumps([tuple(log) for log in chunk]))
+            decoded = decoder.decode(chunk)
+            last = chunk[-1][BLOCK_NUMBER]
+            conn.send_bytes(_CHUNK + marshal.dumps((last, decoded, decoder.take_skipped())))
         conn.send_bytes(_DONE)
-    except SourceError as exc:
-        conn.send_bytes(_ERROR + str(exc).encode())
+    except (SourceError, DecodeError) as exc:
+        conn.send_bytes(_ERROR + marshal.dumps((type(exc).__name__, str(exc))))
     except BrokenPipeError:
         pass  # the parent stopped listening: it is shutting down
     except BaseException as exc:  # anything else: report it, do not die silently
-        conn.send_bytes(
-            _ERROR + f"log reader for {path} failed: {type(exc).__name__}: {exc}".encode()
-        )
+        message = f"log reader for {path} failed: {type(exc).__name__}: {exc}"
+        conn.send_bytes(_ERROR + marshal.dumps(("SourceError", message)))
     finally:
         conn.close()
 
@@ -77,7 +91,7 @@ class _Chunks:
     def __aiter__(self) -> _Chunks:
         return self
 
-    async def __anext__(self) -> list[Any]:
+    async def __anext__(self) -> tuple[int, list[DecodedLog], dict[int, int]]:
         try:
             # Abandoned on cancellation: leaving open_file_reader terminates
             # the process, which ends the blocked recv with EOFError.
@@ -91,23 +105,31 @@ class _Chunks:
             ) from None
         tag = message[:1]
         if tag == _CHUNK:
-            chunk: list[Any] = marshal.loads(memoryview(message)[1:])
+            chunk: tuple[int, list[DecodedLog], dict[int, int]] = marshal.loads(
+                memoryview(message)[1:]
+            )
             return chunk
         if tag == _DONE:
             raise StopAsyncIteration
-        raise SourceError(bytes(message[1:]).decode())
+        kind, text = marshal.loads(memoryview(message)[1:])
+        raise _ERRORS[kind](text)
 
 
 @asynccontextmanager
 async def open_file_reader(
     path: Path,
     *,
-    log_filter: LogFilter,
+    chain_id: int,
+    routes: Sequence[DecodeRoute],
+    keep_raw: bool,
     start_block: int,
     end_block: int | None,
     chunk_logs: int,
-) -> AsyncIterator[AsyncIterator[list[Any]]]:
-    """Run a reader process for ``path``; yield an async iterator of chunks (lists of log tuples).
+) -> AsyncIterator[AsyncIterator[tuple[int, list[DecodedLog], dict[int, int]]]]:
+    """Run a reader process for ``path``; yield an async iterator of decoded chunks.
+
+    Each chunk is ``(last block, decoded logs, skip counts by route index)``
+    and ends on a block boundary; its logs may all have been skipped.
 
     Resource handling: the process lives exactly as long as the ``async
     with`` block; leaving it (normally, by error or by cancellation)
@@ -117,13 +139,23 @@ async def open_file_reader(
     Raises:
         SourceError: from the child (file missing, malformed line, ...),
             with its message, or if the child dies.
+        DecodeError: a log of a contract with explicit addresses does not
+            fit its event.
     """
     ctx = multiprocessing.get_context("spawn")
     receive_end, send_end = ctx.Pipe(duplex=False)
-    wanted = {t: log_filter.addresses(t) for t in log_filter.topics}
     process = ctx.Process(
         target=_child,
-        args=(send_end, str(path), wanted, start_block, end_block, chunk_logs),
+        args=(
+            send_end,
+            str(path),
+            chain_id,
+            list(routes),
+            keep_raw,
+            start_block,
+            end_block,
+            chunk_logs,
+        ),
         name=f"indexer-reader:{path.name}",
         daemon=True,
     )

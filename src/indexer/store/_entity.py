@@ -7,6 +7,13 @@ the row shape that COPY and the loaders want.  Immutability is how the store
 guarantees that mutating an object a handler got changes nothing stored: the
 only way to change state is ``ctx.set`` with a new object (``replace`` makes
 one).
+
+Entities are valid by construction: the generated constructor checks every
+field against its declared type, and ``replace`` checks the fields it
+changes, raising :class:`~indexer.EntityError` at the line that built the
+bad value.  So ``ctx.set`` has nothing left to check, and an unchanged field
+is never checked twice (rows loaded from the database are built without
+checks: PostgreSQL has already held them to the column types).
 """
 
 from __future__ import annotations
@@ -185,32 +192,68 @@ class _EntityMeta(type):
         return cls
 
 
+def _condition(f: FieldSpec, v: str) -> str:
+    """Python source that is true when the value named ``v`` fits field ``f``."""
+    cond = {
+        int: f"(type({v}) is int and -_LIM < {v} < _LIM)",
+        str: f"(type({v}) is str and '\\x00' not in {v})",
+        bool: f"type({v}) is bool",
+        bytes: f"type({v}) is bytes",
+        float: f"(type({v}) is float or type({v}) is int)",
+    }[f.py_type]
+    return f"({v} is None or {cond})" if f.nullable else cond
+
+
+def _invalid(cls: type[Entity], values: tuple[Any, ...]) -> EntityError:
+    """The error for a constructor or ``replace`` call that got a bad value."""
+    entity = tuple.__new__(cls, values)
+    bad = cls.__indexer_check__(entity)  # type: ignore[attr-defined]
+    assert bad is not None
+    return EntityError(describe_bad_field(entity, bad))
+
+
+def _generate(spec: EntitySpec, src: str, env: dict[str, Any], name: str) -> Any:
+    env.update(_tnew=tuple.__new__, _LIM=_NUMERIC_LIMIT, _invalid=_invalid)
+    exec(src, env)
+    fn = env[name]
+    fn.__qualname__ = f"{spec.cls.__qualname__}.{name}"
+    return fn
+
+
 def _make_new(spec: EntitySpec) -> Any:
+    """A per-class constructor that checks every field, straight-line."""
     params = []
-    env: dict[str, Any] = {"_tnew": tuple.__new__}
+    env: dict[str, Any] = {}
     for f in spec.fields:
         if f.has_default:
             env[f"_d_{f.name}"] = f.default
             params.append(f"{f.name}=_d_{f.name}")
         else:
             params.append(f.name)
-    names = ", ".join(f.name for f in spec.fields)
-    src = f"def __new__(cls, {', '.join(params)}):\n    return _tnew(cls, ({names},))\n"
-    exec(src, env)
-    fn = env["__new__"]
-    fn.__qualname__ = f"{spec.cls.__qualname__}.__new__"
-    return fn
+    names = ", ".join(f.name for f in spec.fields) + ","
+    conds = " and ".join(_condition(f, f.name) for f in spec.fields)
+    src = (
+        f"def __new__(cls, {', '.join(params)}):\n"
+        f"    if not ({conds}):\n"
+        f"        raise _invalid(cls, ({names}))\n"
+        f"    return _tnew(cls, ({names}))\n"
+    )
+    return _generate(spec, src, env, "__new__")
 
 
 def _make_replace(spec: EntitySpec) -> Any:
-    """A per-class ``replace`` with one keyword per field: no dict walk, no lookups."""
-    env: dict[str, Any] = {"_tnew": tuple.__new__, "_M": _UNSET}
+    """A per-class ``replace`` with one keyword per field, checking only the changed ones."""
     params = ", ".join(f"{f.name}=_M" for f in spec.fields)
-    values = ", ".join(f"self[{f.position}] if {f.name} is _M else {f.name}" for f in spec.fields)
-    src = f"def replace(self, *, {params}):\n    return _tnew(type(self), ({values},))\n"
-    exec(src, env)
-    fn = env["replace"]
-    fn.__qualname__ = f"{spec.cls.__qualname__}.replace"
+    names = ", ".join(f.name for f in spec.fields) + ","
+    lines = [f"def replace(self, *, {params}):"]
+    for f in spec.fields:
+        lines.append(f"    if {f.name} is _M:")
+        lines.append(f"        {f.name} = self[{f.position}]")
+        lines.append(f"    elif not {_condition(f, f.name)}:")
+        # Fields after this one may still be _M: take them from self.
+        lines.append(f"        raise _invalid(type(self), _fill(self, ({names})))")
+    lines.append(f"    return _tnew(type(self), ({names}))")
+    fn = _generate(spec, "\n".join(lines) + "\n", {"_M": _UNSET, "_fill": _fill}, "replace")
     fn.__doc__ = Entity.replace.__doc__
     return fn
 
@@ -218,25 +261,18 @@ def _make_replace(spec: EntitySpec) -> Any:
 _UNSET: Any = object()
 
 
+def _fill(entity: tuple[Any, ...], values: tuple[Any, ...]) -> tuple[Any, ...]:
+    return tuple(old if new is _UNSET else new for old, new in zip(entity, values, strict=True))
+
+
 def _make_check(spec: EntitySpec) -> Any:
-    """Build a validator: returns None when the entity fits, else a message."""
+    """Build a validator: returns None when the entity fits, else the bad field's name."""
     lines = ["def check(e):"]
-    env: dict[str, Any] = {"_LIM": _NUMERIC_LIMIT}
-    for f in spec.fields:
-        v = f"e[{f.position}]"
-        cond = {
-            int: f"(type({v}) is int and -_LIM < {v} < _LIM)",
-            str: f"(type({v}) is str and '\\x00' not in {v})",
-            bool: f"type({v}) is bool",
-            bytes: f"type({v}) is bytes",
-            float: f"(type({v}) is float or type({v}) is int)",
-        }[f.py_type]
-        if f.nullable:
-            cond = f"({v} is None or {cond})"
-        lines.append(f"    if not {cond}: return {f.name!r}")
+    lines += [
+        f"    if not {_condition(f, f'e[{f.position}]')}: return {f.name!r}" for f in spec.fields
+    ]
     lines.append("    return None")
-    exec("\n".join(lines), env)
-    return env["check"]
+    return _generate(spec, "\n".join(lines) + "\n", {}, "check")
 
 
 def describe_bad_field(entity: Entity, field_name: str) -> str:

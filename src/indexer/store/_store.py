@@ -61,6 +61,16 @@ class Store:
         """Start from a database that holds everything up to ``checkpoint``."""
         self.processed = self.committed = checkpoint
 
+    def seal(self) -> None:
+        """Promise that no snapshot will be taken above ``processed`` until the next seal.
+
+        Changes made after this call at one checkpoint and superseded before
+        the next call are then forgotten instead of kept for a snapshot that
+        cannot happen.  Without any call, every superseded change is kept.
+        """
+        for t in self.tables.values():
+            t.sealed = self.processed
+
     # -- capacity ------------------------------------------------------------
 
     def size(self) -> int:

@@ -13,12 +13,22 @@ State per id, in three dicts so the hot path is one or two dict operations:
   per (id, checkpoint).  A write that snapshots up to checkpoint ``c`` while
   handlers already changed the id at ``c' > c`` takes the value from here,
   and the reorg history rows come from here too.
+
+A superseded change is kept only if a snapshot can still be taken between it
+and its successor, i.e. if it is at or below ``sealed`` (see
+:meth:`Store.seal`).  Far from the chain head the runtime seals once per
+block range, so a hot id changed in every block of a range keeps one value
+per range instead of one per block: that bookkeeping was a tenth of the
+processing loop's time.  Within the reorg window it seals every block, so
+history stays exact for every block a rollback can target.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Final, Generic, TypeVar
+
+from ._id_filter import IdFilter
 
 if TYPE_CHECKING:
     from collections.abc import Iterable, Iterator
@@ -39,6 +49,8 @@ class _Missing:
 
 MISSING: Final[Any] = _Missing()
 """Returned by lookups for an id the table knows nothing about."""
+
+_EVERY: Final = 1 << 62  # `sealed` when nobody seals: keep every superseded change
 
 
 @dataclass(slots=True)
@@ -68,8 +80,10 @@ class EntityTable(Generic[E]):
         "complete",
         "cps",
         "evictions",
+        "gone",
         "id_pos",
         "prev",
+        "sealed",
         "spec",
         "values",
     )
@@ -80,9 +94,15 @@ class EntityTable(Generic[E]):
         self.cps: dict[str, int] = {}
         self.prev: dict[str, list[tuple[int, E | None]]] = {}
         self._prev_count = 0
+        # Highest checkpoint a snapshot may still be taken at (see the module
+        # docstring); until the runtime says otherwise, every one.
+        self.sealed = _EVERY
         # True while every row the database holds for this table is also in
         # `values`: then a miss means "absent" without asking the database.
         self.complete = False
+        # Ids evicted from a table that was complete (see _id_filter.py):
+        # while set, an id it has not seen is absent from the database too.
+        self.gone: IdFilter | None = None
         self.evictions = 0
         self.id_pos = spec.field("id").position
         self._indexed: tuple[tuple[str, int], ...] = tuple(
@@ -106,9 +126,16 @@ class EntityTable(Generic[E]):
         values = self.values
         value = values.pop(id, MISSING)
         if value is MISSING:
-            return None if self.complete else MISSING
+            return None if self.known_absent(id) else MISSING
         values[id] = value  # move to the recent end
         return value
+
+    def known_absent(self, id: str) -> bool:
+        """True if ``id``, not held in memory, is certainly not in the database either."""
+        if self.complete:
+            return True
+        gone = self.gone
+        return gone is not None and id not in gone
 
     def _activate(self, field: str) -> None:
         pos = self.spec.field(field).position
@@ -132,12 +159,15 @@ class EntityTable(Generic[E]):
 
     def set(self, id: str, entity: E | None, cp: int) -> None:
         """Record the processed value of ``id`` at checkpoint ``cp`` (None deletes)."""
-        values = self.values
-        old = values.pop(id, None)
-        old_cp = self.cps.get(id)
-        if old_cp is not None and old_cp != cp:
+        values, cps = self.values, self.cps
+        # No move to the recent end: handlers set what they just got, and
+        # `get` has moved it already.
+        old = values.get(id)
+        old_cp = cps.get(id)
+        if old_cp is not None and old_cp != cp and old_cp <= self.sealed:
             # The change at old_cp is not committed yet (see the invariant on
-            # `cps`): keep it, a write or a history row may still need it.
+            # `cps`) and a snapshot may be taken after it: keep it, a write or
+            # a history row may still need it.
             chain = self.prev.get(id)
             if chain is None:
                 self.prev[id] = [(old_cp, old)]
@@ -145,7 +175,7 @@ class EntityTable(Generic[E]):
                 chain.append((old_cp, old))
             self._prev_count += 1
         values[id] = entity
-        self.cps[id] = cp
+        cps[id] = cp
         active = self._active
         if active:
             if old is None or entity is None:
@@ -224,6 +254,7 @@ class EntityTable(Generic[E]):
         for complete in self._index_complete.values():
             complete.clear()
         self.complete = False
+        self.gone = None
 
     # -- capacity ------------------------------------------------------------
 
@@ -246,8 +277,15 @@ class EntityTable(Generic[E]):
         if not victims:
             return 0
         values = self.values
+        gone = self.gone
+        if gone is None and self.complete:
+            # Complete until now: the database holds nothing but what memory
+            # held, so noting what leaves memory keeps "absent" answerable.
+            gone = self.gone = IdFilter()
         for id in victims:
             old = values.pop(id)
+            if gone is not None and old is not None:
+                gone.add(id)
             if self._active and old is not None:
                 for name, pos in self._active:
                     # An index entry that lost a member no longer equals the

@@ -37,18 +37,19 @@ from ..persist import (
 from ..persist._connection import _columns
 from ..persist._schema import table_ident
 from ..runtime import Processor, RunOptions, RunSummary, run_project
-from ..runtime._processor import build_routes
+from ..runtime._processor import ChainRoutes, build_routes
 from ..sources import BlockRange, RawLog
 from ..store import Entity, EntitySpec, EntityTable, Store, entity_spec
 from ._events import make_event, make_log
 from ._rpc_server import RpcServer
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncIterator, Mapping, Sequence
+    from collections.abc import AsyncIterator, Mapping
     from types import ModuleType
 
     from .._abi import EventSpec
     from .._config import ContractConfig, ProjectConfig
+    from ..sources._decode import DecodedLog
     from ._chain import ScriptedChain
 
 __all__ = ["HandlerHarness", "open_handler_harness", "read_entities", "run_scripted"]
@@ -77,30 +78,43 @@ def _handler_set(config: ProjectConfig, module: ModuleType | None) -> HandlerSet
 class _Processor(Processor):
     """The runtime's processor, taking decoded :class:`Event` items as well as raw logs.
 
+    An Event goes to the handlers of its ``(contract, name)``: each chain's
+    handler table is extended with one entry per handled event, after the
+    routes the decoder uses, so Events need no routing.
+
     Without a database (``memory``) every table is complete, so a missed
     ``get`` is an absent entity, and ``find`` answers from memory.
     """
 
     def __init__(
         self,
-        *args: Any,
+        store: Store,
+        session: Session,
+        routes: dict[int, ChainRoutes],
+        *,
         by_name: dict[tuple[str, str], tuple[Handler, ...]],
         memory: bool,
         **kw: Any,
     ) -> None:
-        super().__init__(*args, **kw)
-        self.by_name = by_name
+        self._event_index: dict[int, dict[tuple[str, str], int]] = {}
+        extended: dict[int, ChainRoutes] = {}
+        for chain_id, chain in routes.items():
+            offset = len(chain.handlers)
+            self._event_index[chain_id] = {key: offset + i for i, key in enumerate(by_name)}
+            extended[chain_id] = ChainRoutes(chain.routes, chain.handlers + tuple(by_name.values()))
+        super().__init__(store, session, extended, **kw)
         self.memory = memory
 
-    def _decode(
-        self, chain_id: int, logs: Sequence[Sequence[Any]]
-    ) -> list[tuple[Event, tuple[Handler, ...], int]]:
-        out: list[tuple[Event, tuple[Handler, ...], int]] = []
-        for item in logs:
+    def _decoded(self, rng: BlockRange) -> list[DecodedLog]:
+        if not any(isinstance(item, Event) for item in rng.logs):
+            return super()._decoded(rng)
+        index = self._event_index[rng.chain_id]
+        out: list[DecodedLog] = []
+        for item in rng.logs:
             if isinstance(item, Event):
-                out.append((item, self.by_name[item.contract, item.name], item.block_number))
+                out.append((index[item.contract, item.name], tuple(item), None))
             else:
-                out.extend(super()._decode(chain_id, [item]))
+                out.extend(super()._decoded(rng._replace(logs=[item])))
         return out
 
     async def load_missing(self, table: EntityTable[Any], id: str) -> Entity | None:
