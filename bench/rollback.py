@@ -17,9 +17,10 @@ rollback has to do all four things a rollback does:
 * ``i % 4 == 2``: the receiver was minted earlier -> updated; the sender is new;
 * ``i % 4 == 3``: both are new -> both rows deleted by the rollback.
 
-The rollback scenario uses ``tests/_chains.py``'s handler, copied here:
-Account per (token, holder), deleted at balance 0; Token with a live
-``ctx.find`` holder count.
+The rollback scenario uses the reorg tests' handler,
+``bench/projects/token_holders/handlers.py`` (``tests/_chains.py`` runs the
+same file): Account per (token, holder), deleted at balance 0; Token with a
+live ``ctx.find`` holder count.  Its oracle is ``oracle.py`` beside it.
 
 Each repetition (``--runs``, each on fresh schemas and a freshly built chain):
 
@@ -77,6 +78,7 @@ from typing import TYPE_CHECKING, Any, cast
 
 import psycopg
 import trio
+from projects.token_holders.oracle import fold
 from psycopg import sql
 
 from indexer import RunOptions, RunSummary, load_config, load_handlers, run_project
@@ -101,45 +103,11 @@ HOLDER_BASE = 0x1000_0000
 WINDOW = 100  # max_reorg_depth of the runs with history
 BRANCH_TRANSFERS = 32  # transfers on the replacing branch
 
-# tests/_chains.py's HANDLERS, verbatim.
-HANDLERS = """
-from typing import Annotated
-from indexer import Context, Entity, Event, Index, on
-
-
-class Account(Entity):
-    id: str
-    token: Annotated[str, Index]
-    balance: int = 0
-    transfers: int = 0
-
-
-class Token(Entity):
-    id: str
-    holders: int = 0
-    last_block: int = 0
-
-
-@on("Token", "Transfer")
-async def transfer(event: Event, ctx: Context) -> None:
-    value = event.params["value"]
-    for holder, delta in ((event.params["from"], -value), (event.params["to"], value)):
-        key = f"{event.address}-{holder}"
-        old = await ctx.get(Account, key)
-        balance = (old.balance if old else 0) + delta
-        if balance == 0:
-            ctx.delete(Account, key)
-        elif old is None:
-            ctx.set(Account(id=key, token=event.address, balance=balance, transfers=1))
-        else:
-            ctx.set(old.replace(balance=balance, transfers=old.transfers + 1))
-    holders = await ctx.find(Account, token=event.address)
-    ctx.set(Token(id=event.address, holders=len(holders), last_block=event.block_number))
-"""
-
 # Per entity table (TABLE_NAMES[handler] order): id -> (balance or holders, transfers or last_block).
 Tables = tuple[dict[str, tuple[int, int]], ...]
 EXAMPLE_HANDLERS = BENCH / "projects" / "erc20" / "handlers.py"
+# The reorg tests' handler (tests/_chains.py runs the same file) and its oracle.
+TOKEN_HOLDERS = BENCH / "projects" / "token_holders" / "handlers.py"
 TABLE_NAMES = {"tests": ("account", "token"), "example": ("account",)}
 
 
@@ -222,37 +190,18 @@ def touched(chain: ScriptedChain, first: int, last: int) -> int:
 
 
 # --------------------------------------------------------------------------
-# The oracle (tests/_chains.py's `expected` and `tables`)
+# The oracle (projects/token_holders/oracle.py) and reading the tables back
 # --------------------------------------------------------------------------
 
 
 def expected(chain: ScriptedChain, last: int | None = None, handler: str = "tests") -> Tables:
     """The tables computed straight from the chain's canonical logs.
 
-    ``tests``: (accounts, tokens) as tests/_chains.py's handler keeps them;
+    ``tests``: (accounts, tokens) as the token-holders handler keeps them;
     ``example``: (accounts,) as examples/erc20's handler keeps them (no deletes).
     """
     last = chain.head if last is None else last
-    accounts: dict[str, tuple[str, int, int]] = {}
-    tokens: dict[str, tuple[int, int]] = {}
-    holders: dict[str, int] = {}
-    for lg in chain.logs(1, last, topic0s=[TRANSFER]):
-        token = lg["address"]
-        value = int(lg["data"], 16)
-        sender, receiver = ("0x" + t[-40:] for t in lg["topics"][1:3])
-        for holder, delta in ((sender, -value), (receiver, value)):
-            key = f"{token}-{holder}"
-            old = accounts.get(key)
-            balance = (old[1] if old else 0) + delta
-            if balance == 0 and handler == "tests":
-                if accounts.pop(key, None) is not None:
-                    holders[token] -= 1
-            else:
-                if old is None:
-                    holders[token] = holders.get(token, 0) + 1
-                accounts[key] = (token, balance, (old[2] + 1) if old else 1)
-        tokens[token] = (holders.get(token, 0), int(lg["blockNumber"], 16))
-    balances = {k: (b, n) for k, (_t, b, n) in accounts.items()}
+    balances, tokens = fold(chain.logs(1, last, topic0s=[TRANSFER]), deletes=handler == "tests")
     return (balances, tokens) if handler == "tests" else (balances,)
 
 
@@ -299,12 +248,11 @@ def compare(got: Tables, want: Tables) -> str | None:
 def write_project(
     work: Path, schema: str, rpc_url: str, end_block: int, depth: int, handler: str = "tests"
 ) -> Path:
-    """A project following the scripted chain with ``tests/_chains.py``'s or the example's handler."""
+    """A project following the scripted chain with the token-holders or the example's handler."""
     project = work / schema
     project.mkdir(parents=True, exist_ok=True)
     if handler == "tests":
-        (project / "handlers.py").write_text(HANDLERS)
-        handlers, contract = "handlers.py", "Token"
+        handlers, contract = json.dumps(str(TOKEN_HOLDERS)), "Token"
     else:
         handlers, contract = json.dumps(str(EXAMPLE_HANDLERS)), "ERC20"
     (project / "indexer.yaml").write_text(

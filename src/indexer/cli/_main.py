@@ -118,6 +118,13 @@ def main(argv: list[str] | None = None) -> int:
                 file=sys.stderr,
             )
         return 1
+    finally:
+        # The run is over and its outcome decided; a SIGTERM now asks for
+        # what is happening anyway.  Python resets its own handlers to the
+        # default while it shuts down, so without this a SIGTERM in the
+        # last milliseconds would turn a clean exit into "killed" (status
+        # -15); an ignored signal stays ignored (found by the simulation).
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
 
 
 _EARLY_SIGNALS: list[int] = []

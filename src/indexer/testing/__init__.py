@@ -38,8 +38,10 @@ time is exact (real sockets let the clock jump while a read is pending)::
 
 from ._chain import ZERO_HASH, Block, LogSpec, ScriptedChain
 from ._events import encode_log, make_event, make_log
-from ._harness import HandlerHarness, open_handler_harness, read_entities, run_scripted
-from ._rpc_server import FAILURE_KINDS, RpcServer, open_rpc_server
+from ._harness import HandlerHarness, open_handler_harness, read_entities
+from ._rpc_http import open_rpc_server
+from ._rpc_server import FAILURE_KINDS, RpcServer
+from ._scripted import run_scripted
 
 __all__ = [
     "FAILURE_KINDS",
