@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import psycopg
+import pytest
 from eth_abi.abi import decode as abi_decode
 from psycopg import sql
 
@@ -17,6 +18,17 @@ EXAMPLE = ROOT / "examples" / "erc20"
 LOGS = EXAMPLE / "data" / "ethereum_mainnet_all_logs_18426253_18426303.getlogs.jsonl.gz"
 TRANSFER = "0xddf252ad1be2c89b69c2b068fc378daa952ba7f163c4a11628f55a4df523b3ef"
 FIRST_BLOCK, LAST_BLOCK = 18426253, 18426303
+
+
+def raised(exc: type[BaseException], match: str | None = None) -> pytest.RaisesGroup[Any]:
+    """Expect ``exc`` from a run, bare or wrapped in (nested) exception groups.
+
+    Errors raised inside the runtime's nurseries reach the caller either
+    alone or inside ExceptionGroups, depending on where they happened.
+    """
+    return pytest.RaisesGroup(
+        pytest.RaisesExc(exc, match=match), flatten_subgroups=True, allow_unwrapped=True
+    )
 
 
 def make_project(

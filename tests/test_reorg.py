@@ -27,7 +27,7 @@ from ._chains import (
     set_end_block,
     tables,
 )
-from ._projects import leaf
+from ._projects import leaf, raised
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -106,9 +106,7 @@ async def test_reorg_deeper_than_allowed_stops_and_keeps_the_database(
         chain.reorg(12, replace_logs(rng, chain, 12))
         chain.advance(2)
         set_end_block(project, 32)
-        with pytest.RaisesGroup(
-            pytest.RaisesExc(ReorgTooDeepError), flatten_subgroups=True, allow_unwrapped=True
-        ) as info:
+        with raised(ReorgTooDeepError) as info:
             await run(project, database_url)
     message = str(leaf(info.value))
     assert "max_reorg_depth=4" in message
@@ -135,9 +133,7 @@ async def test_failure_mid_rollback_leaves_the_database_before_it(
             if name == step and "rollback" in calls:
                 raise OSError("simulated failure")
 
-        with pytest.RaisesGroup(
-            pytest.RaisesExc(OSError), flatten_subgroups=True, allow_unwrapped=True
-        ):
+        with raised(OSError):
             await run(project, database_url, fault=fault)
         assert tables(database_url, schema) == old_chain_tables
         assert progress(database_url, schema) == 35
@@ -169,9 +165,7 @@ async def test_wrong_chain_id_fails_fast(tmp_path: Path, database_url: str, sche
     chain = ScriptedChain(5, head=10)
     async with open_rpc_server(chain) as server:
         project = make_rpc_project(tmp_path, schema, server.url, end_block=10)
-        with pytest.RaisesGroup(
-            pytest.RaisesExc(SourceError), flatten_subgroups=True, allow_unwrapped=True
-        ) as info:
+        with raised(SourceError) as info:
             await run(project, database_url)
         assert server.calls["eth_getLogs"] == 0
     message = str(leaf(info.value))

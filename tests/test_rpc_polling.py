@@ -39,6 +39,7 @@ from ._chains import (
     scripted_chain,
     tables,
 )
+from ._projects import raised
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -314,11 +315,7 @@ async def test_reorg_deeper_than_the_window_raises(
     feed = Feed(options(server))
     with (
         trio.fail_after(120),
-        pytest.RaisesGroup(
-            pytest.RaisesExc(ReorgTooDeepError, match=r"max_reorg_depth=5"),
-            flatten_subgroups=True,
-            allow_unwrapped=True,
-        ),
+        raised(ReorgTooDeepError, match=r"max_reorg_depth=5"),
     ):
         async with trio.open_nursery() as nursery:
             nursery.start_soon(feed.run)

@@ -23,7 +23,15 @@ from indexer import (
 )
 from indexer.persist import read_state
 
-from ._projects import FIRST_BLOCK, LAST_BLOCK, expected_balances, leaf, make_project, table_rows
+from ._projects import (
+    FIRST_BLOCK,
+    LAST_BLOCK,
+    expected_balances,
+    leaf,
+    make_project,
+    raised,
+    table_rows,
+)
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -198,9 +206,7 @@ async def test_handler_error_names_the_event_and_commits_nothing_of_its_batch(
                 break
     source = FAILING.replace("BAD_BLOCK", str(bad_block)).replace("BAD_LOG", str(bad_log))
     project = make_project(tmp_path, schema, handlers=source)
-    with pytest.RaisesGroup(
-        pytest.RaisesExc(HandlerError), flatten_subgroups=True, allow_unwrapped=True
-    ) as info:
+    with raised(HandlerError) as info:
         await run(project, database_url, chunk_logs=200)
     message = (
         str(info.value.exceptions[0])
@@ -286,9 +292,7 @@ async def test_explicit_address_contract_rejects_a_log_that_does_not_fit(
         '      - name: ERC20\n        addresses: ["0xb367b1a74c409fc148fb21753b130b65b794dad3"]\n',
     )
     (project / "indexer.yaml").write_text(config)
-    with pytest.RaisesGroup(
-        pytest.RaisesExc(DecodeError), flatten_subgroups=True, allow_unwrapped=True
-    ) as info:
+    with raised(DecodeError) as info:
         await run(project, database_url)
     error = leaf(info.value)
     assert "block 18426253 log 75" in str(error)
@@ -357,9 +361,7 @@ async def test_malformed_source_line_is_reported_and_nothing_after_it_stored(
     project = make_project(tmp_path, schema)
     config = (project / "indexer.yaml").read_text().replace(str(LOGS), str(bad))
     (project / "indexer.yaml").write_text(config)
-    with pytest.RaisesGroup(
-        pytest.RaisesExc(SourceError), flatten_subgroups=True, allow_unwrapped=True
-    ) as info:
+    with raised(SourceError) as info:
         await run(project, database_url, chunk_logs=200)
     error = leaf(info.value)
     assert f"line {broken_at + 1}" in str(error)

@@ -13,16 +13,17 @@ import urllib.request
 from typing import TYPE_CHECKING
 
 import psycopg
-import pytest
 from psycopg import sql
 
 from indexer import SourceError
 
 from ._chains import make_rpc_project, run
-from ._projects import EXAMPLE, leaf, make_project
+from ._projects import EXAMPLE, leaf, make_project, raised
 
 if TYPE_CHECKING:
     from pathlib import Path
+
+    import pytest
 
 HOSTILE_TABLE = 'x"; DROP SCHEMA public CASCADE; --'
 
@@ -160,9 +161,7 @@ async def test_rpc_secrets_never_reach_errors_or_logs(
     url = f"http://user:hunter2@127.0.0.1:1/v2/{key}"
     project = make_rpc_project(tmp_path, schema, url, end_block=10)
     caplog.set_level(logging.DEBUG)
-    with pytest.RaisesGroup(
-        pytest.RaisesExc(SourceError), flatten_subgroups=True, allow_unwrapped=True
-    ) as info:
+    with raised(SourceError) as info:
         await run(
             project,
             database_url,
