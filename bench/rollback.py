@@ -62,11 +62,9 @@ from __future__ import annotations
 import argparse
 import contextlib
 import datetime
-import hashlib
 import json
 import logging
 import os
-import platform
 import shutil
 import statistics
 import sys
@@ -78,6 +76,7 @@ from typing import TYPE_CHECKING, Any, cast
 
 import psycopg
 import trio
+from _machine import machine_info, src_hash
 from projects.token_holders.oracle import fold
 from psycopg import sql
 
@@ -753,39 +752,6 @@ def markdown(results: Mapping[str, Any]) -> str:
         ):
             lines.append(f"| {name} | " + " | ".join(_fmt(b[key], 1000, 1)) + " |")
     return "\n".join(lines) + "\n"
-
-
-def src_hash(base: Path = ROOT / "src") -> str:
-    """A hash of the framework's source under ``base``, to tell which code a run measured."""
-    h = hashlib.sha256()
-    for path in sorted((base / "indexer").rglob("*.py")):
-        h.update(str(path.relative_to(base)).encode())
-        h.update(path.read_bytes())
-    return h.hexdigest()[:16]
-
-
-def machine_info(url: str) -> dict[str, Any]:
-    info: dict[str, Any] = {
-        "nproc": os.cpu_count(),
-        "python": platform.python_version(),
-        "platform": platform.platform(),
-    }
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                info["cpu_model"] = line.split(":", 1)[1].strip()
-                break
-    with psycopg.connect(url, autocommit=True) as conn:
-        row = conn.execute("SELECT version()").fetchone()
-        info["postgres"] = (row[0] or "").split(" on ")[0] if row else None
-        settings = {}
-        for name in ("shared_buffers", "work_mem", "max_wal_size", "synchronous_commit", "fsync"):
-            r = conn.execute(sql.SQL("SHOW {}").format(sql.Identifier(name))).fetchone()
-            settings[name] = r[0] if r else None
-        info["postgres_settings"] = settings
-    with contextlib.suppress(OSError):
-        info["loadavg_at_start"] = Path("/proc/loadavg").read_text().split()[:3]
-    return info
 
 
 FIRST_RUN_KINDS = ("nohist", "hist", "nohist-example", "hist-example")
