@@ -243,7 +243,7 @@ def markdown(results: dict[str, Any]) -> str:
         )
         add("")
         add(
-            "| events | target | peak RSS MiB (process tree) | largest process MiB (wait4) "
+            "| events | target | peak RSS MiB (process tree) | largest process MiB (VmHWM) "
             "| events/s | stalled s | loads s | writes | process s |"
         )
         add("|---:|---:|---:|---:|---:|---:|---:|---:|---:|")

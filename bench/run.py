@@ -99,6 +99,8 @@ class Proc:
     killed_after: float | None = None
     # (seconds since start, VmRSS summed over the process tree in KiB, processes)
     rss_samples: list[tuple[float, int, int]] = field(default_factory=list)
+    # Largest VmHWM (a process's own peak RSS) seen in the tree, KiB.
+    hwm_kib: int = 0
 
     @property
     def peak_tree_kib(self) -> int | None:
@@ -106,6 +108,7 @@ class Proc:
 
 
 _VMRSS = re.compile(rb"VmRSS:\s+(\d+)\s+kB")
+_VMHWM = re.compile(rb"VmHWM:\s+(\d+)\s+kB")
 
 
 def _tree(pid: int) -> list[int]:
@@ -127,9 +130,13 @@ def _tree(pid: int) -> list[int]:
     return out
 
 
-def tree_rss_kib(pid: int) -> tuple[int, int] | None:
-    """(sum of VmRSS over ``pid``'s process tree in KiB, processes counted); None once it is gone."""
-    total = count = 0
+def tree_rss_kib(pid: int) -> tuple[int, int, int] | None:
+    """(sum of VmRSS over ``pid``'s tree in KiB, processes counted, largest VmHWM in KiB).
+
+    None once ``pid`` is gone.  VmHWM is each process's own peak so far, so
+    sampling it misses no spike of a process still alive at the next sample.
+    """
+    total = count = hwm = 0
     for p in _tree(pid):
         try:
             with open(f"/proc/{p}/status", "rb") as f:
@@ -142,11 +149,14 @@ def tree_rss_kib(pid: int) -> tuple[int, int] | None:
         if m:  # zombies have no VmRSS
             total += int(m.group(1))
             count += 1
-    return total, count
+        h = _VMHWM.search(text)
+        if h:
+            hwm = max(hwm, int(h.group(1)))
+    return total, count, hwm
 
 
 def _sample_rss(
-    pid: int, t0: float, stop: threading.Event, out: list[tuple[float, int, int]]
+    pid: int, t0: float, stop: threading.Event, out: list[tuple[float, int, int]], hwm: list[int]
 ) -> None:
     while not stop.is_set():
         got = tree_rss_kib(pid)
@@ -154,17 +164,21 @@ def _sample_rss(
             return
         if got[1]:
             out.append((round(time.perf_counter() - t0, 3), got[0], got[1]))
+            hwm[0] = max(hwm[0], got[2])
         stop.wait(SAMPLE_INTERVAL)
 
 
 def memory_fields(proc: Proc) -> dict[str, Any]:
-    """Peak RSS: summed over the process tree (sampled), and the largest single process (wait4)."""
+    """Peak RSS: summed over the process tree (sampled), and the largest single process (VmHWM)."""
     tree = proc.peak_tree_kib
     return {
         # The framework reads files in a child process: the footprint is the tree's sum.
         "maxrss_mib": (tree if tree is not None else proc.maxrss_kib) / 1024,
         "maxrss_tree_sampled_mib": tree / 1024 if tree is not None else None,
-        "maxrss_largest_process_mib": proc.maxrss_kib / 1024,
+        "maxrss_largest_process_mib": proc.hwm_kib / 1024 if proc.hwm_kib else None,
+        # wait4's ru_maxrss, kept for reference only: Linux folds in the RSS the
+        # process had before exec, i.e. this suite's own at fork time.
+        "maxrss_wait4_mib": proc.maxrss_kib / 1024,
         "max_processes": max((n for _, _, n in proc.rss_samples), default=None),
     }
 
@@ -181,12 +195,13 @@ def run_process(
     log_base.parent.mkdir(parents=True, exist_ok=True)
     out_path, err_path = log_base.with_suffix(".out"), log_base.with_suffix(".err")
     samples: list[tuple[float, int, int]] = []
+    hwm = [0]
     stop = threading.Event()
     with open(out_path, "wb") as out, open(err_path, "wb") as err:
         t0 = time.perf_counter()
         proc = subprocess.Popen(cmd, stdout=out, stderr=err, env=env, cwd=ROOT)
         sampler = threading.Thread(
-            target=_sample_rss, args=(proc.pid, t0, stop, samples), daemon=True
+            target=_sample_rss, args=(proc.pid, t0, stop, samples, hwm), daemon=True
         )
         sampler.start()
         killed_at: float | None = None
@@ -214,6 +229,7 @@ def run_process(
         stderr=err_path.read_text(errors="replace"),
         killed_after=killed_at,
         rss_samples=samples,
+        hwm_kib=hwm[0],
     )
 
 
