@@ -682,9 +682,10 @@ class Suite:
                 "--breakdown",
                 "0",
             ]
-        self.log(f"rollback: {shlex.join(cmd[1:]).replace(self.url, '<url>')}")
+        shown = "python " + shlex.join(cmd[1:]).replace(self.url, "<url>")
+        self.log(f"rollback: {shown}")
         proc = run_process(cmd, self.env(), self.work_dir / "logs" / "rollback")
-        record: dict[str, Any] = {"seconds": None, "command": "python bench/rollback.py ..."}
+        record: dict[str, Any] = {"seconds": None, "command": shown}
         if proc.returncode != 0 or not out.exists():
             self.fail(record, f"bench/rollback.py exited with {proc.returncode}")
             self.results["rollback"] = record

@@ -84,11 +84,7 @@ class Write:
             through = ", ".join(
                 f"chain {c} block {p.block}" for c, p in sorted(self.chains.items())
             )
-            return (
-                f"checkpoint {self.upto} (through {through})"
-                if through
-                else f"checkpoint {self.upto}"
-            )
+            return f"checkpoint {self.upto}" + (f" (through {through})" if through else "")
         first, last = self.checkpoints[0], self.checkpoints[-1]
         return (
             f"checkpoints {first.id}..{last.id} (chain {first.chain_id} block {first.block_number}"

@@ -53,15 +53,10 @@ class Context:
     async def get(self, entity: type[E], id: str) -> E | None:
         """The entity with this id, or None."""
         table = self._tables.get(entity) or self._table(entity)
-        # EntityTable.get, inlined: this runs for nearly every event.
-        values = table.values
-        value = values.pop(id, MISSING)
-        if value is not MISSING:
-            values[id] = value  # to the recent end
-            return value
-        if table.known_absent(id):
-            return None
-        return await self._proc.load_missing(table, id)  # type: ignore[return-value]
+        value = table.get(id)
+        if value is MISSING:
+            value = await self._proc.load_missing(table, id)
+        return value
 
     async def find(self, entity: type[E], **where: Any) -> list[E]:
         """Entities whose Index fields equal the given values (sorted by id)."""

@@ -96,7 +96,7 @@ class Processor:
         # Chains whose source can reorganise, and the last final block each
         # reported; history, once on, stays on (see Batch.history).
         self.reorg_chains = reorg_chains
-        # `raw_events: true`: (topics, data) of each decoded log of the batch.
+        # `raw_events: true`: decoders keep each log's (topics, data) for its raw row.
         self.raw_events = raw_events
         self._decoders = {
             chain_id: LogDecoder(chain_id, r.routes, keep_raw=raw_events)
