@@ -30,7 +30,7 @@ from ._projects import leaf, raised
 if TYPE_CHECKING:
     from pathlib import Path
 
-    from indexer.persist import Write
+    from indexer.persist import Changeset
     from indexer.testing import ScriptedChain
 
 from indexer.testing import open_rpc_server
@@ -110,7 +110,7 @@ async def test_killed_writer_connection_is_replaced(
     chain, _rng = scripted_chain(13, head=40)
     killed: list[int] = []
 
-    async def pre_write(write: Write) -> None:
+    async def pre_write(write: Changeset) -> None:
         if len(killed) < 2:
 
             def terminate() -> int:

@@ -25,8 +25,8 @@ from indexer import (
     load_handlers,
     run_project,
 )
-from indexer.sources import BlockRange, Reorg
-from indexer.sources._filter import LogFilter
+from indexer._abi import parse_event_signature
+from indexer.sources import BlockRange, DecodeRoute, LogDecoder, Reorg
 from indexer.sources._rpc_source import RpcSourceOptions, feed_rpc
 from indexer.testing import RpcServer
 
@@ -48,7 +48,12 @@ if TYPE_CHECKING:
 
 Message = BlockRange | Reorg
 URL = "http://scripted/"  # never dialled: the transport answers
-FILTER = LogFilter({TRANSFER: None})
+TRANSFER_SPEC = parse_event_signature(
+    "event Transfer(address indexed from, address indexed to, uint256 value)"
+)
+assert TRANSFER_SPEC.topic0 == TRANSFER
+# Block number and log index in a decoded log's Event fields.
+_NUMBER, _INDEX = 5, 6
 POLL = 2.0
 
 
@@ -96,7 +101,10 @@ class Feed:
     async def run(self, first_block: int = 1) -> None:
         send, receive = trio.open_memory_channel[Message](2)
         async with trio.open_nursery() as nursery:
-            nursery.start_soon(feed_rpc, self.options, FILTER, first_block, {}, send)
+            decoder = LogDecoder(
+                self.options.chain_id, [DecodeRoute("ERC20", TRANSFER_SPEC, None)], keep_raw=False
+            )
+            nursery.start_soon(feed_rpc, self.options, decoder, first_block, {}, send)
             with receive:
                 async for message in receive:
                     self.got.append((trio.current_time(), message))
@@ -132,7 +140,7 @@ class Feed:
 
 
 def log_keys(ranges: list[BlockRange]) -> list[tuple[int, int]]:
-    return [(lg[0], lg[1]) for r in ranges for lg in r.logs]
+    return [(fields[_NUMBER], fields[_INDEX]) for r in ranges for _route, fields, _raw in r.logs]
 
 
 def chain_log_keys(server: RpcServer, last: int) -> list[tuple[int, int]]:

@@ -36,7 +36,7 @@ from ._projects import (
 if TYPE_CHECKING:
     from pathlib import Path
 
-    from indexer.persist import Write
+    from indexer.persist import Changeset
 
 
 async def run(project: Path, url: str, **options: Any) -> RunSummary:
@@ -128,7 +128,7 @@ async def test_capacity_waits_for_slow_writer_and_bounds_memory(
 ) -> None:
     project = make_project(tmp_path, schema)
 
-    async def slow(write: Write) -> None:
+    async def slow(write: Changeset) -> None:
         await trio.sleep(2)
 
     target = 600

@@ -37,11 +37,11 @@ from indexer.persist import (
     ChainProgress,
     CheckpointRow,
     Session,
-    Write,
+    Changeset,
     connect,
     create_schema,
     execute_rollback,
-    execute_write,
+    commit_changeset,
     load_by_field,
     load_by_ids,
     read_state,
@@ -87,7 +87,7 @@ class StoreMachine(RuleBasedStateMachine):
         # states[cp] = full model state after checkpoint cp (cp 0 = empty)
         self.states: list[State] = [{}]
         self.batch_end = 0  # last checkpoint of the last ended batch
-        self.in_flight: Write | None = None
+        self.in_flight: Changeset | None = None
         self.history_seen: set[tuple[str, int]] = set()
         self.no_history_upto = 0  # last write that kept no history
         self.changes: set[tuple[str, int]] = set()  # every (id, checkpoint) changed
@@ -221,7 +221,7 @@ class StoreMachine(RuleBasedStateMachine):
         checkpoints = [
             CheckpointRow(c, 1, c, None, 1) for c in range(self.store.committed + 1, upto + 1)
         ]
-        self.in_flight = Write(
+        self.in_flight = Changeset(
             upto, tables, {1: ChainProgress(1, 0, upto, upto)}, checkpoints, history=history
         )
         if history:
@@ -246,7 +246,7 @@ class StoreMachine(RuleBasedStateMachine):
                 raise _Fail(step)
 
         try:
-            execute_write(self.session, write, fault=fault)
+            commit_changeset(self.session, write, fault=fault)
         except _Fail:
             # The runtime stops on a failed write; the next run resumes from
             # what the database holds.

@@ -1,4 +1,4 @@
-"""The writer task under Trio's mock clock, against a real PostgreSQL."""
+"""The hand-off and the writer task under Trio's mock clock, against a real PostgreSQL."""
 
 from __future__ import annotations
 
@@ -12,17 +12,16 @@ from psycopg import sql
 
 from indexer import Entity, Index
 from indexer.persist import (
-    Batch,
     ChainProgress,
+    Changeset,
     CheckpointRow,
+    RetryingSession,
     Session,
-    Write,
-    Writer,
     connect,
     create_schema,
-    open_batch_channel,
     read_state,
 )
+from indexer.runtime import Batch, Handoff, Writer, open_batch_channel
 from indexer.store import Store, entity_spec
 
 if TYPE_CHECKING:
@@ -74,42 +73,72 @@ class Loop:
         )
 
 
-async def test_slow_write_overlaps_processing_and_coalesces(
+async def test_slow_write_overlaps_processing_and_batches_merge_in_the_loop(
     autojump_clock: trio.testing.MockClock, session: Session, database_url: str, schema: str
 ) -> None:
     store = Store([SPEC], target=1000)
     loop = Loop(store)
     written: list[tuple[int, float]] = []
 
-    async def slow(write: Write) -> None:
+    async def slow(write: Changeset) -> None:
         await trio.sleep(10)
         written.append((write.upto, trio.current_time()))
 
-    writer = Writer(store, session, pre_write=slow)
+    writer = Writer(store, RetryingSession(session), pre_write=slow)
     send, receive = open_batch_channel()
+    handoff = Handoff(send, min_interval=0)
     async with trio.open_nursery() as nursery:
         nursery.start_soon(writer.serve, receive)
-        send.send_nowait(loop.batch(("a", 1)))
         await trio.testing.wait_all_tasks_blocked()
-        assert writer.in_flight is not None  # write 1 started...
-        # ...and processing goes on without waiting for it.
-        send.send_nowait(loop.batch(("a", 2), ("b", 1)))
-        pending = loop.batch(("b", 2))
-        with pytest.raises(trio.WouldBlock):
-            send.send_nowait(pending)  # slot taken: the loop keeps merging itself
+        handoff.offer(loop.batch(("a", 1)))
+        assert handoff.pending is None  # the idle writer took it: write 1 started...
+        await trio.testing.wait_all_tasks_blocked()
+        # ...and processing goes on without waiting for it: the loop merges.
+        handoff.offer(loop.batch(("a", 2), ("b", 1)))
+        handoff.offer(loop.batch(("b", 2)))
+        assert handoff.pending is not None
+        assert handoff.pending.upto == 3
+        assert [c.id for c in handoff.pending.checkpoints] == [2, 3]
         assert trio.current_time() == 0  # nothing above waited
         assert store.committed == 0
-        await send.send(pending)
-        await send.aclose()
-    # Two transactions: batch 1, then batches 2 and 3 coalesced.
+        await handoff.close()
+    # Two transactions: batch 1, then batches 2 and 3 merged.
     assert [u for u, _ in written] == [1, 3]
     assert [t for _, t in written] == [10, 20]
-    assert writer.writes == 2
+    assert writer.statistics().writes == 2
     assert store.committed == 3
     assert rows(database_url, schema) == {"a": 2, "b": 2}
     checkpoint, chains = read_state(session.conn, schema)
     assert checkpoint == 3
     assert chains == {1: (3, 3)}
+
+
+async def test_hand_overs_wait_out_the_interval_while_batches_keep_coming(
+    autojump_clock: trio.testing.MockClock, session: Session, database_url: str, schema: str
+) -> None:
+    store = Store([SPEC], target=1000)
+    loop = Loop(store)
+    written: list[tuple[int, float]] = []
+
+    async def record(write: Changeset) -> None:
+        written.append((write.upto, trio.current_time()))
+
+    writer = Writer(store, RetryingSession(session), pre_write=record)
+    send, receive = open_batch_channel()
+    handoff = Handoff(send, min_interval=0.5)
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(writer.serve, receive)
+        await trio.testing.wait_all_tasks_blocked()
+        for i in range(10):  # a batch every 0.1 s, the writer idle throughout
+            handoff.offer(loop.batch(("a", i)))
+            if handoff.pending is None:  # handed over: let the write finish
+                await writer.wait_commit()
+            await trio.sleep(0.1)
+        assert handoff.due == pytest.approx(1.0)
+        await handoff.close()
+    # One write per half second, each with everything processed since the last.
+    assert written == [(1, 0), (6, pytest.approx(0.5)), (10, pytest.approx(1.0))]
+    assert rows(database_url, schema) == {"a": 9}
 
 
 async def test_write_failure_cancels_the_scope_and_keeps_last_commit(
@@ -123,7 +152,7 @@ async def test_write_failure_cancels_the_scope_and_keeps_last_commit(
         if fail and step == "commit":
             raise RuntimeError("disk on fire")
 
-    writer = Writer(store, session, fault=fault)
+    writer = Writer(store, RetryingSession(session), fault=fault)
     send, receive = open_batch_channel()
     processing_cancelled = False
     with pytest.RaisesGroup(pytest.RaisesExc(RuntimeError, match="disk on fire")):
@@ -149,7 +178,7 @@ async def test_closing_the_channel_flushes_everything(
 ) -> None:
     store = Store([SPEC], target=1000)
     loop = Loop(store)
-    writer = Writer(store, session)
+    writer = Writer(store, RetryingSession(session))
     send, receive = open_batch_channel()
     async with trio.open_nursery() as nursery:
         nursery.start_soon(writer.serve, receive)
@@ -167,10 +196,10 @@ async def test_commit_waiters_wake_on_each_commit(
     store = Store([SPEC], target=1000)
     loop = Loop(store)
 
-    async def slow(write: Write) -> None:
+    async def slow(write: Changeset) -> None:
         await trio.sleep(5)
 
-    writer = Writer(store, session, pre_write=slow)
+    writer = Writer(store, RetryingSession(session), pre_write=slow)
     send, receive = open_batch_channel()
     woke: list[tuple[float, int]] = []
 

@@ -1,17 +1,16 @@
 """Everything processed gets committed once the chain goes quiet.
 
-The processing loop hands batches to the writer with ``send_nowait`` over a
-one-slot channel.  When the slot is taken (the writer is busy with a write
-and one batch already waits in the slot), the batch stays in the loop's
-``_pending``.  It used to be handed over only with the next range, so if no
-range came because the chain was quiet, the pending batch was not committed:
-``progress_block`` stayed behind the blocks processed until the next block
-arrived or the run stopped.
+The processing loop hands batches to the writer over an unbuffered channel
+(``runtime/_handoff.py``).  While the writer is busy with a write, the batch
+stays pending in the loop, merged with the next ones.  A pending batch used
+to be handed over only with the next range, so if no range came because the
+chain was quiet, it was not committed: ``progress_block`` stayed behind the
+blocks processed until the next block arrived or the run stopped.
 
 Here a write is held up (with the ``pre_write`` hook) until two more blocks
 are processed; then no block comes for a while.
 This was a bug (found by these tests); the loop now hands a pending batch
-over whenever it has no range to process (``Runner._next_range``).
+over when no range comes before it is due (``_Runner._next_range``).
 """
 
 from __future__ import annotations
@@ -29,7 +28,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable
     from pathlib import Path
 
-    from indexer.persist import Write
+    from indexer.persist import Changeset
 
     from ._indexer import Followed
     from ._node import Traffic
@@ -72,7 +71,7 @@ async def test_everything_processed_is_committed_when_the_chain_goes_quiet(
     handlers = load_handlers(config)
     hold, writing, release = False, trio.Event(), trio.Event()
 
-    async def pre_write(_write: Write) -> None:
+    async def pre_write(_write: Changeset) -> None:
         if hold:
             writing.set()
             with trio.move_on_after(20):

@@ -1,5 +1,10 @@
-"""PostgreSQL persistence: DDL, loads, batch writes and the writer task."""
+"""PostgreSQL persistence: DDL, loads, the write and rollback transactions, retries."""
 
+from ._changeset import ChainProgress as ChainProgress
+from ._changeset import Changeset as Changeset
+from ._changeset import CheckpointRow as CheckpointRow
+from ._changeset import commit_changeset as commit_changeset
+from ._changeset import committed_checkpoint as committed_checkpoint
 from ._connection import Session as Session
 from ._connection import connect as connect
 from ._connection import load_by_field as load_by_field
@@ -14,6 +19,7 @@ from ._effects import load_effect_outputs as load_effect_outputs
 from ._retry import DEFAULT_RETRY_SECONDS as DEFAULT_RETRY_SECONDS
 from ._retry import RetryPolicy as RetryPolicy
 from ._retry import is_transient as is_transient
+from ._retrying import RetryingSession as RetryingSession
 from ._rollback import Rollback as Rollback
 from ._rollback import execute_rollback as execute_rollback
 from ._rollback import rollback_checkpoint as rollback_checkpoint
@@ -23,27 +29,19 @@ from ._schema import drop_schema as drop_schema
 from ._schema import history_table as history_table
 from ._schema import read_hashes as read_hashes
 from ._schema import read_state as read_state
-from ._write import ChainProgress as ChainProgress
-from ._write import CheckpointRow as CheckpointRow
-from ._write import Write as Write
-from ._write import execute_write as execute_write
-from ._writer import DEFAULT_MIN_INTERVAL as DEFAULT_MIN_INTERVAL
-from ._writer import Batch as Batch
-from ._writer import Writer as Writer
-from ._writer import open_batch_channel as open_batch_channel
 
 __all__ = [
-    "DEFAULT_MIN_INTERVAL",
     "DEFAULT_RETRY_SECONDS",
     "FRAMEWORK_PREFIX",
-    "Batch",
     "ChainProgress",
+    "Changeset",
     "CheckpointRow",
     "RetryPolicy",
+    "RetryingSession",
     "Rollback",
     "Session",
-    "Write",
-    "Writer",
+    "commit_changeset",
+    "committed_checkpoint",
     "connect",
     "count_effect_rows",
     "create_effect_tables",
@@ -51,14 +49,12 @@ __all__ = [
     "drop_schema",
     "effect_table",
     "execute_rollback",
-    "execute_write",
     "history_table",
     "is_transient",
     "load_by_field",
     "load_by_ids",
     "load_effect_outputs",
     "numeric_as_int",
-    "open_batch_channel",
     "open_embedded",
     "read_hashes",
     "read_state",

@@ -6,7 +6,7 @@ failure or deadlock) rolled back on the server, or never reached it: the
 same write on a fresh connection persists exactly what the failed one
 would have.  The one ambiguous case, a connection lost while COMMIT's
 answer was on its way, is settled by reading ``_indexer_state`` before
-trying again (see ``Writer._persist``).  Data errors are not retried.
+trying again (see ``RetryingSession.run``).  Data errors are not retried.
 """
 
 from __future__ import annotations

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from ..sources import BlockRange, Reorg
-from ..sources._decode import route_filter
+from ..sources import BlockRange, LogDecoder, Reorg
 from ..sources._process import open_file_reader
 from ..sources._rpc_source import RpcSourceOptions, feed_rpc
 
@@ -30,7 +29,7 @@ async def feed_chain(
     stored_hashes: dict[int, str] | None = None,
     rpc_tuning: dict[str, Any] | None = None,
 ) -> None:
-    """Send ``chain``'s block ranges from ``first_block`` to its end, in order.
+    """Send ``chain``'s block ranges from ``first_block`` to its end, in order, decoded.
 
     An ``rpc`` source follows the chain (see ``sources/_rpc_source.py``) and
     may end with a :class:`Reorg` instead; ``stored_hashes`` are the hashes
@@ -53,7 +52,8 @@ async def feed_chain(
             chunk_logs=chunk_logs,
             **(rpc_tuning or {}),
         )
-        await feed_rpc(options, route_filter(routes), first_block, stored_hashes or {}, send)
+        decoder = LogDecoder(chain.id, routes, keep_raw=keep_raw)
+        await feed_rpc(options, decoder, first_block, stored_hashes or {}, send)
         return
     with send:
         path = chain.source.file
@@ -72,9 +72,7 @@ async def feed_chain(
             chunk_logs=chunk_logs,
         ) as chunks:
             async for last, decoded, skipped in chunks:
-                await send.send(
-                    BlockRange(chain.id, done_through + 1, last, [], decoded=(decoded, skipped))
-                )
+                await send.send(BlockRange(chain.id, done_through + 1, last, decoded, skipped))
                 done_through = last
         if end is not None and done_through < end:
             # Trailing blocks without matching logs still count as processed.

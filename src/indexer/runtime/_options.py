@@ -12,13 +12,14 @@ from typing import TYPE_CHECKING, Any
 
 from .._errors import ConfigError
 from .._metrics import Metrics
-from ..persist import DEFAULT_MIN_INTERVAL, DEFAULT_RETRY_SECONDS, open_embedded
+from ..persist import DEFAULT_RETRY_SECONDS, open_embedded
+from ._handoff import DEFAULT_MIN_INTERVAL
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable
 
     from .._config import ProjectConfig
-    from ..persist import Write
+    from ..persist import Changeset
 
 __all__ = [
     "DEFAULT_TARGET",
@@ -64,7 +65,7 @@ class RunOptions:
     handle_signals: bool = True
     fault: Callable[[str], None] | None = None
     # Test hook: awaited by the writer before each transaction.
-    pre_write: Callable[[Write], Awaitable[None]] | None = None
+    pre_write: Callable[[Changeset], Awaitable[None]] | None = None
     write_interval: float = DEFAULT_MIN_INTERVAL
     chunk_logs: int = 2000
     metrics: Metrics = field(default_factory=Metrics)

@@ -22,8 +22,9 @@ import trio
 
 from .._errors import DatabaseError, EntityError, HandlerError, IndexerError
 from .._handlers import Event, Handler
-from ..persist import Batch, ChainProgress, CheckpointRow, Session, load_by_field, load_by_ids
+from ..persist import ChainProgress, CheckpointRow, Session, load_by_field, load_by_ids
 from ..store import MISSING, Entity, EntityTable, Store
+from ._batch import Batch
 from ._context import Context, PreloadContext
 from ._effect_calls import EffectCalls
 
@@ -34,7 +35,7 @@ if TYPE_CHECKING:
     from .._effects import Effect
     from .._metrics import Metrics
     from ..sources import BlockRange
-from ..sources._decode import DecodedLog, DecodeRoute, LogDecoder
+from ..sources import DecodedLog, DecodeRoute
 
 __all__ = ["ChainRoutes", "Processor", "build_routes"]
 
@@ -96,12 +97,8 @@ class Processor:
         # Chains whose source can reorganise, and the last final block each
         # reported; history, once on, stays on (see Batch.history).
         self.reorg_chains = reorg_chains
-        # `raw_events: true`: decoders keep each log's (topics, data) for its raw row.
+        # `raw_events: true`: sources keep each log's (topics, data) for its raw row.
         self.raw_events = raw_events
-        self._decoders = {
-            chain_id: LogDecoder(chain_id, r.routes, keep_raw=raw_events)
-            for chain_id, r in routes.items()
-        }
         self.raw_produced = 0
         self.final_blocks: dict[int, int] = {}
         self.history = False
@@ -117,22 +114,12 @@ class Processor:
         self._pos = 0
         self._preloaded = False
 
-    # -- decoding ------------------------------------------------------------
-
-    def _decoded(self, rng: BlockRange) -> list[DecodedLog]:
-        """The range's logs, routed and decoded (by its source, or here)."""
-        if rng.decoded is not None:
-            items, skipped = rng.decoded
-        else:
-            decoder = self._decoders[rng.chain_id]
-            items = decoder.decode(rng.logs)
-            skipped = decoder.take_skipped()
-        for index, count in skipped.items():
+    def _count_skipped(self, rng: BlockRange) -> None:
+        for index, count in rng.skipped.items():
             route = self.routes[rng.chain_id].routes[index]
             key = (rng.chain_id, f"{route.contract}.{route.event.name}")
             self.skipped[key] = self.skipped.get(key, 0) + count
             self.metrics.skipped.labels(str(rng.chain_id), key[1]).inc(count)
-        return items
 
     # -- the batch -----------------------------------------------------------
 
@@ -140,7 +127,8 @@ class Processor:
         """Run handlers for every matching log of ``rng``; return the batch to write."""
         chain_id = rng.chain_id
         self.effects.new_batch()
-        items = self._decoded(rng)
+        items = rng.logs
+        self._count_skipped(rng)
         handlers_of = self._handlers = self.routes[chain_id].handlers
         store, ctx = self.store, self.ctx
         raw_rows: list[tuple[Any, ...]] = []
@@ -154,7 +142,7 @@ class Processor:
         # checkpoint row.  Before that, no rollback can reach these blocks:
         # the range is sealed once, so writes may end only at its end, and
         # its blocks get no rows (a fork point is never looked for there).
-        fine = self.history
+        seal_every_block = self.history
         store.seal()
         # Within the reorg window every block gets a checkpoint, events or
         # not, so that its hash is stored; elsewhere only blocks with events.
@@ -173,7 +161,7 @@ class Processor:
             event = new(Event, fields)
             number = fields[_NUMBER]
             if number != block:
-                if block_events and fine:
+                if block_events and seal_every_block:
                     checkpoints.append(CheckpointRow(cp, chain_id, block, block_hash, block_events))
                 if hashes is not None:
                     while next_empty is not None and next_empty < number:
@@ -183,7 +171,7 @@ class Processor:
                         )
                         next_empty = next(pending, None)
                     next_empty = next(pending, None)  # `number` itself
-                if fine:
+                if seal_every_block:
                     store.seal()
                 cp += 1
                 block, block_hash, block_events = number, event.block_hash, 0
@@ -213,7 +201,7 @@ class Processor:
                     raise HandlerError(
                         _where(handler, event, f"{type(exc).__name__}: {exc}")
                     ) from exc
-        if block_events and fine:
+        if block_events and seal_every_block:
             checkpoints.append(CheckpointRow(cp, chain_id, block, block_hash, block_events))
         if hashes is not None:
             while next_empty is not None:

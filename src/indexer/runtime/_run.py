@@ -1,11 +1,11 @@
 """Running a project: the nursery that owns the processing loop and the writer.
 
-Task layout (all in one nursery, nothing detached)::
+Task layout (nested nurseries, nothing detached; docs/design.md draws it)::
 
     run()
     ├── writer.serve        commits batches in the background
-    ├── feed (per chain)    reads/fetches block ranges ahead (bounded channel)
     ├── signals, reporter   stop requests, progress display
+    ├── feed (per chain)    reads/fetches block ranges ahead (bounded channel)
     └── body: processing loop -> final flush (shielded) -> wait for the writer
 
 A writer failure raises in its task, which cancels the body; the database
@@ -26,30 +26,20 @@ from typing import TYPE_CHECKING
 import trio
 
 from .._errors import IndexerError
-from ..persist import (
-    Batch,
-    RetryPolicy,
-    Session,
-    Writer,
-    connect,
-    count_effect_rows,
-    create_effect_tables,
-    create_schema,
-    drop_schema,
-    open_batch_channel,
-    read_hashes,
-    read_state,
-    table_has_rows,
-)
+from ..persist import RetryingSession, RetryPolicy, Session, connect, read_hashes
 from ..sources import BlockRange, Reorg
 from ..store import Store
 from ._feed import feed_chain
+from ._handoff import Handoff, open_batch_channel
 from ._options import ChainStatus, RunOptions, RunStatus, RunSummary, resolve_database
 from ._processor import Processor, build_routes
+from ._startup import start_from_database
+from ._writer import Writer
 
 if TYPE_CHECKING:
     from .._config import ProjectConfig
     from .._handlers import HandlerSet
+    from ._batch import Batch
 
 __all__ = ["run_project"]
 
@@ -69,8 +59,6 @@ class _Runner:
         )
         self.stop_requested = False
         self._idle_scope: trio.CancelScope | None = None
-        self._pending: Batch | None = None
-        self._sent_upto = 0
         self.stalled = 0.0
         self.peak_in_memory = 0
         self.started = time.perf_counter()
@@ -81,42 +69,41 @@ class _Runner:
         self.rollbacks: list[tuple[int, int, int, float]] = []
 
     async def run(self, url: str) -> RunSummary:
-        config, _opts = self.config, self.options
+        config, opts = self.config, self.options
         limiter = trio.CapacityLimiter(1)
         loader = await trio.to_thread.run_sync(connect, url, config.schema, limiter=limiter)
-        writer_session = await trio.to_thread.run_sync(
-            lambda: connect(url, config.schema, writer=True)
+        try:
+            writer_session = await trio.to_thread.run_sync(
+                lambda: connect(url, config.schema, writer=True)
+            )
+        except BaseException:
+            with trio.CancelScope(shield=True):
+                await trio.to_thread.run_sync(loader.close)
+            raise
+        db = RetryingSession(
+            writer_session,
+            reconnect=lambda: connect(url, config.schema, writer=True),
+            retry=RetryPolicy(seconds=opts.db_retry_seconds),
+            on_retry=self.metrics.write_retries.inc,
         )
         try:
-            return await self._run(url, loader, writer_session)
+            return await self._run(url, loader, db)
         finally:
             # Shielded: a cancelled run must still close its connections.
             with trio.CancelScope(shield=True):
                 await trio.to_thread.run_sync(loader.close)
-                # The writer may have replaced its session after a transient error.
-                writer = getattr(self, "writer", None)
-                sessions = (writer_session, writer.session if writer else None)
-                for session in {id(x): x for x in sessions if x is not None}.values():
-                    await trio.to_thread.run_sync(session.close)
+                await db.close()
 
-    async def _run(self, url: str, loader: Session, writer_session: Session) -> RunSummary:
+    async def _run(self, url: str, loader: Session, db: RetryingSession) -> RunSummary:
         config, opts, store = self.config, self.options, self.store
-        if opts.reset:
-            await trio.to_thread.run_sync(drop_schema, loader.conn, config.schema)
         starts = {c.id: c.start_block for c in config.chains}
-        await trio.to_thread.run_sync(
-            create_schema, loader.conn, config.schema, list(self.handlers.entities), starts
+        start = await start_from_database(
+            loader,
+            store,
+            start_blocks=starts,
+            cached_effects=[e.name for e in self.handlers.effects if e.cache],
+            reset=opts.reset,
         )
-        cached_effects = [e.name for e in self.handlers.effects if e.cache]
-        await trio.to_thread.run_sync(
-            create_effect_tables, loader.conn, config.schema, cached_effects
-        )
-        committed, progress = await trio.to_thread.run_sync(read_state, loader.conn, config.schema)
-        store.reset_frontiers(committed)
-        for table in store.tables.values():
-            # An empty table that nothing is evicted from answers misses
-            # without queries (a fresh run never waits on loads).
-            table.complete = not await trio.to_thread.run_sync(table_has_rows, loader, table.spec)
         routes = {c.id: build_routes(c, self.handlers.handlers) for c in config.chains}
         logger = logging.getLogger(f"indexer.project.{config.name}")
         self.processor = Processor(
@@ -128,27 +115,21 @@ class _Runner:
                 c.id for c in config.chains if c.source.rpc is not None and c.max_reorg_depth > 0
             ),
             raw_events=config.raw_events,
-            progress={c: (b, e) for c, (b, e) in progress.items()},
+            progress=dict(start.progress),
             metrics=self.metrics,
             logger=logger,
         )
         self.writer = Writer(
             store,
-            writer_session,
+            db,
+            committed_blocks={c: block for c, (block, _events) in start.progress.items()},
+            effect_rows=start.effect_rows,
             metrics=self.metrics,
             fault=opts.fault,
             pre_write=opts.pre_write,
-            min_interval=opts.write_interval,
-            reconnect=lambda: connect(url, config.schema, writer=True),
-            retry=RetryPolicy(seconds=opts.db_retry_seconds),
         )
-        for chain_id, (block, _events) in progress.items():
-            self.writer.committed_blocks[chain_id] = block
-        for name in cached_effects:
-            rows = await trio.to_thread.run_sync(count_effect_rows, loader, name)
-            self.writer.effect_rows[name] = rows
-            self.metrics.effect_rows.labels(name).set(rows)
         send, receive = open_batch_channel()
+        self.handoff = Handoff(send, opts.write_interval)
         self.loader = loader
         async with trio.open_nursery() as nursery:
             writer_done = trio.Event()
@@ -161,13 +142,13 @@ class _Runner:
                     aux.start_soon(self._report)
                 while True:
                     try:
-                        outcome = await self._run_feeds(send)
+                        outcome = await self._run_feeds()
                     except IndexerError as exc:
                         error, outcome = exc, False
                     if not isinstance(outcome, Reorg) or self.stop_requested:
                         break
                     try:
-                        await self._rollback(outcome, send)
+                        await self._rollback(outcome)
                     except IndexerError as exc:
                         error = exc
                         break
@@ -175,13 +156,7 @@ class _Runner:
             # The final flush: shielded so that nothing processed is dropped
             # on the way out; the writer sets writer_done even if it fails.
             with trio.CancelScope(shield=True):
-                try:
-                    if self._pending is not None:
-                        await send.send(self._pending)
-                        self._pending = None
-                except trio.BrokenResourceError:
-                    pass
-                send.close()
+                await self.handoff.close()
                 await writer_done.wait()
             if error is not None:
                 raise error
@@ -192,7 +167,7 @@ class _Runner:
             )
         return self._summary(url)
 
-    async def _run_feeds(self, send: trio.MemorySendChannel[Batch]) -> bool | Reorg:
+    async def _run_feeds(self) -> bool | Reorg:
         """Start every chain's feed from its progress and process until done, stopped or a reorg."""
         config, opts = self.config, self.options
         ranges_send, ranges_receive = trio.open_memory_channel[BlockRange | Reorg](2)
@@ -229,7 +204,7 @@ class _Runner:
                 ranges_send.close()
                 outcome: bool | Reorg | IndexerError = False
                 try:
-                    outcome = await self._loop(ranges_receive, send)
+                    outcome = await self._loop(ranges_receive)
                 except IndexerError as exc:
                     # Raised outside the nursery below, so that it is not
                     # wrapped in an ExceptionGroup and the caller flushes.
@@ -241,7 +216,7 @@ class _Runner:
             raise outcome
         return outcome
 
-    async def _rollback(self, reorg: Reorg, send: trio.MemorySendChannel[Batch]) -> None:
+    async def _rollback(self, reorg: Reorg) -> None:
         """Roll back to ``reorg.block``: drain the writer, then one rollback transaction.
 
         Processing has stopped (the loop returned) and the feeds are gone.
@@ -252,7 +227,7 @@ class _Runner:
         at all).  The feeds restart from the rolled-back progress.
         """
         started = trio.current_time()
-        await self._drain(send)
+        await self._wait_committed(self.store.processed)
         with trio.CancelScope():
             result = await self.writer.rollback({reorg.chain_id: reorg.block})
         self.processor.rolled_back(result.progress)
@@ -271,10 +246,6 @@ class _Runner:
             elapsed,
         )
 
-    async def _drain(self, send: trio.MemorySendChannel[Batch]) -> None:
-        """Wait until everything processed is committed."""
-        await self._wait_committed(self.store.processed, send)
-
     async def _serve_writer(
         self, receive: trio.MemoryReceiveChannel[Batch], done: trio.Event
     ) -> None:
@@ -283,18 +254,14 @@ class _Runner:
         finally:
             done.set()
 
-    async def _loop(
-        self,
-        ranges: trio.MemoryReceiveChannel[BlockRange | Reorg],
-        send: trio.MemorySendChannel[Batch],
-    ) -> bool | Reorg:
+    async def _loop(self, ranges: trio.MemoryReceiveChannel[BlockRange | Reorg]) -> bool | Reorg:
         """Process block ranges until the sources end (True), a stop request (False) or a reorg."""
         store = self.store
         while not self.stop_requested:
             with trio.CancelScope() as idle:
                 self._idle_scope = idle
                 try:
-                    rng = await self._next_range(ranges, send)
+                    rng = await self._next_range(ranges)
                 except trio.EndOfChannel:
                     return True
                 finally:
@@ -304,90 +271,56 @@ class _Runner:
             if isinstance(rng, Reorg):
                 return rng
             batch = await self.processor.process(rng)
-            self._hand_over(batch, send)
+            self.handoff.offer(batch)
             if self.options.sync_writes:
-                await self._wait_committed(batch.upto, send)
-            await self._make_room(send)
+                await self._wait_committed(batch.upto)
+            await self._make_room()
             size = store.size()
             self.peak_in_memory = max(self.peak_in_memory, size)
             self.metrics.entities.set(size)
         return False
 
     async def _next_range(
-        self,
-        ranges: trio.MemoryReceiveChannel[BlockRange | Reorg],
-        send: trio.MemorySendChannel[Batch],
+        self, ranges: trio.MemoryReceiveChannel[BlockRange | Reorg]
     ) -> BlockRange | Reorg:
-        """The next range; if none is ready, first hand the pending batch to the writer.
+        """The next range; if none comes before the pending batch is due, hand that over first.
 
-        A batch left pending (the writer's slot was taken) would otherwise
-        wait for the *next* range, and on a quiet chain that may not come
-        for a long time: processed blocks would stay uncommitted.  With
-        nothing to process, waiting for the slot costs nothing.
+        A batch left pending would otherwise wait for the *next* range, and
+        on a quiet chain that may not come for a long time: processed blocks
+        would stay uncommitted.
         """
-        try:
-            return ranges.receive_nowait()
-        except trio.WouldBlock:
-            pass
-        if self._pending is not None:
-            await self._send(send, self._pending)
-            self._sent_upto, self._pending = self._pending.upto, None
+        with trio.move_on_at(self.handoff.due):
+            return await ranges.receive()
+        await self.handoff.flush()
         return await ranges.receive()
 
-    async def _send(self, send: trio.MemorySendChannel[Batch], batch: Batch) -> None:
-        """Hand ``batch`` to the writer; if the writer has died, wait for its error.
-
-        The writer's failure cancels this task's nursery; raising
-        BrokenResourceError here instead would add a second, misleading
-        exception to the group the user sees.
-        """
-        try:
-            await send.send(batch)
-        except trio.BrokenResourceError:
-            await trio.sleep_forever()
-
-    def _hand_over(self, batch: Batch, send: trio.MemorySendChannel[Batch]) -> None:
-        self._pending = batch if self._pending is None else self._pending.merge(batch)
-        try:
-            send.send_nowait(self._pending)
-        except (trio.WouldBlock, trio.BrokenResourceError):
-            # Full: keep merging.  Broken: the writer failed, and its error
-            # is about to cancel the loop.
-            return
-        self._sent_upto = self._pending.upto
-        self._pending = None
-
-    async def _wait_committed(self, upto: int, send: trio.MemorySendChannel[Batch]) -> None:
+    async def _wait_committed(self, upto: int) -> None:
+        """Hand over what is pending and wait until everything up to ``upto`` is committed."""
         started = trio.current_time()
         while self.store.committed < upto:
-            self.writer.hurry()
-            if self._pending is not None:
-                await self._send(send, self._pending)
-                self._sent_upto, self._pending = self._pending.upto, None
-            await self.writer.wait_commit()
+            await self.handoff.flush()
+            if self.store.committed < upto:
+                await self.writer.wait_commit()
         self.stalled += trio.current_time() - started
 
-    async def _make_room(self, send: trio.MemorySendChannel[Batch]) -> None:
+    async def _make_room(self) -> None:
         """The capacity rule, run between batches.
 
         Past half the target, drop committed entries.  Still over the target:
         wait for the writer, but only while it has something to commit;
-        with nothing queued or in flight, waiting could never help (e.g. a
+        with nothing pending or in flight, waiting could never help (e.g. a
         single batch bigger than the target), so carry on instead of
         deadlocking.
         """
-        store = self.store
+        store, handoff = self.store, self.handoff
         store.evict_committed()
         started = None
         while self._over_target():
-            if self._pending is None and self._sent_upto <= store.committed:
+            if handoff.pending is None and handoff.sent_upto <= store.committed:
                 break
             if started is None:
                 started = trio.current_time()
-            if self._pending is not None:
-                await self._send(send, self._pending)
-                self._sent_upto, self._pending = self._pending.upto, None
-            self.writer.hurry()
+            await handoff.flush()
             await self.writer.wait_commit()
             store.evict_committed()
         if started is not None:
@@ -398,8 +331,8 @@ class _Runner:
 
     def _over_target(self) -> bool:
         # Raw event rows wait in batches until written: they count too.
-        held = self.processor.raw_produced - self.writer.raw_written
-        return self.store.size() + held > self.store.target
+        held = self.processor.raw_produced - self.writer.statistics().raw_written
+        return self.store.over_target(extra=held)
 
     async def _watch_signals(self, outer: trio.CancelScope) -> None:
         with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
@@ -440,6 +373,7 @@ class _Runner:
         t0, e0 = samples[0]
         rate = (events - e0) / (now - t0) if now > t0 else 0.0
         chains = []
+        committed = self.writer.statistics().committed_blocks
         for c in self.config.chains:
             block, total = self.processor.progress.get(c.id, (c.start_block - 1, 0))
             chains.append(
@@ -448,7 +382,7 @@ class _Runner:
                     c.start_block,
                     c.end_block,
                     block,
-                    self.writer.committed_blocks.get(c.id, c.start_block - 1),
+                    committed.get(c.id, c.start_block - 1),
                     total,
                 )
             )
@@ -464,7 +398,7 @@ class _Runner:
         )
 
     def _summary(self, url: str) -> RunSummary:
-        p, w = self.processor, self.writer
+        p, w = self.processor, self.writer.statistics()
         return RunSummary(
             events=p.events_total,
             seconds=time.perf_counter() - self.started,

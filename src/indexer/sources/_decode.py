@@ -1,10 +1,9 @@
 """Routing and decoding raw logs: topic0 and address pick a route, its ABI decodes the log.
 
-One implementation serves both places decoding happens.  The file reader's
-child process decodes as it parses (the parent then only runs handlers:
-decoding is about a fifth of the parent's time otherwise, see
-docs/design.md), and the processing loop decodes what in-process sources
-(JSON-RPC, tests) deliver raw.
+One implementation serves every source.  The file reader's child process
+decodes as it parses (the parent then only runs handlers: decoding is about
+a fifth of the parent's time otherwise, see docs/design.md), and the
+JSON-RPC fetcher decodes each range before it hands it over.
 
 A decoded log is a plain tuple, so that ``marshal`` can carry it between
 processes: ``(route index, event fields, raw)``.  The event fields are in
@@ -28,6 +27,7 @@ from ._log import (
     LOG_INDEX,
     TOPICS,
     TRANSACTION_HASH,
+    DecodedLog,
 )
 
 if TYPE_CHECKING:
@@ -36,9 +36,6 @@ if TYPE_CHECKING:
     from .._abi import EventSpec
 
 __all__ = ["DecodeRoute", "DecodedLog", "LogDecoder", "route_filter"]
-
-# (route index, Event fields, (topics, data) or None)
-DecodedLog = tuple[int, tuple[Any, ...], tuple[tuple[str, ...], str] | None]
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,6 +77,7 @@ class LogDecoder:
 
     def __init__(self, chain_id: int, routes: Sequence[DecodeRoute], *, keep_raw: bool) -> None:
         self.chain_id = chain_id
+        self.routes = tuple(routes)
         self.keep_raw = keep_raw
         self._by_topic: dict[
             str,

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Any, NamedTuple
+from types import MappingProxyType
+from typing import TYPE_CHECKING, Any, NamedTuple
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping
 
 __all__ = [
     "ADDRESS",
@@ -14,6 +18,7 @@ __all__ = [
     "TOPICS",
     "TRANSACTION_HASH",
     "BlockRange",
+    "DecodedLog",
     "RawLog",
     "Reorg",
 ]
@@ -23,6 +28,14 @@ __all__ = [
 BLOCK_NUMBER, LOG_INDEX, TRANSACTION_HASH, ADDRESS, TOPICS, DATA, BLOCK_HASH, BLOCK_TIMESTAMP = (
     range(8)
 )
+
+# A routed, decoded log, as a plain tuple so that ``marshal`` can carry it
+# between processes: (route index, Event fields, (topics, data) or None).
+# The Event fields are in :class:`~indexer.Event` order, ready for
+# ``tuple.__new__(Event, fields)``; the raw part is kept for raw events only.
+DecodedLog = tuple[int, tuple[Any, ...], tuple[tuple[str, ...], str] | None]
+
+_NONE_SKIPPED: Mapping[int, int] = MappingProxyType({})
 
 
 class RawLog(NamedTuple):
@@ -45,16 +58,21 @@ class RawLog(NamedTuple):
 
 
 class BlockRange(NamedTuple):
-    """The logs of blocks ``first..last`` (inclusive) of one chain, in chain order.
+    """The decoded logs of blocks ``first..last`` (inclusive) of one chain, in chain order.
 
-    ``last`` is the block through which the source vouches the range is
-    complete, even when its last blocks have no logs: progress advances to it.
+    Every source hands the loop this one shape: its logs already routed and
+    decoded (see ``_decode.py``), whether a file reader's child process or
+    the JSON-RPC fetcher did it.  ``last`` is the block through which the
+    source vouches the range is complete, even when its last blocks have no
+    logs: progress advances to it.
     """
 
     chain_id: int
     first: int
     last: int
-    logs: list[RawLog] | list[tuple[Any, ...]]
+    logs: list[DecodedLog]
+    # Route index -> logs of a wildcard route that did not decode (skipped).
+    skipped: Mapping[int, int] = _NONE_SKIPPED
     # Block number -> hash of *every* block first..last, given when the range
     # is within the chain's reorg window: each of those blocks then gets a
     # checkpoint (so its hash is stored for reorg detection, also across
@@ -64,10 +82,6 @@ class BlockRange(NamedTuple):
     # Highest block of the chain that can no longer be reorganised (head -
     # max_reorg_depth), for sources that can reorganise; None otherwise.
     final_block: int | None = None
-    # Logs the source already routed and decoded (the file reader's child
-    # process; see _decode.py), with `logs` empty: (decoded logs, skip
-    # counts by route index).
-    decoded: tuple[list[Any], dict[int, int]] | None = None
 
 
 class Reorg(NamedTuple):

@@ -28,6 +28,7 @@ import trio
 
 from .._config_check import redact_url
 from .._errors import ReorgTooDeepError, SourceError
+from ._decode import LogDecoder, route_filter
 from ._log import BlockRange, RawLog, Reorg
 from ._rpc import RpcError, RpcRangeError, RpcTimeoutError, open_rpc_client
 
@@ -64,7 +65,7 @@ class RpcSourceOptions:
 
 async def feed_rpc(
     options: RpcSourceOptions,
-    log_filter: LogFilter,
+    decoder: LogDecoder,
     first_block: int,
     stored_hashes: dict[int, str],
     send: trio.MemorySendChannel[BlockRange | Reorg],
@@ -72,6 +73,8 @@ async def feed_rpc(
     """Send the chain's ranges from ``first_block`` on; a :class:`Reorg` ends it.
 
     Args:
+        decoder: routes and decodes each range's logs (the logs asked for
+            are those its routes want).
         stored_hashes: hashes of processed blocks within the reorg window
             (from the database on start), the reference for detection.
     """
@@ -83,7 +86,7 @@ async def feed_rpc(
             **options.client_options,
         ) as client:
             await client.check_chain_id()
-            fetcher = _Fetcher(client, options, log_filter, first_block, stored_hashes)
+            fetcher = _Fetcher(client, options, decoder, first_block, stored_hashes)
             await fetcher.run(send)
 
 
@@ -92,12 +95,14 @@ class _Fetcher:
         self,
         client: RpcClient,
         options: RpcSourceOptions,
-        log_filter: LogFilter,
+        decoder: LogDecoder,
         first_block: int,
         stored_hashes: dict[int, str],
     ) -> None:
         self.client = client
         self.o = options
+        self.decoder = decoder
+        log_filter: LogFilter = route_filter(decoder.routes)
         self.topic0s = sorted(log_filter.topics)
         addresses: set[str] | None = set()
         for allowed in map(log_filter.addresses, self.topic0s):
@@ -234,7 +239,7 @@ class _Fetcher:
         raws = self._raw_logs(logs, by_number)
         self.next = last + 1
         self._forget_old()
-        return _split(self.o.chain_id, first, last, raws, self.o.chunk_logs, final)
+        return _split(self.decoder, first, last, raws, self.o.chunk_logs, final)
 
     async def _in_window(
         self,
@@ -272,7 +277,7 @@ class _Fetcher:
         raws = self._raw_logs(logs, by_number)
         self.next = last + 1
         self._forget_old()
-        return _split(self.o.chain_id, first, last, raws, self.o.chunk_logs, final, hashes)
+        return _split(self.decoder, first, last, raws, self.o.chunk_logs, final, hashes)
 
     async def _check_tip(self) -> Reorg | None:
         """Caught up: is the last block sent still canonical?"""
@@ -348,7 +353,7 @@ class _Fetcher:
 
 
 def _split(
-    chain_id: int,
+    decoder: LogDecoder,
     first: int,
     last: int,
     logs: list[RawLog],
@@ -356,14 +361,15 @@ def _split(
     final: int,
     hashes: dict[int, str] | None = None,
 ) -> list[BlockRange]:
-    """Cut a long range into batches of about ``chunk_logs`` whole blocks."""
+    """Cut a long range into batches of about ``chunk_logs`` whole blocks, decoded."""
     out: list[BlockRange] = []
     start, begin = first, 0
     n = len(logs)
 
     def part(lo: int, hi: int, chunk: list[RawLog]) -> BlockRange:
         sub = None if hashes is None else {b: hashes[b] for b in range(lo, hi + 1)}
-        return BlockRange(chain_id, lo, hi, chunk, sub, final)
+        items = decoder.decode(chunk)
+        return BlockRange(decoder.chain_id, lo, hi, items, decoder.take_skipped(), sub, final)
 
     while n - begin > chunk_logs:
         i = begin + chunk_logs

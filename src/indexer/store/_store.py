@@ -78,9 +78,6 @@ class Store:
             e.size for e in self.effects.values()
         )
 
-    def dirty(self) -> int:
-        return sum(len(t.cps) for t in self.tables.values())
-
     def evict_committed(self) -> int:
         """Past half the target, drop committed entries until back at half.
 
@@ -105,8 +102,9 @@ class Store:
                 break
         return dropped
 
-    def over_target(self) -> bool:
-        return self.size() > self.target
+    def over_target(self, *, extra: int = 0) -> bool:
+        """Whether held objects, plus ``extra`` held elsewhere for this store, exceed the target."""
+        return self.size() + extra > self.target
 
     # -- write path ----------------------------------------------------------
 

@@ -22,31 +22,20 @@ from psycopg import sql
 from .._config import load_config
 from .._handlers import Event, Handler, HandlerSet, collect_handlers, load_handlers
 from .._metrics import Metrics
-from ..persist import (
-    Session,
-    Writer,
-    connect,
-    create_schema,
-    drop_schema,
-    load_by_ids,
-    read_state,
-    table_has_rows,
-)
+from ..persist import RetryingSession, Session, connect, load_by_ids
 from ..persist._connection import _columns
 from ..persist._schema import table_ident
-from ..runtime import Processor
-from ..runtime._processor import ChainRoutes, build_routes
-from ..sources import BlockRange, RawLog
+from ..runtime import ChainRoutes, Processor, Writer, build_routes, start_from_database
+from ..sources import BlockRange, DecodedLog, LogDecoder, RawLog
 from ..store import Entity, EntitySpec, EntityTable, Store, entity_spec
 from ._events import make_event, make_log
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncIterator, Mapping
+    from collections.abc import AsyncIterator, Mapping, Sequence
     from types import ModuleType
 
     from .._abi import EventSpec
     from .._config import ContractConfig, ProjectConfig
-    from ..sources._decode import DecodedLog
 
 __all__ = ["HandlerHarness", "Project", "open_handler_harness", "read_entities"]
 
@@ -70,11 +59,12 @@ def _handler_set(config: ProjectConfig, module: ModuleType | None) -> HandlerSet
 
 
 class _Processor(Processor):
-    """The runtime's processor, taking decoded :class:`Event` items as well as raw logs.
+    """The runtime's processor, with the handlers of each handled event reachable directly.
 
     An Event goes to the handlers of its ``(contract, name)``: each chain's
     handler table is extended with one entry per handled event, after the
-    routes the decoder uses, so Events need no routing.
+    routes the decoder uses, so Events need no routing; raw logs go through
+    the decoder a source would use (:meth:`decode`).
 
     Without a database (``memory``) every table is complete, so a missed
     ``get`` is an absent entity, and ``find`` answers from memory.
@@ -97,19 +87,24 @@ class _Processor(Processor):
             self._event_index[chain_id] = {key: offset + i for i, key in enumerate(by_name)}
             extended[chain_id] = ChainRoutes(chain.routes, chain.handlers + tuple(by_name.values()))
         super().__init__(store, session, extended, **kw)
+        self._decoders = {
+            chain_id: LogDecoder(chain_id, chain.routes, keep_raw=False)
+            for chain_id, chain in routes.items()
+        }
         self.memory = memory
 
-    def _decoded(self, rng: BlockRange) -> list[DecodedLog]:
-        if not any(isinstance(item, Event) for item in rng.logs):
-            return super()._decoded(rng)
-        index = self._event_index[rng.chain_id]
+    def decode(self, chain_id: int, items: Sequence[Event | RawLog]) -> BlockRange:
+        """``items`` as the one shape every source delivers: a decoded block range."""
+        decoder = self._decoders[chain_id]
+        index = self._event_index[chain_id]
         out: list[DecodedLog] = []
-        for item in rng.logs:
+        for item in items:
             if isinstance(item, Event):
                 out.append((index[item.contract, item.name], tuple(item), None))
             else:
-                out.extend(super()._decoded(rng._replace(logs=[item])))
-        return out
+                out.extend(decoder.decode([item]))
+        numbers = [item.block_number for item in items]
+        return BlockRange(chain_id, numbers[0], numbers[-1], out, decoder.take_skipped())
 
     async def load_missing(self, table: EntityTable[Any], id: str) -> Entity | None:
         if self.memory:
@@ -194,25 +189,23 @@ class HandlerHarness:
 
     async def _attach(self, url: str, reset: bool) -> None:
         """Back the harness with the project's schema at ``url`` (created if absent)."""
-        config, store = self.config, self.store
+        config = self.config
         run = trio.to_thread.run_sync
         loader = await run(connect, url, config.schema)
         self._session = loader
         writer_session = await run(functools.partial(connect, url, config.schema, writer=True))
-        self._writer = Writer(store, writer_session, min_interval=0.0)
-        if reset:
-            await run(drop_schema, loader.conn, config.schema)
-        starts = {c.id: c.start_block for c in config.chains}
-        await run(create_schema, loader.conn, config.schema, list(self.handlers.entities), starts)
-        committed, progress = await run(read_state, loader.conn, config.schema)
-        store.reset_frontiers(committed)
-        for table in store.tables.values():
-            table.complete = not await run(table_has_rows, loader, table.spec)
-        self._processor = self._make_processor(loader, progress, memory=False)
+        self._writer = Writer(self.store, RetryingSession(writer_session))
+        start = await start_from_database(
+            loader,
+            self.store,
+            start_blocks={c.id: c.start_block for c in config.chains},
+            reset=reset,
+        )
+        self._processor = self._make_processor(loader, dict(start.progress), memory=False)
 
     async def _detach(self) -> None:
         if self._writer is not None:
-            await trio.to_thread.run_sync(self._writer.session.close)
+            await self._writer.db.close()
         if self._session is not None:
             await trio.to_thread.run_sync(self._session.close)
 
@@ -347,15 +340,14 @@ class HandlerHarness:
                 groups.append((chain_id, [item]))
         try:
             for chain_id, group in groups:
-                numbers = [item.block_number for item in group]
-                rng = BlockRange(chain_id, numbers[0], numbers[-1], cast("list[RawLog]", group))
+                rng = self._processor.decode(chain_id, group)
                 batch = await self._processor.process(rng)
                 if self._writer is not None:
                     await self._writer.write(batch)
                 else:
                     # Nothing to write: keep the store as it is after a commit.
                     self.store.mark_committed(batch.upto)
-                self._last_block[chain_id] = numbers[-1]
+                self._last_block[chain_id] = rng.last
         except BaseException as exc:
             self._failed = exc
             raise

@@ -1,6 +1,7 @@
-"""The blocking write path: one transaction per write, COPY for the bulk.
+"""A changeset and the transaction that commits it: one per write, COPY for the bulk.
 
-Runs in a worker thread (see ``_writer.py``).  Upserts go through a
+Runs in a worker thread (the runtime's writer task drives it through a
+``RetryingSession``).  Upserts go through a
 session-lifetime TEMP staging table per entity type (``ON COMMIT DELETE
 ROWS``, so it is created once per connection rather than once per write),
 filled by COPY and merged with ``INSERT ... ON CONFLICT (id) DO UPDATE``;
@@ -34,7 +35,13 @@ if TYPE_CHECKING:
     from ..store import Entity, EntitySpec, TableChanges
     from ._connection import Session
 
-__all__ = ["ChainProgress", "CheckpointRow", "Write", "committed_checkpoint", "execute_write"]
+__all__ = [
+    "ChainProgress",
+    "Changeset",
+    "CheckpointRow",
+    "commit_changeset",
+    "committed_checkpoint",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,8 +62,12 @@ class ChainProgress:
 
 
 @dataclass(slots=True)
-class Write:
-    """Everything one transaction persists: the state at checkpoint ``upto``."""
+class Changeset:
+    """Everything one write transaction persists: the state at checkpoint ``upto``.
+
+    Built by the runtime from a snapshot of its store; persist never sees
+    the store itself.
+    """
 
     upto: int
     tables: list[TableChanges]
@@ -72,7 +83,7 @@ class Write:
     raw: list[tuple[Any, ...]] = field(default_factory=list)
     # effect name -> (key, input JSON, output) computed in this write's range.
     effects: dict[str, list[tuple[str, str, Any]]] = field(default_factory=dict)
-    # Filled by execute_write: effect name -> rows that were new (for counts).
+    # Filled by commit_changeset: effect name -> rows that were new (for counts).
     effects_inserted: dict[str, int] = field(default_factory=dict)
 
     @property
@@ -147,9 +158,9 @@ def _failed_id(exc: psycopg.Error, t: TableChanges) -> str | None:
     return None
 
 
-def execute_write(
+def commit_changeset(
     session: Session,
-    write: Write,
+    write: Changeset,
     *,
     fault: Callable[[str], None] | None = None,
 ) -> None:
@@ -275,7 +286,7 @@ def _write_history(cur: psycopg.Cursor[Any], schema: str, t: TableChanges) -> No
                 copy.write_row(row)
 
 
-def _prune(cur: psycopg.Cursor[Any], schema: str, write: Write) -> None:
+def _prune(cur: psycopg.Cursor[Any], schema: str, write: Changeset) -> None:
     """Drop history and checkpoints that no rollback within the reorg window can need.
 
     The safe checkpoint is, over every chain that can reorganise, the last
