@@ -15,9 +15,9 @@ from indexer._config import (
     ProjectConfig,
     SourceConfig,
     load_config,
-    redact_url,
 )
 from indexer._errors import ConfigError
+from indexer._redact import redact_url
 
 TRANSFER = "event Transfer(address indexed from, address indexed to, uint256 value)"
 APPROVAL = "event Approval(address indexed owner, address indexed spender, uint256 value)"

@@ -45,11 +45,11 @@ from ._config_check import (
     check_routing,
     load_yaml,
     read_mapping,
-    redact_url,
     resolve_events,
     resolve_path,
 )
 from ._errors import ConfigError
+from ._redact import redact_url
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -62,7 +62,6 @@ __all__ = [
     "ProjectConfig",
     "SourceConfig",
     "load_config",
-    "redact_url",
 ]
 
 CONFIG_FILE = "indexer.yaml"

@@ -16,8 +16,8 @@ import psycopg
 from psycopg import sql
 from psycopg.adapt import Buffer, Loader
 
-from .._config import redact_url
 from .._errors import DatabaseError
+from .._redact import redact_url
 from ._schema import table_ident
 
 if TYPE_CHECKING:
