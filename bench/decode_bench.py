@@ -17,8 +17,8 @@ from typing import TYPE_CHECKING, Any
 
 from eth_abi.abi import decode as abi_decode
 
-from indexer._abi import parse_event_signature
 from indexer._errors import DecodeError
+from indexer.abi import parse_event_signature
 from indexer.sources._file import LogFilter, read_log_file
 
 if TYPE_CHECKING:

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from indexer import DecodeError, Event, SourceError
-from indexer._abi import parse_event_signature
+from indexer.abi import parse_event_signature
 from indexer.sources._decode import DecodeRoute, LogDecoder, route_filter
 from indexer.sources._file import read_log_file
 from indexer.sources._process import open_file_reader

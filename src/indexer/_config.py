@@ -54,7 +54,7 @@ from ._redact import redact_url
 if TYPE_CHECKING:
     from collections.abc import Mapping
 
-    from ._abi import EventSpec
+    from .abi import EventSpec
 
 __all__ = [
     "ChainConfig",

@@ -17,8 +17,8 @@ from typing import TYPE_CHECKING, Any, NoReturn, Protocol
 
 import yaml
 
-from ._abi import EventSpec, events_from_abi, parse_event_signature
 from ._errors import ConfigError
+from .abi import EventSpec, events_from_abi, parse_event_signature
 
 if TYPE_CHECKING:
     from collections.abc import Hashable, Sequence

@@ -36,7 +36,7 @@ group may continue the block where the previous one ended.  Disorder raises
 as pyarrow and polars count rows).
 
 Hex text is lowercased, but not validated character by character (see
-``indexer._abi``): the decoder checks topics and data against the event.
+``indexer.abi``): the decoder checks topics and data against the event.
 """
 
 from __future__ import annotations

@@ -44,8 +44,8 @@ if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Mapping
     from types import ModuleType
 
-    from .._abi import EventSpec
     from .._config import ContractConfig, ProjectConfig
+    from ..abi import EventSpec
     from ..sources._decode import DecodedLog
 
 __all__ = ["HandlerHarness", "Project", "open_handler_harness", "read_entities"]
