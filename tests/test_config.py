@@ -9,15 +9,15 @@ from typing import Any
 import pytest
 import yaml
 
-from indexer._config import (
+from indexer._errors import ConfigError
+from indexer._redact import redact_url
+from indexer.config import (
     ChainConfig,
     ContractConfig,
     ProjectConfig,
     SourceConfig,
     load_config,
 )
-from indexer._errors import ConfigError
-from indexer._redact import redact_url
 
 TRANSFER = "event Transfer(address indexed from, address indexed to, uint256 value)"
 APPROVAL = "event Approval(address indexed owner, address indexed spender, uint256 value)"

@@ -16,8 +16,6 @@ persists every batch to PostgreSQL in the background.
     async def transfer(event: Event, ctx: Context) -> None: ...
 """
 
-from ._config import ProjectConfig as ProjectConfig
-from ._config import load_config as load_config
 from ._effects import Effect as Effect
 from ._effects import effect as effect
 from ._errors import ConfigError as ConfigError
@@ -33,6 +31,8 @@ from ._errors import WriteError as WriteError
 from ._handlers import Event as Event
 from ._handlers import load_handlers as load_handlers
 from ._handlers import on as on
+from .config import ProjectConfig as ProjectConfig
+from .config import load_config as load_config
 from .runtime import ChainStatus as ChainStatus
 from .runtime import Context as Context
 from .runtime import RunOptions as RunOptions

@@ -18,7 +18,7 @@ if TYPE_CHECKING:
     from pathlib import Path
     from types import ModuleType
 
-    from ._config import ProjectConfig
+    from .config import ProjectConfig
     from .runtime import Context
 
 __all__ = ["Event", "Handler", "HandlerSet", "load_handlers", "on"]

@@ -17,10 +17,10 @@ from typing import Any
 
 import trio
 
-from .._config import load_config
 from .._errors import IndexerError
 from .._handlers import load_handlers
 from .._redact import redact_url
+from ..config import load_config
 from ..persist import DEFAULT_RETRY_SECONDS
 from ..runtime import RunOptions, RunSummary, run_project, target_from_env
 from ._progress import LineReporter, LiveReporter

@@ -14,7 +14,7 @@ if TYPE_CHECKING:
 
     import trio
 
-    from .._config import ChainConfig
+    from ..config import ChainConfig
     from ..sources._decode import DecodeRoute
 
 __all__ = ["feed_chain"]

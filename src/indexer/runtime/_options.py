@@ -17,7 +17,7 @@ from ..persist import DEFAULT_MIN_INTERVAL, DEFAULT_RETRY_SECONDS, open_embedded
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable
 
-    from .._config import ProjectConfig
+    from ..config import ProjectConfig
     from ..persist import Write
 
 __all__ = [

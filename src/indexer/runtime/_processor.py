@@ -30,9 +30,9 @@ from ._effect_calls import EffectCalls
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
-    from .._config import ChainConfig
     from .._effects import Effect
     from .._metrics import Metrics
+    from ..config import ChainConfig
     from ..sources import BlockRange
 from ..sources._decode import DecodedLog, DecodeRoute, LogDecoder
 

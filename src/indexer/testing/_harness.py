@@ -19,9 +19,9 @@ from typing import TYPE_CHECKING, Any, TypeAlias, TypeVar, cast
 import trio
 from psycopg import sql
 
-from .._config import load_config
 from .._handlers import Event, Handler, HandlerSet, collect_handlers, load_handlers
 from .._metrics import Metrics
+from ..config import load_config
 from ..persist import (
     Session,
     Writer,
@@ -44,8 +44,8 @@ if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Mapping
     from types import ModuleType
 
-    from .._config import ContractConfig, ProjectConfig
     from ..abi import EventSpec
+    from ..config import ContractConfig, ProjectConfig
     from ..sources._decode import DecodedLog
 
 __all__ = ["HandlerHarness", "Project", "open_handler_harness", "read_entities"]

@@ -35,7 +35,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
-from ._config_check import (
+from .._errors import ConfigError
+from .._redact import redact_url
+from ._validate import (
     Where,
     as_bool,
     as_float,
@@ -48,13 +50,11 @@ from ._config_check import (
     resolve_events,
     resolve_path,
 )
-from ._errors import ConfigError
-from ._redact import redact_url
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
 
-    from .abi import EventSpec
+    from ..abi import EventSpec
 
 __all__ = [
     "ChainConfig",

@@ -1,4 +1,4 @@
-"""Validation helpers for `indexer._config`.
+"""Validation helpers for loading ``indexer.yaml`` (``_project.py``).
 
 Everything here turns loosely typed YAML/JSON data into checked Python values
 and, when that fails, raises `ConfigError` with one paragraph that names the
@@ -17,8 +17,8 @@ from typing import TYPE_CHECKING, Any, NoReturn, Protocol
 
 import yaml
 
-from ._errors import ConfigError
-from .abi import EventSpec, events_from_abi, parse_event_signature
+from .._errors import ConfigError
+from ..abi import EventSpec, events_from_abi, parse_event_signature
 
 if TYPE_CHECKING:
     from collections.abc import Hashable, Sequence
