@@ -18,9 +18,9 @@ from typing import Any
 import trio
 
 from .._errors import IndexerError
-from .._handlers import load_handlers
 from .._redact import redact_url
 from ..config import load_config
+from ..handlers import load_handlers
 from ..persist import DEFAULT_RETRY_SECONDS
 from ..runtime import RunOptions, RunSummary, run_project, target_from_env
 from ._progress import LineReporter, LiveReporter

@@ -1,6 +1,5 @@
 """The runtime: the processing loop, the handler context and running a project."""
 
-from ._context import Context as Context
 from ._options import ChainStatus as ChainStatus
 from ._options import RunOptions as RunOptions
 from ._options import RunStatus as RunStatus
@@ -12,7 +11,6 @@ from ._run import run_project as run_project
 
 __all__ = [
     "ChainStatus",
-    "Context",
     "Processor",
     "RunOptions",
     "RunStatus",

@@ -21,18 +21,18 @@ import psycopg
 import trio
 
 from .._errors import DatabaseError, EntityError, HandlerError, IndexerError
-from .._handlers import Event, Handler
+from ..handlers import Event, Handler
 from ..persist import Batch, ChainProgress, CheckpointRow, Session, load_by_field, load_by_ids
 from ..store import MISSING, Entity, EntityTable, Store
-from ._context import Context, PreloadContext
+from ._context import PreloadContext, StoreContext
 from ._effect_calls import EffectCalls
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
-    from .._effects import Effect
     from .._metrics import Metrics
     from ..config import ChainConfig
+    from ..handlers import Effect
     from ..sources import BlockRange
 from ..sources._decode import DecodedLog, DecodeRoute, LogDecoder
 
@@ -90,7 +90,7 @@ class Processor:
         # One connection for loads (entities and effect outputs): one thread at a time.
         self._limiter = trio.CapacityLimiter(1)
         self.effects = EffectCalls(store, session, self._limiter, metrics)
-        self.ctx = Context(self, logger)
+        self.ctx = StoreContext(self, logger)
         self._logger = logger
         self.start_blocks = start_blocks
         # Chains whose source can reorganise, and the last final block each

@@ -48,8 +48,8 @@ from ._options import ChainStatus, RunOptions, RunStatus, RunSummary, resolve_da
 from ._processor import Processor, build_routes
 
 if TYPE_CHECKING:
-    from .._handlers import HandlerSet
     from ..config import ProjectConfig
+    from ..handlers import HandlerSet
 
 __all__ = ["run_project"]
 

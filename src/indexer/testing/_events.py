@@ -14,8 +14,8 @@ from typing import TYPE_CHECKING, Any
 
 from eth_hash.auto import keccak
 
-from .._handlers import Event
 from ..abi import EventSpec, parse_event_signature
+from ..handlers import Event
 from ..sources import RawLog
 from ._chain import LogSpec, _hex
 

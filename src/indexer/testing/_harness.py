@@ -19,9 +19,9 @@ from typing import TYPE_CHECKING, Any, TypeAlias, TypeVar, cast
 import trio
 from psycopg import sql
 
-from .._handlers import Event, Handler, HandlerSet, collect_handlers, load_handlers
 from .._metrics import Metrics
 from ..config import load_config
+from ..handlers import Event, Handler, HandlerSet, collect_handlers, load_handlers
 from ..persist import (
     Session,
     Writer,
