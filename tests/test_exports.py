@@ -8,7 +8,17 @@ import indexer
 def test_all_is_sorted_and_complete() -> None:
     assert indexer.__all__ == sorted(indexer.__all__)
     public = {name for name in vars(indexer) if not name.startswith("_")}
-    modules = {"abi", "cli", "config", "handlers", "persist", "runtime", "sources", "store", "testing"}
+    modules = {
+        "abi",
+        "cli",
+        "config",
+        "handlers",
+        "persist",
+        "runtime",
+        "sources",
+        "store",
+        "testing",
+    }
     assert public - modules == set(indexer.__all__)
 
 

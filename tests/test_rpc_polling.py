@@ -25,9 +25,7 @@ from indexer import (
     load_handlers,
     run_project,
 )
-from indexer.sources import BlockRange, Reorg
-from indexer.sources._filter import LogFilter
-from indexer.sources._rpc_source import RpcSourceOptions, feed_rpc
+from indexer.sources import BlockRange, LogFilter, Reorg, RpcSourceOptions, feed_rpc
 from indexer.testing import RpcServer
 
 from ._chains import (

@@ -4,10 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from ..sources import BlockRange, Reorg
-from ..sources._decode import route_filter
-from ..sources._process import open_file_reader
-from ..sources._rpc_source import RpcSourceOptions, feed_rpc
+from ..sources import BlockRange, Reorg, RpcSourceOptions, feed_rpc, open_file_reader, route_filter
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -15,7 +12,7 @@ if TYPE_CHECKING:
     import trio
 
     from ..config import ChainConfig
-    from ..sources._decode import DecodeRoute
+    from ..sources import DecodeRoute
 
 __all__ = ["feed_chain"]
 

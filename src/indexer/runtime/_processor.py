@@ -34,7 +34,7 @@ if TYPE_CHECKING:
     from ..config import ChainConfig
     from ..handlers import Effect
     from ..sources import BlockRange
-from ..sources._decode import DecodedLog, DecodeRoute, LogDecoder
+from ..sources import DecodedLog, DecodeRoute, LogDecoder
 
 __all__ = ["ChainRoutes", "Processor", "build_routes"]
 

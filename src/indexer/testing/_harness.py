@@ -46,7 +46,7 @@ if TYPE_CHECKING:
 
     from ..abi import EventSpec
     from ..config import ContractConfig, ProjectConfig
-    from ..sources._decode import DecodedLog
+    from ..sources import DecodedLog
 
 __all__ = ["HandlerHarness", "Project", "open_handler_harness", "read_entities"]
 
