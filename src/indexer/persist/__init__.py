@@ -1,16 +1,29 @@
-"""PostgreSQL persistence: DDL, loads, batch writes and the writer task."""
+"""PostgreSQL persistence: DDL, loads, batch writes, rollbacks and the writer task.
+
+INTERNAL: this package is the framework's own; its names may change in any
+release.  Users reach the database through :func:`indexer.run_project` and
+:mod:`indexer.testing` (``start_embedded``, ``read_entities``).
+
+Every psycopg call of the framework is here, and so is the classification
+of database errors: loads raise :class:`~indexer.DatabaseError`, writes
+:class:`~indexer.WriteError`, and the writer retries the transient ones
+(``_retry.py``).  It reads the store only through its snapshot API and
+never imports the runtime, the sources or the configuration.
+"""
 
 from ._connection import Session as Session
 from ._connection import connect as connect
+from ._connection import entity_columns as entity_columns
 from ._connection import load_by_field as load_by_field
 from ._connection import load_by_ids as load_by_ids
 from ._connection import numeric_as_int as numeric_as_int
-from ._connection import open_embedded as open_embedded
 from ._connection import table_has_rows as table_has_rows
 from ._effects import count_effect_rows as count_effect_rows
 from ._effects import create_effect_tables as create_effect_tables
 from ._effects import effect_table as effect_table
 from ._effects import load_effect_outputs as load_effect_outputs
+from ._embedded import start_embedded as start_embedded
+from ._report import open_report_query as open_report_query
 from ._retry import DEFAULT_RETRY_SECONDS as DEFAULT_RETRY_SECONDS
 from ._retry import RetryPolicy as RetryPolicy
 from ._retry import is_transient as is_transient
@@ -23,6 +36,7 @@ from ._schema import drop_schema as drop_schema
 from ._schema import history_table as history_table
 from ._schema import read_hashes as read_hashes
 from ._schema import read_state as read_state
+from ._schema import table_ident as table_ident
 from ._write import ChainProgress as ChainProgress
 from ._write import CheckpointRow as CheckpointRow
 from ._write import Write as Write
@@ -50,6 +64,7 @@ __all__ = [
     "create_schema",
     "drop_schema",
     "effect_table",
+    "entity_columns",
     "execute_rollback",
     "execute_write",
     "history_table",
@@ -59,9 +74,11 @@ __all__ = [
     "load_effect_outputs",
     "numeric_as_int",
     "open_batch_channel",
-    "open_embedded",
+    "open_report_query",
     "read_hashes",
     "read_state",
     "rollback_checkpoint",
+    "start_embedded",
     "table_has_rows",
+    "table_ident",
 ]

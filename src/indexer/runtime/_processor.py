@@ -17,7 +17,6 @@ import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-import psycopg
 import trio
 
 from .._errors import DatabaseError, EntityError, HandlerError, IndexerError
@@ -196,19 +195,19 @@ class Processor:
             for handler in handlers_of[route]:
                 try:
                     await handler(event, ctx)
+                except DatabaseError as exc:
+                    # A load for the handler failed: the database's fault, not the handler's.
+                    raise DatabaseError(
+                        f"loading entities for chain {event.chain_id} block {event.block_number} log index "
+                        f"{event.log_index} failed: {exc}. Nothing of this "
+                        f"batch was committed; `indexer run` resumes from the last committed block."
+                    ) from exc
                 except IndexerError as exc:
                     if isinstance(exc, EntityError):
                         raise HandlerError(
                             _where(handler, event, f"an entity got an invalid value: {exc}")
                         ) from exc
                     raise
-                except psycopg.Error as exc:
-                    # A load for the handler failed: the database's fault, not the handler's.
-                    raise DatabaseError(
-                        f"loading entities for chain {event.chain_id} block {event.block_number} log index "
-                        f"{event.log_index} failed: {type(exc).__name__}: {str(exc).strip()}. Nothing of this "
-                        f"batch was committed; `indexer run` resumes from the last committed block."
-                    ) from exc
                 except Exception as exc:
                     raise HandlerError(
                         _where(handler, event, f"{type(exc).__name__}: {exc}")

@@ -36,6 +36,7 @@ time is exact (real sockets let the clock jump while a read is pending)::
     RunOptions(rpc_tuning={"client_options": {"transport": server.transport()}})
 """
 
+from ..persist import start_embedded
 from ._chain import ZERO_HASH, Block, LogSpec, ScriptedChain
 from ._events import encode_log, make_event, make_log
 from ._harness import HandlerHarness, open_handler_harness, read_entities
@@ -58,4 +59,5 @@ __all__ = [
     "open_rpc_server",
     "read_entities",
     "run_scripted",
+    "start_embedded",
 ]

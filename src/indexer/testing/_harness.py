@@ -28,14 +28,13 @@ from ..persist import (
     connect,
     create_schema,
     drop_schema,
+    entity_columns,
     load_by_ids,
     read_state,
     table_has_rows,
+    table_ident,
 )
-from ..persist._connection import _columns
-from ..persist._schema import table_ident
-from ..runtime import Processor
-from ..runtime._processor import ChainRoutes, build_routes
+from ..runtime import ChainRoutes, Processor, build_routes
 from ..sources import BlockRange, RawLog
 from ..store import Entity, EntitySpec, EntityTable, Store, entity_spec
 from ._events import make_event, make_log
@@ -456,7 +455,7 @@ async def open_handler_harness(
 def _read_all(session: Session, spec: EntitySpec) -> dict[str, Any]:
     cur = session.conn.execute(
         sql.SQL("SELECT {} FROM {} ORDER BY id").format(
-            _columns(spec), table_ident(session.schema, spec.table)
+            entity_columns(spec), table_ident(session.schema, spec.table)
         )
     )
     cls, new, id_pos = spec.cls, tuple.__new__, spec.field("id").position
