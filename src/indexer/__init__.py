@@ -14,6 +14,11 @@ persists every batch to PostgreSQL in the background.
 
     @on("ERC20", "Transfer")
     async def transfer(event: Event, ctx: Context) -> None: ...
+
+The public API is this module and :mod:`indexer.testing`.  The subpackages
+(``abi``, ``config``, ``handlers``, ``sources``, ``store``, ``runtime``,
+``persist``, ``cli``) are internal: their names may change in any release
+(docs/design.md maps them).
 """
 
 from ._errors import ConfigError as ConfigError
@@ -26,6 +31,7 @@ from ._errors import ReorgTooDeepError as ReorgTooDeepError
 from ._errors import SchemaMismatchError as SchemaMismatchError
 from ._errors import SourceError as SourceError
 from ._errors import WriteError as WriteError
+from ._metrics import Metrics as Metrics
 from .config import ProjectConfig as ProjectConfig
 from .config import load_config as load_config
 from .handlers import Context as Context
@@ -55,6 +61,7 @@ __all__ = [
     "HandlerError",
     "Index",
     "IndexerError",
+    "Metrics",
     "ProjectConfig",
     "ReorgTooDeepError",
     "RunOptions",

@@ -30,10 +30,16 @@ sockets: ``RpcServer(chain).transport()`` answers in-process, so virtual
 time is exact (real sockets let the clock jump while a read is pending)::
 
     server = RpcServer(chain)
-    async with open_rpc_client("http://scripted/", transport=server.transport()) as client:
-        ...
+    async with httpx.AsyncClient(transport=server.transport()) as client:
+        ...  # any http:// URL reaches the server
     # or the whole runtime:
     RunOptions(rpc_tuning={"client_options": {"transport": server.transport()}})
+
+Database fixtures: :func:`start_embedded` starts (or reuses) the embedded
+PostgreSQL that ``indexer run`` uses when no database is configured.
+
+This package is public, like :mod:`indexer` itself; the framework's other
+subpackages are internal.
 """
 
 from ..persist import start_embedded
