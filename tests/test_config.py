@@ -1,4 +1,4 @@
-"""Tests for `indexer._config`: loading and validating ``indexer.yaml``."""
+"""Tests for `indexer.config`: loading and validating ``indexer.yaml``."""
 
 from __future__ import annotations
 

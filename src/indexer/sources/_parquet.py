@@ -15,7 +15,7 @@ if TYPE_CHECKING:
     from ._filter import LogFilter
     from ._read_stats import FileReadStats
 
-__all__ = ["last_block_parquet", "open_parquet", "read_parquet", "topic0s_parquet"]
+__all__ = ["last_block_parquet", "read_parquet", "topic0s_parquet"]
 
 # Rows per Arrow record batch.
 _BATCH_ROWS = 65_536
@@ -50,7 +50,8 @@ def _hex_column(values: list[Any], binary: bool) -> list[Any]:
     ]
 
 
-def open_parquet(path: Path) -> Any:
+def _parquet_file(path: Path) -> Any:
+    """The file as a pyarrow ``ParquetFile`` (metadata read, no row yet), or SourceError."""
     import pyarrow.parquet as pq
 
     try:
@@ -165,7 +166,7 @@ def read_parquet(
     import pyarrow as pa
     import pyarrow.compute as pc
 
-    pf = open_parquet(path)
+    pf = _parquet_file(path)
     schema = pf.schema_arrow
     missing = [c for c in _PQ_REQUIRED if c not in schema.names]
     if missing:
@@ -283,7 +284,7 @@ def last_block_parquet(path: Path) -> int | None:
     """The highest block number in the file (row-group statistics where there are some)."""
     import pyarrow.compute as pc
 
-    pf = open_parquet(path)
+    pf = _parquet_file(path)
     if "block_number" not in pf.schema_arrow.names:
         raise SourceError(f"log file {path}: parquet file lacks column block_number")
     index = pf.schema_arrow.names.index("block_number")
@@ -308,7 +309,7 @@ def topic0s_parquet(path: Path) -> set[Any]:
     """Every distinct ``topic0`` value of the file (bytes or text, as stored)."""
     import pyarrow.compute as pc
 
-    parquet = open_parquet(path)
+    parquet = _parquet_file(path)
     if "topic0" not in parquet.schema_arrow.names:
         return set()  # the reader names the missing column
     column = parquet.read(columns=["topic0"]).column("topic0")
