@@ -18,7 +18,7 @@ from eth_hash.auto import keccak
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from indexer._errors import DecodeError
+from indexer import DecodeError
 from indexer.abi import EventSpec, Param, events_from_abi, parse_event_signature
 
 TRANSFER = "event Transfer(address indexed from, address indexed to, uint256 value)"

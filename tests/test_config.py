@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 import yaml
 
-from indexer._errors import ConfigError
+from indexer import ConfigError
 from indexer._redact import redact_url
 from indexer.config import (
     ChainConfig,

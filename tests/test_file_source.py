@@ -12,7 +12,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from indexer._errors import ConfigError, SourceError
+from indexer import ConfigError, SourceError
 from indexer.sources import FileReadStats, LogFilter, RawLog, last_block_in_file, read_log_file
 
 _GZ_NAME = "ethereum_mainnet_all_logs_18426253_18426303.getlogs.jsonl.gz"
