@@ -8,7 +8,7 @@ one test; a failure names the file, the line and the import.
     cli ──▶ runtime ──▶ sources, store, persist, handlers
     handlers ──▶ store, config      sources ──▶ abi      persist ──▶ store
     config ──▶ abi                  everything ──▶ the leaves (_errors, _metrics, _redact)
-    testing ──▶ the public face (``__init__``) of any package below cli
+    testing ──▶ the public face (``__init__``) of every package but cli
 """
 
 from __future__ import annotations
