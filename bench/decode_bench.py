@@ -17,9 +17,9 @@ from typing import TYPE_CHECKING, Any
 
 from eth_abi.abi import decode as abi_decode
 
-from indexer._abi import parse_event_signature
 from indexer._errors import DecodeError
-from indexer.sources._file import LogFilter, read_log_file
+from indexer.abi import parse_event_signature
+from indexer.sources import LogFilter, read_log_file
 
 if TYPE_CHECKING:
     from collections.abc import Callable

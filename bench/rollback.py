@@ -81,7 +81,7 @@ from projects.token_holders.oracle import fold
 from psycopg import sql
 
 from indexer import RunOptions, RunSummary, load_config, load_handlers, run_project
-from indexer.persist import Session, connect, execute_rollback, open_embedded, read_state
+from indexer.persist import Session, connect, execute_rollback, read_state, start_embedded
 from indexer.store import Store
 from indexer.testing import LogSpec, ScriptedChain, open_rpc_server
 
@@ -822,7 +822,7 @@ def main(argv: list[str] | None = None) -> int:
         format="%(levelname)s %(name)s: %(message)s",
     )
     args.work_dir = args.work_dir.resolve()
-    url = args.url or open_embedded(args.work_dir / "pgdata")
+    url = args.url or start_embedded(args.work_dir / "pgdata")
     bench = Bench(args, url)
     shutil.rmtree(bench.work, ignore_errors=True)
     code_before = src_hash()

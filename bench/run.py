@@ -797,9 +797,9 @@ def main(argv: list[str] | None = None) -> int:
 
     url = args.url
     if not url:
-        from indexer.persist import open_embedded
+        from indexer.persist import start_embedded
 
-        url = open_embedded(args.work_dir / "pgdata")
+        url = start_embedded(args.work_dir / "pgdata")
     suite = Suite(args, url, sizes)
     suite.log(
         f"PostgreSQL: {suite.results['machine'].get('postgres')}; results in {args.results_dir}"

@@ -17,7 +17,7 @@ import psycopg
 import pytest
 from psycopg import sql
 
-from indexer.persist import open_embedded
+from indexer.testing import start_embedded
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -29,7 +29,7 @@ _counter = itertools.count()
 def database_url(tmp_path_factory: pytest.TempPathFactory) -> str:
     url = os.environ.get("INDEXER_TEST_DATABASE_URL")
     if not url:
-        url = open_embedded(tmp_path_factory.mktemp("pg") / "pgdata")
+        url = start_embedded(tmp_path_factory.mktemp("pg") / "pgdata")
     with psycopg.connect(url, autocommit=True) as conn:
         conn.execute("SELECT 1")
     return url

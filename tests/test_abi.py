@@ -1,4 +1,4 @@
-"""Tests for `indexer._abi`: event signature parsing and the generated decoders."""
+"""Tests for `indexer.abi`: event signature parsing and the generated decoders."""
 
 from __future__ import annotations
 
@@ -18,8 +18,8 @@ from eth_hash.auto import keccak
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from indexer._abi import EventSpec, Param, events_from_abi, parse_event_signature
-from indexer._errors import DecodeError
+from indexer import DecodeError
+from indexer.abi import EventSpec, Param, events_from_abi, parse_event_signature
 
 TRANSFER = "event Transfer(address indexed from, address indexed to, uint256 value)"
 TRANSFER_TOPIC0 = "0xddf252ad1be2c89b69c2b068fc378daa952ba7f163c4a11628f55a4df523b3ef"
@@ -599,7 +599,7 @@ def _events(draw: st.DrawFn) -> tuple[EventSpec, tuple[str, ...], str, dict[str,
 def _convention(typ: str, value: Any) -> Any:
     """eth_abi's decoded value in our convention (arrays as lists, recursively)."""
     spec = EventSpec("X", (Param("v", typ, False),))
-    t = spec._types[0]
+    t = spec.types[0]
 
     def conv(t: Any, v: Any) -> Any:
         if t.kind == "array":

@@ -13,7 +13,8 @@ from typing import TYPE_CHECKING
 import psycopg
 from psycopg import sql
 
-from indexer.persist import open_embedded, read_state
+from indexer.persist import read_state
+from indexer.testing import start_embedded
 
 from ._projects import EXAMPLE, FIRST_BLOCK, LAST_BLOCK, expected_balances, make_project, table_rows
 
@@ -47,7 +48,7 @@ def test_example_runs_on_embedded_postgres_and_resumes(tmp_path: Path) -> None:
     second = indexer("run", str(project), env=env)
     assert second.returncode == 0, second.stderr
     assert "done: 0 events" in second.stdout
-    url = open_embedded(project / ".indexer" / "pgdata")
+    url = start_embedded(project / ".indexer" / "pgdata")
     assert table_rows(url, "erc20_balances") == expected_balances()
 
 

@@ -1,4 +1,4 @@
-"""Tests for `indexer._config`: loading and validating ``indexer.yaml``."""
+"""Tests for `indexer.config`: loading and validating ``indexer.yaml``."""
 
 from __future__ import annotations
 
@@ -9,15 +9,15 @@ from typing import Any
 import pytest
 import yaml
 
-from indexer._config import (
+from indexer import ConfigError
+from indexer._redact import redact_url
+from indexer.config import (
     ChainConfig,
     ContractConfig,
     ProjectConfig,
     SourceConfig,
     load_config,
-    redact_url,
 )
-from indexer._errors import ConfigError
 
 TRANSFER = "event Transfer(address indexed from, address indexed to, uint256 value)"
 APPROVAL = "event Approval(address indexed owner, address indexed spender, uint256 value)"

@@ -9,9 +9,16 @@ import psycopg
 import pytest
 import trio
 
-from indexer import ConfigError, RunOptions, effect, load_config, load_handlers, run_project
-from indexer._effects import conforms
-from indexer._metrics import Metrics
+from indexer import (
+    ConfigError,
+    Metrics,
+    RunOptions,
+    effect,
+    load_config,
+    load_handlers,
+    run_project,
+)
+from indexer.handlers import conforms
 from indexer.testing import RpcServer, ScriptedChain, open_rpc_server
 
 from ._chains import (

@@ -1,4 +1,4 @@
-"""Tests for `indexer.sources._file`: reading logs from JSON lines and parquet files."""
+"""Tests for the file source (`indexer.sources._file`, `_jsonl`, `_parquet`): reading logs from JSON lines and parquet files."""
 
 from __future__ import annotations
 
@@ -12,9 +12,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from indexer._errors import ConfigError, SourceError
-from indexer.sources import RawLog
-from indexer.sources._file import FileReadStats, LogFilter, last_block_in_file, read_log_file
+from indexer import ConfigError, SourceError
+from indexer.sources import FileReadStats, LogFilter, RawLog, last_block_in_file, read_log_file
 
 _GZ_NAME = "ethereum_mainnet_all_logs_18426253_18426303.getlogs.jsonl.gz"
 _PQ_NAME = "ethereum_mainnet_all_logs_18426253_18426303.cryo.parquet"

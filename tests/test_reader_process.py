@@ -8,10 +8,8 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from indexer import DecodeError, Event, SourceError
-from indexer._abi import parse_event_signature
-from indexer.sources._decode import DecodeRoute, LogDecoder, route_filter
-from indexer.sources._file import read_log_file
-from indexer.sources._process import open_file_reader
+from indexer.abi import parse_event_signature
+from indexer.sources import DecodeRoute, LogDecoder, open_file_reader, read_log_file, route_filter
 
 from ._projects import LOGS, TRANSFER
 

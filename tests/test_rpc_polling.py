@@ -25,9 +25,8 @@ from indexer import (
     load_handlers,
     run_project,
 )
-from indexer._abi import parse_event_signature
-from indexer.sources import BlockRange, DecodeRoute, LogDecoder, Reorg
-from indexer.sources._rpc_source import RpcSourceOptions, feed_rpc
+from indexer.abi import parse_event_signature
+from indexer.sources import BlockRange, DecodeRoute, LogDecoder, Reorg, RpcSourceOptions, feed_rpc
 from indexer.testing import RpcServer
 
 from ._chains import (
@@ -44,7 +43,7 @@ from ._projects import raised
 if TYPE_CHECKING:
     from pathlib import Path
 
-    from indexer.persist import Write
+    from indexer.persist import Changeset
 
 Message = BlockRange | Reorg
 URL = "http://scripted/"  # never dialled: the transport answers
@@ -396,7 +395,7 @@ async def test_rollback_waits_for_the_write_in_flight_then_runs_alone(
     events: list[tuple[str, float]] = []
     reorged: list[float] = []
 
-    async def slow_write(write: Write) -> None:
+    async def slow_write(write: Changeset) -> None:
         events.append(("pre_write", trio.current_time()))
         block = write.chains[1].block if 1 in write.chains else 0
         if not reorged and block >= 30:

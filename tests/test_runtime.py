@@ -324,7 +324,7 @@ async def test_reset_starts_over_and_schema_changes_are_refused(
 async def test_metrics_count_what_happened(tmp_path: Path, database_url: str, schema: str) -> None:
     from prometheus_client import generate_latest
 
-    from indexer._metrics import Metrics
+    from indexer import Metrics
 
     project = make_project(tmp_path, schema)
     metrics = Metrics()

@@ -251,36 +251,3 @@ def test_id_filter_has_no_false_negatives_and_few_false_positives() -> None:
     # (1 - e^(-2 * 200k / 2^25))^2 = 1.4e-4: about 14 in 100k.
     assert false_positives < 50
     assert f.added == len(added)
-
-
-def test_store_never_imports_io_layers() -> None:
-    """store/ is pure: no Trio, psycopg, persistence or runtime imports (checked on the source)."""
-    import ast
-    from pathlib import Path
-
-    import indexer.store
-
-    forbidden = (
-        "trio",
-        "psycopg",
-        "indexer.persist",
-        "indexer.runtime",
-        "indexer.sources",
-        "httpx",
-    )
-    pkg = Path(indexer.store.__file__).parent
-    offenders = []
-    for path in pkg.glob("*.py"):
-        for node in ast.walk(ast.parse(path.read_text())):
-            if isinstance(node, ast.Import):
-                names = [a.name for a in node.names]
-            elif isinstance(node, ast.ImportFrom):
-                base = node.module or ""
-                if node.level:  # relative: resolve against indexer.store
-                    parts = ["indexer", "store"][: 3 - node.level] if node.level <= 2 else []
-                    base = ".".join([*parts, base] if base else parts)
-                names = [base]
-            else:
-                continue
-            offenders += [f"{path.name}: {n}" for n in names if n.startswith(forbidden)]
-    assert offenders == []

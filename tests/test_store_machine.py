@@ -35,13 +35,13 @@ from psycopg import sql
 from indexer import Entity, Index
 from indexer.persist import (
     ChainProgress,
+    Changeset,
     CheckpointRow,
     Session,
-    Changeset,
+    commit_changeset,
     connect,
     create_schema,
     execute_rollback,
-    commit_changeset,
     load_by_field,
     load_by_ids,
     read_state,

@@ -10,8 +10,7 @@ import httpx
 import pytest
 import trio
 
-from indexer.sources import RawLog
-from indexer.sources._file import LogFilter, read_log_file
+from indexer.sources import LogFilter, RawLog, read_log_file
 from indexer.testing import (
     ZERO_HASH,
     LogSpec,

@@ -7,15 +7,19 @@ Results are checked against the independent oracle of ``_chains.expected``
 from __future__ import annotations
 
 import random
+import re
 from typing import TYPE_CHECKING, Any
 
+import psycopg
 import pytest
 import trio
 import trio.testing
 from eth_abi.abi import encode as abi_encode
 from eth_hash.auto import keccak
+from psycopg import sql
 
 from indexer import (
+    DatabaseError,
     DecodeError,
     HandlerError,
     RunOptions,
@@ -24,7 +28,9 @@ from indexer import (
     load_config,
     load_handlers,
 )
+from indexer.persist import table_ident
 from indexer.sources import RawLog
+from indexer.store import entity_spec
 from indexer.testing import (
     HandlerHarness,
     LogSpec,
@@ -436,6 +442,38 @@ async def test_database_harness_commits_loads_and_resumes(
         assert harness.all(module.Account) == {}
     with pytest.raises(RuntimeError, match="needs a database"):
         HandlerHarness(project, handlers=module).evict()
+
+
+async def test_a_failed_load_is_a_database_error_naming_the_event(
+    project: Path, module: ModuleType, database_url: str, schema: str
+) -> None:
+    """persist classifies a load's psycopg error; the processor adds the event it was for."""
+    chain, _rng = scripted_chain(13, head=40)
+    logs = raw_logs(chain)
+    async with open_handler_harness(
+        project, handlers=module, database_url=database_url, schema=schema
+    ) as harness:
+        await harness.send(*logs[:10])
+    # A new harness finds rows in the tables, so every miss is a query; the tables are gone.
+    async with open_handler_harness(
+        project, handlers=module, database_url=database_url, schema=schema
+    ) as harness:
+        with psycopg.connect(database_url, autocommit=True) as conn:
+            for entity in (module.Account, module.Token):
+                table = table_ident(schema, entity_spec(entity).table)
+                conn.execute(sql.SQL("DROP TABLE {}").format(table))
+        with pytest.raises(DatabaseError) as info:
+            await harness.send(*logs[10:])
+    assert re.fullmatch(
+        r"loading entities for chain 1 block \d+ log index \d+ failed: UndefinedTable: "
+        r".+ Nothing of this batch was committed; `indexer run` resumes from the last "
+        r"committed block\.",
+        str(info.value),
+        flags=re.DOTALL,
+    ), str(info.value)
+    # persist's DatabaseError, then psycopg's own.
+    assert type(info.value.__cause__) is DatabaseError
+    assert isinstance(info.value.__cause__.__cause__, psycopg.errors.UndefinedTable)
 
 
 # --------------------------------------------------------------------------

@@ -14,12 +14,13 @@ persists every batch to PostgreSQL in the background.
 
     @on("ERC20", "Transfer")
     async def transfer(event: Event, ctx: Context) -> None: ...
+
+The public API is this module and :mod:`indexer.testing`.  The subpackages
+(``abi``, ``config``, ``handlers``, ``sources``, ``store``, ``runtime``,
+``persist``, ``cli``) are internal: their names may change in any release
+(docs/design.md maps them).
 """
 
-from ._config import ProjectConfig as ProjectConfig
-from ._config import load_config as load_config
-from ._effects import Effect as Effect
-from ._effects import effect as effect
 from ._errors import ConfigError as ConfigError
 from ._errors import DatabaseError as DatabaseError
 from ._errors import DecodeError as DecodeError
@@ -30,11 +31,16 @@ from ._errors import ReorgTooDeepError as ReorgTooDeepError
 from ._errors import SchemaMismatchError as SchemaMismatchError
 from ._errors import SourceError as SourceError
 from ._errors import WriteError as WriteError
-from ._handlers import Event as Event
-from ._handlers import load_handlers as load_handlers
-from ._handlers import on as on
+from ._metrics import Metrics as Metrics
+from .config import ProjectConfig as ProjectConfig
+from .config import load_config as load_config
+from .handlers import Context as Context
+from .handlers import Effect as Effect
+from .handlers import Event as Event
+from .handlers import effect as effect
+from .handlers import load_handlers as load_handlers
+from .handlers import on as on
 from .runtime import ChainStatus as ChainStatus
-from .runtime import Context as Context
 from .runtime import RunOptions as RunOptions
 from .runtime import RunStatus as RunStatus
 from .runtime import RunSummary as RunSummary
@@ -55,6 +61,7 @@ __all__ = [
     "HandlerError",
     "Index",
     "IndexerError",
+    "Metrics",
     "ProjectConfig",
     "ReorgTooDeepError",
     "RunOptions",

@@ -61,9 +61,9 @@ def main(argv: list[str] | None = None) -> int:
     atexit.register(_remove_unless, keep_root, root)
     url = args.url
     if not url:
-        from indexer.persist import open_embedded
+        from indexer.testing import start_embedded
 
-        url = open_embedded(root / "pgdata")
+        url = start_embedded(root / "pgdata")
     failed: list[int] = []
     started = time.monotonic()
     seeds = range(args.first, args.first + args.seeds)

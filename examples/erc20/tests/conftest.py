@@ -21,7 +21,7 @@ import psycopg
 import pytest
 from psycopg import sql
 
-from indexer.persist import open_embedded
+from indexer.testing import start_embedded
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -39,7 +39,7 @@ _schemas = itertools.count()
 @pytest.fixture(scope="session")
 def database_url(tmp_path_factory: pytest.TempPathFactory) -> str:
     url = os.environ.get("INDEXER_TEST_DATABASE_URL")
-    return url or open_embedded(tmp_path_factory.mktemp("pg") / "pgdata")
+    return url or start_embedded(tmp_path_factory.mktemp("pg") / "pgdata")
 
 
 @pytest.fixture

@@ -1,5 +1,11 @@
 """``indexer run PROJECT_DIR``: argument parsing, output and exit codes.
 
+Besides parsing, the CLI owns the process: it sets up logging, notes stop
+signals that arrive before the runtime watches for them, tunes the garbage
+collector, serves metrics, shows progress and calls the project's
+``report``.  It talks to the framework only through ``indexer.runtime`` and
+``indexer.config`` (and the leaf modules).
+
 Exit status: 0 after a clean run or a stop request (everything processed is
 flushed first); 1 for any error, printed as one paragraph (the traceback
 only with ``--debug``); 2 for bad command-line usage.
@@ -17,11 +23,18 @@ from typing import Any
 
 import trio
 
-from .._config import load_config, redact_url
 from .._errors import IndexerError
-from .._handlers import load_handlers
-from ..persist import DEFAULT_RETRY_SECONDS
-from ..runtime import RunOptions, RunSummary, run_project, target_from_env
+from .._redact import redact_url
+from ..config import load_config
+from ..runtime import (
+    DEFAULT_RETRY_SECONDS,
+    RunOptions,
+    RunSummary,
+    load_handlers,
+    open_report_query,
+    run_project,
+    target_from_env,
+)
 from ._progress import LineReporter, LiveReporter
 
 __all__ = ["main"]
@@ -225,18 +238,7 @@ def _print_summary(s: RunSummary) -> None:
 
 
 def _call_report(report: Any, summary: RunSummary, schema: str) -> None:
-    import psycopg
-    from psycopg import sql
-
-    from ..persist import numeric_as_int
-
-    with psycopg.connect(summary.database_url, autocommit=True) as conn:
-        numeric_as_int(conn)
-        conn.execute(sql.SQL("SET search_path TO {}").format(sql.Identifier(schema)))
-
-        def query(text: str, *params: Any) -> list[tuple[Any, ...]]:
-            return conn.execute(text, params or None).fetchall()
-
+    with open_report_query(summary.database_url, schema) as query:
         out = report(query)
         if out:
             print(out)

@@ -1,4 +1,16 @@
-"""PostgreSQL persistence: DDL, loads, the write and rollback transactions, retries."""
+r"""PostgreSQL persistence: DDL, loads, the write and rollback transactions, retries.
+
+INTERNAL: this package is the framework's own; its names may change in any
+release.  Users reach the database through :func:`indexer.run_project` and
+:mod:`indexer.testing` (``start_embedded``, ``read_entities``).
+
+Every psycopg call of the framework is here, and so is the classification
+of database errors: loads raise :class:`~indexer.DatabaseError`, writes
+:class:`~indexer.WriteError`, and :class:`RetryingSession` retries the
+transient ones (``_retry.py``).  It never sees the store (the runtime hands
+it :class:`Changeset`\ s) and never imports the runtime, the sources or the
+configuration.
+"""
 
 from ._changeset import ChainProgress as ChainProgress
 from ._changeset import Changeset as Changeset
@@ -7,15 +19,17 @@ from ._changeset import commit_changeset as commit_changeset
 from ._changeset import committed_checkpoint as committed_checkpoint
 from ._connection import Session as Session
 from ._connection import connect as connect
+from ._connection import entity_columns as entity_columns
 from ._connection import load_by_field as load_by_field
 from ._connection import load_by_ids as load_by_ids
 from ._connection import numeric_as_int as numeric_as_int
-from ._connection import open_embedded as open_embedded
 from ._connection import table_has_rows as table_has_rows
 from ._effects import count_effect_rows as count_effect_rows
 from ._effects import create_effect_tables as create_effect_tables
 from ._effects import effect_table as effect_table
 from ._effects import load_effect_outputs as load_effect_outputs
+from ._embedded import start_embedded as start_embedded
+from ._report import open_report_query as open_report_query
 from ._retry import DEFAULT_RETRY_SECONDS as DEFAULT_RETRY_SECONDS
 from ._retry import RetryPolicy as RetryPolicy
 from ._retry import is_transient as is_transient
@@ -29,6 +43,7 @@ from ._schema import drop_schema as drop_schema
 from ._schema import history_table as history_table
 from ._schema import read_hashes as read_hashes
 from ._schema import read_state as read_state
+from ._schema import table_ident as table_ident
 
 __all__ = [
     "DEFAULT_RETRY_SECONDS",
@@ -48,6 +63,7 @@ __all__ = [
     "create_schema",
     "drop_schema",
     "effect_table",
+    "entity_columns",
     "execute_rollback",
     "history_table",
     "is_transient",
@@ -55,9 +71,11 @@ __all__ = [
     "load_by_ids",
     "load_effect_outputs",
     "numeric_as_int",
-    "open_embedded",
+    "open_report_query",
     "read_hashes",
     "read_state",
     "rollback_checkpoint",
+    "start_embedded",
     "table_has_rows",
+    "table_ident",
 ]

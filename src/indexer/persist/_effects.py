@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from psycopg import sql
 
+from ._connection import load_errors
 from ._schema import FRAMEWORK_PREFIX, table_ident
 
 if TYPE_CHECKING:
@@ -51,12 +52,13 @@ def create_effect_tables(conn: psycopg.Connection[Any], schema: str, names: Iter
 
 def load_effect_outputs(session: Session, name: str, keys: Sequence[str]) -> dict[str, Any]:
     """Stored outputs (parsed JSON) for ``keys``; absent keys are missing from the result."""
-    rows = session.conn.execute(
-        sql.SQL("SELECT key, output::text FROM {} WHERE key = ANY(%b)").format(
-            table_ident(session.schema, effect_table(name))
-        ),
-        (list(keys),),
-    ).fetchall()
+    with load_errors():
+        rows = session.conn.execute(
+            sql.SQL("SELECT key, output::text FROM {} WHERE key = ANY(%b)").format(
+                table_ident(session.schema, effect_table(name))
+            ),
+            (list(keys),),
+        ).fetchall()
     return {k: json.loads(v) for k, v in rows}
 
 

@@ -1,12 +1,23 @@
-"""The runtime: the processing loop, the writer task, the handler context and running a project.
+"""The runtime: running a project (the feeds, the processing loop, the writer task).
 
-The runtime owns the in-memory store: the processor advances its processed
-frontier, the writer task its committed frontier, and a rollback is applied
-to it only after the database committed it.
+INTERNAL: this package is the framework's own; its names may change in any
+release.  Users run projects with :func:`indexer.run_project` (or
+``indexer run``) and test handlers with :mod:`indexer.testing`.
+
+The runtime owns the run and the in-memory store: it creates the store,
+drives the sources, calls the handlers, and hands batches to its writer
+task, which commits them through ``persist``.  The processor advances the
+store's processed frontier, the writer its committed frontier after each
+COMMIT, and a rollback reaches memory only after the database committed it.
+It is the only package the CLI talks to, so it also re-exports the few
+names of the layers below that the CLI needs (``load_handlers``,
+``open_report_query``, ``DEFAULT_RETRY_SECONDS``).
 """
 
+from ..handlers import load_handlers as load_handlers
+from ..persist import DEFAULT_RETRY_SECONDS as DEFAULT_RETRY_SECONDS
+from ..persist import open_report_query as open_report_query
 from ._batch import Batch as Batch
-from ._context import Context as Context
 from ._handoff import DEFAULT_MIN_INTERVAL as DEFAULT_MIN_INTERVAL
 from ._handoff import Handoff as Handoff
 from ._handoff import open_batch_channel as open_batch_channel
@@ -27,10 +38,10 @@ from ._writer import WriterStatistics as WriterStatistics
 
 __all__ = [
     "DEFAULT_MIN_INTERVAL",
+    "DEFAULT_RETRY_SECONDS",
     "Batch",
     "ChainRoutes",
     "ChainStatus",
-    "Context",
     "Handoff",
     "Processor",
     "RunOptions",
@@ -40,7 +51,9 @@ __all__ = [
     "Writer",
     "WriterStatistics",
     "build_routes",
+    "load_handlers",
     "open_batch_channel",
+    "open_report_query",
     "resolve_database",
     "run_project",
     "start_from_database",

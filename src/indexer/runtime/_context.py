@@ -1,4 +1,4 @@
-"""``Context``: the handlers' window on the entity store."""
+"""The runtime's implementations of :class:`indexer.Context`: the handlers' window on the store."""
 
 from __future__ import annotations
 
@@ -10,32 +10,26 @@ from ..store import MISSING, Entity, EntityTable, entity_spec
 if TYPE_CHECKING:
     import logging
 
-    from .._effects import Effect
+    from ..handlers import Context, Effect
     from ._processor import Processor
 
-__all__ = ["Context"]
+__all__ = ["PreloadContext", "StoreContext"]
 
 E = TypeVar("E", bound=Entity)
 I = TypeVar("I")  # noqa: E741 - an effect's input
 O = TypeVar("O")  # noqa: E741 - an effect's output
 
 
-class Context:
-    """Passed to every handler with the event.
+class StoreContext:
+    """The :class:`indexer.Context` handlers get: reads and writes go to the processor's store.
 
     Reads (``get``, ``find``) see everything handlers did so far, in chain
-    order: the database overlaid with the unwritten changes held in memory.
-    Entities are immutable; ``set`` stores a new version.
-
-    Attributes:
-        log: a logger named after the project (``ctx.log.info(...)``).
-        is_preload: True while the framework runs handlers speculatively to
-            learn which entities the batch needs (writes are ignored then).
-            Handlers should have no side effects outside ``ctx``.
+    order: the database overlaid with the unwritten changes held in memory
+    (a miss is loaded through the processor).  ``_cp`` is the checkpoint the
+    processor stamps on every change.
     """
 
     __slots__ = ("_cp", "_proc", "_tables", "is_preload", "log")
-    __module__ = "indexer"
 
     def __init__(self, proc: Processor, log: logging.Logger) -> None:
         self._proc = proc
@@ -106,7 +100,7 @@ class Context:
         table.set(id, None, self._cp)
 
 
-class PreloadContext(Context):
+class PreloadContext(StoreContext):
     """Speculative pass: reads answer from memory and record misses; writes are dropped."""
 
     __slots__ = ("effect_calls", "finds", "misses")
@@ -150,3 +144,12 @@ class PreloadContext(Context):
 
     def delete(self, entity: type[Entity], id: str) -> None:
         pass
+
+
+if TYPE_CHECKING:
+
+    def _implements_context(
+        store: StoreContext, preload: PreloadContext
+    ) -> tuple[Context, Context]:
+        """Never called: mypy checks here that both classes implement the Protocol."""
+        return store, preload

@@ -14,8 +14,8 @@ from ..persist import load_effect_outputs
 from ..store import MISSING
 
 if TYPE_CHECKING:
-    from .._effects import Effect
     from .._metrics import Metrics
+    from ..handlers import Effect
     from ..persist import Session
     from ..store import EffectCache, Store
 

@@ -4,17 +4,15 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from ..sources import BlockRange, LogDecoder, Reorg
-from ..sources._process import open_file_reader
-from ..sources._rpc_source import RpcSourceOptions, feed_rpc
+from ..sources import BlockRange, LogDecoder, Reorg, RpcSourceOptions, feed_rpc, open_file_reader
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
     import trio
 
-    from .._config import ChainConfig
-    from ..sources._decode import DecodeRoute
+    from ..config import ChainConfig
+    from ..sources import DecodeRoute
 
 __all__ = ["feed_chain"]
 

@@ -12,13 +12,13 @@ from typing import TYPE_CHECKING, Any
 
 from .._errors import ConfigError
 from .._metrics import Metrics
-from ..persist import DEFAULT_RETRY_SECONDS, open_embedded
+from ..persist import DEFAULT_RETRY_SECONDS, start_embedded
 from ._handoff import DEFAULT_MIN_INTERVAL
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable
 
-    from .._config import ProjectConfig
+    from ..config import ProjectConfig
     from ..persist import Changeset
 
 __all__ = [
@@ -131,4 +131,4 @@ def resolve_database(config: ProjectConfig, override: str | None) -> str:
     url = override or config.database
     if url:
         return url
-    return open_embedded(config.project_dir / ".indexer" / "pgdata")
+    return start_embedded(config.project_dir / ".indexer" / "pgdata")

@@ -17,23 +17,22 @@ import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-import psycopg
 import trio
 
 from .._errors import DatabaseError, EntityError, HandlerError, IndexerError
-from .._handlers import Event, Handler
+from ..handlers import Event, Handler
 from ..persist import ChainProgress, CheckpointRow, Session, load_by_field, load_by_ids
 from ..store import MISSING, Entity, EntityTable, Store
 from ._batch import Batch
-from ._context import Context, PreloadContext
+from ._context import PreloadContext, StoreContext
 from ._effect_calls import EffectCalls
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
-    from .._config import ChainConfig
-    from .._effects import Effect
     from .._metrics import Metrics
+    from ..config import ChainConfig
+    from ..handlers import Effect
     from ..sources import BlockRange
 from ..sources import DecodedLog, DecodeRoute
 
@@ -91,7 +90,7 @@ class Processor:
         # One connection for loads (entities and effect outputs): one thread at a time.
         self._limiter = trio.CapacityLimiter(1)
         self.effects = EffectCalls(store, session, self._limiter, metrics)
-        self.ctx = Context(self, logger)
+        self.ctx = StoreContext(self, logger)
         self._logger = logger
         self.start_blocks = start_blocks
         # Chains whose source can reorganise, and the last final block each
@@ -184,19 +183,19 @@ class Processor:
             for handler in handlers_of[route]:
                 try:
                     await handler(event, ctx)
+                except DatabaseError as exc:
+                    # A load for the handler failed: the database's fault, not the handler's.
+                    raise DatabaseError(
+                        f"loading entities for chain {event.chain_id} block {event.block_number} log index "
+                        f"{event.log_index} failed: {exc}. Nothing of this "
+                        f"batch was committed; `indexer run` resumes from the last committed block."
+                    ) from exc
                 except IndexerError as exc:
                     if isinstance(exc, EntityError):
                         raise HandlerError(
                             _where(handler, event, f"an entity got an invalid value: {exc}")
                         ) from exc
                     raise
-                except psycopg.Error as exc:
-                    # A load for the handler failed: the database's fault, not the handler's.
-                    raise DatabaseError(
-                        f"loading entities for chain {event.chain_id} block {event.block_number} log index "
-                        f"{event.log_index} failed: {type(exc).__name__}: {str(exc).strip()}. Nothing of this "
-                        f"batch was committed; `indexer run` resumes from the last committed block."
-                    ) from exc
                 except Exception as exc:
                     raise HandlerError(
                         _where(handler, event, f"{type(exc).__name__}: {exc}")

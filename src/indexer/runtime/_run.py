@@ -37,8 +37,8 @@ from ._startup import start_from_database
 from ._writer import Writer
 
 if TYPE_CHECKING:
-    from .._config import ProjectConfig
-    from .._handlers import HandlerSet
+    from ..config import ProjectConfig
+    from ..handlers import HandlerSet
     from ._batch import Batch
 
 __all__ = ["run_project"]

@@ -1,10 +1,53 @@
-"""Log sources: where logs come from (local files or a JSON-RPC node), routed and decoded."""
+r"""Log sources: where logs come from (local files or a JSON-RPC node), routed and decoded.
+
+INTERNAL: this package is the framework's own; its names may change in any
+release.  Users configure sources in ``indexer.yaml``; tests script a node
+with :mod:`indexer.testing`.
+
+Every source hands the loop one shape: :class:`BlockRange`\ s whose logs are
+already routed and decoded by a :class:`LogDecoder` (:data:`DecodedLog`
+tuples), or a :class:`Reorg` notice.  Files are read and decoded in a child
+process (:func:`open_file_reader`); a JSON-RPC node is followed by
+:func:`feed_rpc` through :func:`open_rpc_client`, which decodes each range
+before it hands it over.
+"""
 
 from ._decode import DecodeRoute as DecodeRoute
 from ._decode import LogDecoder as LogDecoder
+from ._decode import route_filter as route_filter
+from ._file import last_block_in_file as last_block_in_file
+from ._file import read_log_file as read_log_file
+from ._file import topic0s_in_file as topic0s_in_file
+from ._filter import LogFilter as LogFilter
 from ._log import BlockRange as BlockRange
 from ._log import DecodedLog as DecodedLog
 from ._log import RawLog as RawLog
 from ._log import Reorg as Reorg
+from ._process import open_file_reader as open_file_reader
+from ._read_stats import FileReadStats as FileReadStats
+from ._rpc import RpcClient as RpcClient
+from ._rpc import RpcError as RpcError
+from ._rpc import open_rpc_client as open_rpc_client
+from ._rpc_source import RpcSourceOptions as RpcSourceOptions
+from ._rpc_source import feed_rpc as feed_rpc
 
-__all__ = ["BlockRange", "DecodeRoute", "DecodedLog", "LogDecoder", "RawLog", "Reorg"]
+__all__ = [
+    "BlockRange",
+    "DecodeRoute",
+    "DecodedLog",
+    "FileReadStats",
+    "LogDecoder",
+    "LogFilter",
+    "RawLog",
+    "Reorg",
+    "RpcClient",
+    "RpcError",
+    "RpcSourceOptions",
+    "feed_rpc",
+    "last_block_in_file",
+    "open_file_reader",
+    "open_rpc_client",
+    "read_log_file",
+    "route_filter",
+    "topic0s_in_file",
+]

@@ -33,7 +33,7 @@ from ._log import (
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
 
-    from .._abi import EventSpec
+    from ..abi import EventSpec
 
 __all__ = ["DecodeRoute", "DecodedLog", "LogDecoder", "route_filter"]
 

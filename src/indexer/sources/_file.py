@@ -36,28 +36,30 @@ group may continue the block where the previous one ended.  Disorder raises
 as pyarrow and polars count rows).
 
 Hex text is lowercased, but not validated character by character (see
-``indexer._abi``): the decoder checks topics and data against the event.
+``indexer.abi``): the decoder checks topics and data against the event.
 """
 
 from __future__ import annotations
 
-import os
+import contextlib
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import orjson
 
-from .._errors import SourceError
+from .._errors import ConfigError, SourceError
+from ._filter import normalise_hex
+from ._jsonl import last_line, quantity, read_jsonl, topic0s_jsonl
+from ._parquet import last_block_parquet, read_parquet, topic0s_parquet
+from ._read_stats import FileReadStats
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator
+    from collections.abc import Iterable, Iterator
 
+    from ._filter import LogFilter
     from ._log import RawLog
-from ._filter import _READ_SIZE, FileReadStats, LogFilter, chunk_at_blocks
-from ._jsonl import blocks_of_lines, quantity, read_jsonl
-from ._parquet import open_parquet, read_parquet
 
-__all__ = ["FileReadStats", "LogFilter", "last_block_in_file", "read_log_file"]
+__all__ = ["chunk_at_blocks", "last_block_in_file", "read_log_file", "topic0s_in_file"]
 
 
 def _kind(path: Path) -> str:
@@ -119,6 +121,30 @@ def read_log_file(
     return chunk_at_blocks(logs, chunk_logs, counters)
 
 
+def chunk_at_blocks(
+    logs: Iterable[RawLog], chunk_logs: int, stats: FileReadStats
+) -> Iterator[list[RawLog]]:
+    """Group ``logs`` (in chain order) into lists of about ``chunk_logs``.
+
+    A list is cut only between blocks, never inside one: a batch always
+    holds whole blocks, so each checkpoint is complete when it is written.
+    """
+    buf: list[RawLog] = []
+    buf_block = -1
+    for log in logs:
+        bn = log[0]
+        if bn != buf_block:
+            if len(buf) >= chunk_logs:
+                stats.logs_yielded += len(buf)
+                yield buf
+                buf = []
+            buf_block = bn
+        buf.append(log)
+    if buf:
+        stats.logs_yielded += len(buf)
+        yield buf
+
+
 # --------------------------------------------------------------------------
 # Last block
 # --------------------------------------------------------------------------
@@ -137,15 +163,8 @@ def last_block_in_file(path: Path) -> int | None:
     kind = _kind(path)
     _check_exists(path)
     if kind == "parquet":
-        return _last_block_parquet(path)
-    last: bytes | None = None
-    if kind == "jsonl":
-        last = _last_line_plain(path)
-    else:
-        for block in blocks_of_lines(path, True):
-            stripped = block.rstrip()
-            if stripped:
-                last = stripped[stripped.rfind(b"\n") + 1 :]
+        return last_block_parquet(path)
+    last = last_line(path, kind == "jsonl.gz")
     if last is None:
         return None
     try:
@@ -163,47 +182,26 @@ def last_block_in_file(path: Path) -> int | None:
         ) from None
 
 
-def _last_line_plain(path: Path) -> bytes | None:
-    """The last non-blank line of a plain file, reading backwards in blocks."""
-    try:
-        with open(path, "rb") as f:
-            end = f.seek(0, os.SEEK_END)
-            tail = b""
-            pos = end
-            while pos > 0:
-                step = min(_READ_SIZE, pos)
-                pos -= step
-                f.seek(pos)
-                tail = f.read(step) + tail
-                stripped = tail.rstrip()
-                nl = stripped.rfind(b"\n")
-                if nl >= 0:
-                    return stripped[nl + 1 :]
-            stripped = tail.rstrip()
-            return stripped or None
-    except OSError as exc:
-        raise SourceError(f"log file {path}: cannot read: {exc}") from None
+# --------------------------------------------------------------------------
+# The topic0s of a file
+# --------------------------------------------------------------------------
 
 
-def _last_block_parquet(path: Path) -> int | None:
-    import pyarrow.compute as pc
+def topic0s_in_file(path: Path) -> set[str]:
+    """Every well-formed first topic in a log file (lowercase ``0x`` hex).
 
-    pf = open_parquet(path)
-    if "block_number" not in pf.schema_arrow.names:
-        raise SourceError(f"log file {path}: parquet file lacks column block_number")
-    index = pf.schema_arrow.names.index("block_number")
-    best: int | None = None
-    for group in range(pf.metadata.num_row_groups):
-        rg = pf.metadata.row_group(group)
-        if rg.num_rows == 0:
-            continue
-        col_stats = rg.column(index).statistics
-        if col_stats is not None and col_stats.has_min_max:
-            high = int(col_stats.max)
-        else:
-            value = pc.max(pf.read_row_group(group, columns=["block_number"]).column(0)).as_py()
-            if value is None:
-                continue
-            high = int(value)
-        best = high if best is None else max(best, high)
-    return best
+    Reads the whole file (every line is parsed): for tests and tools that
+    want "every log with a topic", not for indexing.
+    """
+    path = Path(path)
+    kind = _kind(path)
+    found = topic0s_parquet(path) if kind == "parquet" else topic0s_jsonl(path, kind == "jsonl.gz")
+    out: set[str] = set()
+    for value in found:
+        text = "0x" + value.hex() if isinstance(value, bytes) else value
+        if isinstance(text, str):
+            text = text if text[:2] in ("0x", "0X") else "0x" + text  # cryo text may lack 0x
+            # A malformed topic would make LogFilter raise; the reader never selects it anyway.
+            with contextlib.suppress(ConfigError):
+                out.add(normalise_hex(text, 64, "topic0"))
+    return out

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 import zlib
 from typing import TYPE_CHECKING, Any
@@ -14,9 +15,16 @@ from ._log import RawLog
 if TYPE_CHECKING:
     from collections.abc import Iterator
     from pathlib import Path
-from ._filter import _READ_SIZE, _UPPER_HEX, FileReadStats, LogFilter
 
-__all__ = ["blocks_of_lines", "quantity", "read_jsonl"]
+    from ._filter import LogFilter
+    from ._read_stats import FileReadStats
+
+__all__ = ["blocks_of_lines", "last_line", "quantity", "read_jsonl", "topic0s_jsonl"]
+
+# Decompressed bytes handled per step: big enough that per-block Python
+# overhead vanishes, small enough that memory stays flat.
+_READ_SIZE = 1 << 20
+_UPPER_HEX = (b"A", b"B", b"C", b"D", b"E", b"F")
 
 # --------------------------------------------------------------------------
 # JSON lines
@@ -355,3 +363,52 @@ def read_jsonl(
         lines_before += n_lines
         if past_end or (0 <= stop_after < (last_in_block if last_in_block is not None else -1)):
             break  # everything after this block is past end_block
+
+
+def last_line(path: Path, gz: bool) -> bytes | None:
+    """The last non-blank line of the file (None if it has none)."""
+    if not gz:
+        return _last_line_plain(path)
+    last: bytes | None = None
+    for block in blocks_of_lines(path, True):
+        stripped = block.rstrip()
+        if stripped:
+            last = stripped[stripped.rfind(b"\n") + 1 :]
+    return last
+
+
+def _last_line_plain(path: Path) -> bytes | None:
+    """The last non-blank line of a plain (not gzip'd) file, reading backwards in blocks."""
+    try:
+        with open(path, "rb") as f:
+            end = f.seek(0, os.SEEK_END)
+            tail = b""
+            pos = end
+            while pos > 0:
+                step = min(_READ_SIZE, pos)
+                pos -= step
+                f.seek(pos)
+                tail = f.read(step) + tail
+                stripped = tail.rstrip()
+                nl = stripped.rfind(b"\n")
+                if nl >= 0:
+                    return stripped[nl + 1 :]
+            stripped = tail.rstrip()
+            return stripped or None
+    except OSError as exc:
+        raise SourceError(f"log file {path}: cannot read: {exc}") from None
+
+
+def topic0s_jsonl(path: Path, gz: bool) -> set[str]:
+    """Every string first topic in the file, as written (every line is parsed)."""
+    found: set[str] = set()
+    for block in blocks_of_lines(path, gz):
+        for line in filter(bytes.strip, block.splitlines()):
+            try:
+                obj = orjson.loads(line)
+            except orjson.JSONDecodeError as exc:
+                raise SourceError(f"log file {path}: not valid JSON: {exc}") from None
+            topics = obj.get("topics") if isinstance(obj, dict) else None
+            if isinstance(topics, list) and topics and isinstance(topics[0], str):
+                found.add(topics[0])
+    return found

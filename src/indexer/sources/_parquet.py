@@ -11,9 +11,14 @@ from ._log import RawLog
 if TYPE_CHECKING:
     from collections.abc import Iterator
     from pathlib import Path
-from ._filter import _BATCH_ROWS, FileReadStats, LogFilter
 
-__all__ = ["open_parquet", "read_parquet"]
+    from ._filter import LogFilter
+    from ._read_stats import FileReadStats
+
+__all__ = ["last_block_parquet", "read_parquet", "topic0s_parquet"]
+
+# Rows per Arrow record batch.
+_BATCH_ROWS = 65_536
 
 # --------------------------------------------------------------------------
 # Parquet (cryo)
@@ -45,7 +50,8 @@ def _hex_column(values: list[Any], binary: bool) -> list[Any]:
     ]
 
 
-def open_parquet(path: Path) -> Any:
+def _parquet_file(path: Path) -> Any:
+    """The file as a pyarrow ``ParquetFile`` (metadata read, no row yet), or SourceError."""
     import pyarrow.parquet as pq
 
     try:
@@ -160,7 +166,7 @@ def read_parquet(
     import pyarrow as pa
     import pyarrow.compute as pc
 
-    pf = open_parquet(path)
+    pf = _parquet_file(path)
     schema = pf.schema_arrow
     missing = [c for c in _PQ_REQUIRED if c not in schema.names]
     if missing:
@@ -272,3 +278,39 @@ def read_parquet(
         yield from emit(rows[:cut])
     if held:
         yield from emit(held)
+
+
+def last_block_parquet(path: Path) -> int | None:
+    """The highest block number in the file (row-group statistics where there are some)."""
+    import pyarrow.compute as pc
+
+    pf = _parquet_file(path)
+    if "block_number" not in pf.schema_arrow.names:
+        raise SourceError(f"log file {path}: parquet file lacks column block_number")
+    index = pf.schema_arrow.names.index("block_number")
+    best: int | None = None
+    for group in range(pf.metadata.num_row_groups):
+        rg = pf.metadata.row_group(group)
+        if rg.num_rows == 0:
+            continue
+        col_stats = rg.column(index).statistics
+        if col_stats is not None and col_stats.has_min_max:
+            high = int(col_stats.max)
+        else:
+            value = pc.max(pf.read_row_group(group, columns=["block_number"]).column(0)).as_py()
+            if value is None:
+                continue
+            high = int(value)
+        best = high if best is None else max(best, high)
+    return best
+
+
+def topic0s_parquet(path: Path) -> set[Any]:
+    """Every distinct ``topic0`` value of the file (bytes or text, as stored)."""
+    import pyarrow.compute as pc
+
+    parquet = _parquet_file(path)
+    if "topic0" not in parquet.schema_arrow.names:
+        return set()  # the reader names the missing column
+    column = parquet.read(columns=["topic0"]).column("topic0")
+    return set(pc.unique(column).to_pylist())

@@ -21,8 +21,8 @@ import httpx
 import orjson
 import trio
 
-from .._config_check import redact_url
 from .._errors import SourceError
+from .._redact import redact_url
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Sequence

@@ -26,8 +26,8 @@ from typing import TYPE_CHECKING, Any
 
 import trio
 
-from .._config_check import redact_url
 from .._errors import ReorgTooDeepError, SourceError
+from .._redact import redact_url
 from ._decode import LogDecoder, route_filter
 from ._log import BlockRange, RawLog, Reorg
 from ._rpc import RpcError, RpcRangeError, RpcTimeoutError, open_rpc_client

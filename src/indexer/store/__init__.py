@@ -1,7 +1,12 @@
 """The in-memory entity store: pure, synchronous, no I/O.
 
-It imports neither Trio nor psycopg nor `indexer.persist` (a test checks):
-the runtime drives it, the persistence layer reads its snapshots.
+INTERNAL: this package is the framework's own; its names may change in any
+release.  Users declare entities with :class:`indexer.Entity` and
+:data:`indexer.Index`, and reach the store only through ``ctx``.
+
+It imports neither Trio, psycopg, httpx nor the persist, runtime or sources
+packages (``tests/test_layers.py`` checks): the runtime owns and drives it,
+the persistence layer reads its snapshots.
 """
 
 from ._effect_cache import EffectCache as EffectCache

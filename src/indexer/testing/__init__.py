@@ -30,12 +30,19 @@ sockets: ``RpcServer(chain).transport()`` answers in-process, so virtual
 time is exact (real sockets let the clock jump while a read is pending)::
 
     server = RpcServer(chain)
-    async with open_rpc_client("http://scripted/", transport=server.transport()) as client:
-        ...
+    async with httpx.AsyncClient(transport=server.transport()) as client:
+        ...  # any http:// URL reaches the server
     # or the whole runtime:
     RunOptions(rpc_tuning={"client_options": {"transport": server.transport()}})
+
+Database fixtures: :func:`start_embedded` starts (or reuses) the embedded
+PostgreSQL that ``indexer run`` uses when no database is configured.
+
+This package is public, like :mod:`indexer` itself; the framework's other
+subpackages are internal.
 """
 
+from ..persist import start_embedded
 from ._chain import ZERO_HASH, Block, LogSpec, ScriptedChain
 from ._events import encode_log, make_event, make_log
 from ._harness import HandlerHarness, open_handler_harness, read_entities
@@ -58,4 +65,5 @@ __all__ = [
     "open_rpc_server",
     "read_entities",
     "run_scripted",
+    "start_embedded",
 ]

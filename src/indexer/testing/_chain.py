@@ -16,7 +16,6 @@ without an index.
 from __future__ import annotations
 
 import bisect
-import contextlib
 import itertools
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -30,7 +29,7 @@ if TYPE_CHECKING:
     from os import PathLike
     from typing import Unpack
 
-    from ..sources._filter import LogFilter
+    from ..sources import LogFilter
 
 __all__ = ["ZERO_HASH", "Block", "LogSpec", "ScriptedChain"]
 
@@ -414,53 +413,12 @@ class ScriptedChain:
         """
         from pathlib import Path
 
-        from ..sources._file import read_log_file
-        from ..sources._filter import LogFilter
+        from ..sources import LogFilter, read_log_file, topic0s_in_file
 
         file = Path(path)
         if log_filter is None:
-            log_filter = LogFilter(dict.fromkeys(_topic0s_in(file), None))
+            log_filter = LogFilter(dict.fromkeys(topic0s_in_file(file), None))
         chunks = read_log_file(
             file, log_filter=log_filter, start_block=start_block, end_block=end_block
         )
         return cls.from_logs(chain_id, itertools.chain.from_iterable(chunks), head=head, **options)
-
-
-def _topic0s_in(path: Any) -> set[str]:
-    """Every well-formed first topic in a log file (lowercase ``0x`` hex)."""
-    import orjson
-
-    from .._errors import SourceError
-    from ..sources._file import _kind
-    from ..sources._jsonl import blocks_of_lines
-
-    found: set[Any] = set()
-    kind = _kind(path)
-    if kind == "parquet":
-        import pyarrow.compute as pc
-
-        from ..sources._parquet import open_parquet
-
-        parquet = open_parquet(path)
-        if "topic0" in parquet.schema_arrow.names:  # else the reader names the missing column
-            column = parquet.read(columns=["topic0"]).column("topic0")
-            found.update(pc.unique(column).to_pylist())
-    else:
-        for block in blocks_of_lines(path, kind == "jsonl.gz"):
-            for line in filter(bytes.strip, block.splitlines()):
-                try:
-                    obj = orjson.loads(line)
-                except orjson.JSONDecodeError as exc:
-                    raise SourceError(f"log file {path}: not valid JSON: {exc}") from None
-                topics = obj.get("topics") if isinstance(obj, dict) else None
-                if isinstance(topics, list) and topics and isinstance(topics[0], str):
-                    found.add(topics[0])
-    out: set[str] = set()
-    for value in found:
-        text = "0x" + value.hex() if isinstance(value, bytes) else value
-        if isinstance(text, str):
-            text = text if text[:2] in ("0x", "0X") else "0x" + text  # cryo text may lack 0x
-            # A malformed topic would make LogFilter raise; the reader never selects it anyway.
-            with contextlib.suppress(ValueError):
-                out.add(_hex(text, 64, "topic0"))
-    return out

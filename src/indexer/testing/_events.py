@@ -14,15 +14,15 @@ from typing import TYPE_CHECKING, Any
 
 from eth_hash.auto import keccak
 
-from .._abi import EventSpec, parse_event_signature
-from .._handlers import Event
+from ..abi import EventSpec, parse_event_signature
+from ..handlers import Event
 from ..sources import RawLog
 from ._chain import LogSpec, _hex
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
 
-    from .._abi import Param, _Type
+    from ..abi import AbiType, Param
 
 __all__ = ["encode_log", "make_event", "make_log"]
 
@@ -45,7 +45,7 @@ def _fail(spec: EventSpec, param: Param, reason: object) -> ValueError:
     return ValueError(f"event {spec.name}: parameter {param.name!r} ({param.type}): {reason}")
 
 
-def _topic(spec: EventSpec, param: Param, typ: _Type, value: Any) -> str:
+def _topic(spec: EventSpec, param: Param, typ: AbiType, value: Any) -> str:
     """The topic of one indexed parameter (keccak256 of the value for dynamic types)."""
     if typ.is_value:
         try:
@@ -103,7 +103,7 @@ def encode_log(event: str | EventSpec, params: Mapping[str, Any], *, address: st
         )
     topics: list[str] = [] if spec.anonymous else [spec.topic0]
     data_params: list[Param] = []
-    for param, typ in zip(spec.inputs, spec._types, strict=True):
+    for param, typ in zip(spec.inputs, spec.types, strict=True):
         if param.indexed:
             topics.append(_topic(spec, param, typ, params[param.name]))
         else:

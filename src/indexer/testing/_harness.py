@@ -19,12 +19,17 @@ from typing import TYPE_CHECKING, Any, TypeAlias, TypeVar, cast
 import trio
 from psycopg import sql
 
-from .._config import load_config
-from .._handlers import Event, Handler, HandlerSet, collect_handlers, load_handlers
 from .._metrics import Metrics
-from ..persist import RetryingSession, Session, connect, load_by_ids
-from ..persist._connection import _columns
-from ..persist._schema import table_ident
+from ..config import load_config
+from ..handlers import Event, Handler, HandlerSet, collect_handlers, load_handlers
+from ..persist import (
+    RetryingSession,
+    Session,
+    connect,
+    entity_columns,
+    load_by_ids,
+    table_ident,
+)
 from ..runtime import ChainRoutes, Processor, Writer, build_routes, start_from_database
 from ..sources import BlockRange, DecodedLog, LogDecoder, RawLog
 from ..store import Entity, EntitySpec, EntityTable, Store, entity_spec
@@ -34,8 +39,8 @@ if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Mapping, Sequence
     from types import ModuleType
 
-    from .._abi import EventSpec
-    from .._config import ContractConfig, ProjectConfig
+    from ..abi import EventSpec
+    from ..config import ContractConfig, ProjectConfig
 
 __all__ = ["HandlerHarness", "Project", "open_handler_harness", "read_entities"]
 
@@ -448,7 +453,7 @@ async def open_handler_harness(
 def _read_all(session: Session, spec: EntitySpec) -> dict[str, Any]:
     cur = session.conn.execute(
         sql.SQL("SELECT {} FROM {} ORDER BY id").format(
-            _columns(spec), table_ident(session.schema, spec.table)
+            entity_columns(spec), table_ident(session.schema, spec.table)
         )
     )
     cls, new, id_pos = spec.cls, tuple.__new__, spec.field("id").position

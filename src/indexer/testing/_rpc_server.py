@@ -139,9 +139,8 @@ class RpcServer:
     def transport(self) -> httpx.AsyncBaseTransport:
         """An httpx transport that answers requests in-process, without sockets.
 
-        Pass it as ``httpx.AsyncClient(transport=...)`` or
-        ``open_rpc_client(url, transport=...)`` (through the runtime:
-        ``RunOptions(rpc_tuning={"client_options": {"transport": ...}})``);
+        Pass it as ``httpx.AsyncClient(transport=...)`` (through the
+        runtime: ``RunOptions(rpc_tuning={"client_options": {"transport": ...}})``);
         the request URL is then ignored, so any ``http://`` URL will do.
         This is the way to test under Trio's mock clock (``autojump_clock``):
         every wait is a ``trio.sleep`` and nothing waits on a real socket,

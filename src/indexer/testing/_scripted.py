@@ -5,8 +5,8 @@ from __future__ import annotations
 import dataclasses
 from typing import TYPE_CHECKING
 
-from .._config import SourceConfig
 from .._errors import ConfigError
+from ..config import SourceConfig
 from ..runtime import RunOptions, RunSummary, run_project
 from ._harness import Project, _handler_set, _load_project
 from ._rpc_server import RpcServer

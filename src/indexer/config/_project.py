@@ -35,7 +35,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
-from ._config_check import (
+from .._errors import ConfigError
+from .._redact import redact_url
+from ._validate import (
     Where,
     as_bool,
     as_float,
@@ -45,16 +47,14 @@ from ._config_check import (
     check_routing,
     load_yaml,
     read_mapping,
-    redact_url,
     resolve_events,
     resolve_path,
 )
-from ._errors import ConfigError
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
 
-    from ._abi import EventSpec
+    from ..abi import EventSpec
 
 __all__ = [
     "ChainConfig",
@@ -62,7 +62,6 @@ __all__ = [
     "ProjectConfig",
     "SourceConfig",
     "load_config",
-    "redact_url",
 ]
 
 CONFIG_FILE = "indexer.yaml"

@@ -1,23 +1,51 @@
-"""Decoding logs with an :class:`~indexer._abi.EventSpec`: a strict reference
-decoder, and the generated fast path built from it.
+"""Decoding logs with an :class:`EventSpec`: a strict reference decoder, and the
+generated fast path built from it.
 
 The fast path reads static types straight from the hex text of topics and
 data; anything it does not handle, or any doubt, defers to the reference
 decoder, which is the authority on what is valid and on the error message.
+
+Speed: the decoder runs once per event.  For each spec we generate (with
+``exec``) a small function without loops that reads static values straight
+from the hex text: ``int(word, 16)`` for integers, slices for addresses.
+The hex text is never converted to bytes on that path.  Data holding dynamic
+types goes through ``eth_abi.decode``.  The fast function checks what a
+strict ABI decoder checks: topic count, topic0, exact lengths, zero padding
+of addresses and ``bytesN``, ``bool`` being 0 or 1, and integer ranges
+(sign extension included).  When any check fails it hands the log to a slow
+reference decoder.  That decoder works on bytes and eth-abi and checks every
+character.  It raises :class:`~indexer.DecodeError` with the exact reason,
+or it returns the values when the fast path only refused an unusual but
+valid spelling, such as an uppercase topic0.
+
+Trust boundary: on the fast path, ``topics`` and ``data`` are taken to be
+``0x``-prefixed hex text, as :class:`~indexer.sources.RawLog` promises
+(sources make them with ``bytes.hex()`` or take them from a node's JSON).
+The fast path checks lengths and padding, not the class of every
+character.  A non-hex character in a number still raises ``DecodeError``,
+because ``int()`` refuses it.  The characters of an address are copied
+after ``.lower()`` without being parsed.  Checking each character costs
+about 20% of the decoder's time, and sources already guarantee it.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from ._abi import Decoder, EventSpec, _Type
-from ._errors import DecodeError
+from .._errors import DecodeError
+from ._types import AbiType
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterator, Sequence
+    from collections.abc import Iterator, Sequence
 
-__all__ = ["abi_decode", "compile_decoder"]
+    from ._event import EventSpec
+
+__all__ = ["Decoder", "abi_decode", "compile_decoder"]
+
+#: A compiled event decoder: ``decode(topics, data hex) -> {name: value}``.
+Decoder = Callable[[tuple[str, ...], str], dict[str, Any]]
 
 
 def abi_decode(types: Sequence[str], data: bytes) -> tuple[Any, ...]:
@@ -61,7 +89,7 @@ def _short(text: str, limit: int = 80) -> str:
     return repr(text if len(text) <= limit else text[:limit] + "...")
 
 
-def _converter(typ: _Type) -> Callable[[Any], Any] | None:
+def _converter(typ: AbiType) -> Callable[[Any], Any] | None:
     """Map eth-abi's output for ``typ`` to our convention (None when it already fits)."""
     if typ.kind == "address":
         return str.lower
@@ -85,7 +113,7 @@ def _identity(value: Any) -> Any:
     return value
 
 
-def _encoded_size(typ: _Type, value: Any) -> int:
+def _encoded_size(typ: AbiType, value: Any) -> int:
     """Bytes the canonical encoding of ``value`` takes in its tail (dynamic) or head (static)."""
     if not typ.dynamic:
         return 32 * typ.words
@@ -114,10 +142,10 @@ class _Layout:
         self.spec = spec
         self.topic0 = spec.topic0
         self.topic_count = spec.topic_count
-        self.indexed = [(p, t) for p, t in zip(spec.inputs, spec._types, strict=True) if p.indexed]
-        self.body = [(p, t) for p, t in zip(spec.inputs, spec._types, strict=True) if not p.indexed]
+        self.indexed = [(p, t) for p, t in zip(spec.inputs, spec.types, strict=True) if p.indexed]
+        self.body = [(p, t) for p, t in zip(spec.inputs, spec.types, strict=True) if not p.indexed]
         self.body_types = [t.canonical for _, t in self.body]
-        self.body_tuple = _Type("tuple", comps=tuple(t for _, t in self.body))
+        self.body_tuple = AbiType("tuple", comps=tuple(t for _, t in self.body))
         self.body_static = not self.body_tuple.dynamic
         self.body_words = self.body_tuple.words if self.body else 0
         self.body_convs = [_converter(t) for _, t in self.body]
@@ -268,7 +296,7 @@ class _Gen:
         self.lines.append(f"if {condition}:")
         self.lines.append("    return _ref(topics, data)")
 
-    def word_value(self, typ: _Type, src: str, start: int, whole: bool) -> str:
+    def word_value(self, typ: AbiType, src: str, start: int, whole: bool) -> str:
         """Code for an elementary static value in the 64 hex digits src[start:start+64].
 
         ``whole`` says ``src`` is exactly ``0x`` + those 64 digits (a topic, or
@@ -314,7 +342,7 @@ class _Gen:
             raise AssertionError(kind)
         return v
 
-    def static_value(self, typ: _Type, start: int, whole: bool = False) -> tuple[str, int]:
+    def static_value(self, typ: AbiType, start: int, whole: bool = False) -> tuple[str, int]:
         """Code for a static (possibly nested) value at hex offset ``start`` of data.
 
         ``whole``: the data is exactly this one word, so an address check covers the ``0x``.

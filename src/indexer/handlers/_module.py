@@ -1,4 +1,4 @@
-"""The handler side of the public API: ``Event``, ``@on`` and loading a handlers module."""
+"""The handlers module: ``@on`` marks handlers; ``load_handlers`` imports the module and collects them."""
 
 from __future__ import annotations
 
@@ -6,61 +6,27 @@ import importlib.util
 import inspect
 import sys
 import typing
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Final, NamedTuple, TypeVar
+from typing import TYPE_CHECKING, Any, Final, TypeVar
 
+from .._errors import ConfigError
+from ..store import Entity, EntitySpec, entity_spec
+from ._context import Context
 from ._effects import Effect
-from ._errors import ConfigError
-from .store import Entity, EntitySpec, entity_spec
+from ._event import Event
 
 if TYPE_CHECKING:
     from pathlib import Path
     from types import ModuleType
 
-    from ._config import ProjectConfig
-    from .runtime import Context
+    from ..config import ProjectConfig
 
-__all__ = ["Event", "Handler", "HandlerSet", "load_handlers", "on"]
-
-
-class Event(NamedTuple):
-    """One decoded log, as handlers receive it (an immutable record).
-
-    Attributes:
-        params: decoded arguments by ABI name (uintN/intN -> int, address ->
-            lowercase 0x-hex str, bool, bytes/bytesN -> bytes, string -> str,
-            arrays -> list, tuples -> tuple).
-        contract: the contract name from indexer.yaml.
-        name: the event name.
-        address: emitting contract, lowercase 0x-hex.
-        chain_id, block_number, log_index, transaction_hash: where the log
-            comes from.
-        block_hash, block_timestamp: None when the source does not have them.
-    """
-
-    params: Mapping[str, Any]
-    contract: str
-    name: str
-    address: str
-    chain_id: int
-    block_number: int
-    log_index: int
-    transaction_hash: str
-    block_hash: str | None = None
-    block_timestamp: int | None = None
-
-    def __repr__(self) -> str:
-        return (
-            f"Event({self.contract}.{self.name} chain={self.chain_id} block={self.block_number} "
-            f"log={self.log_index} params={dict(self.params)!r})"
-        )
+__all__ = ["Handler", "HandlerSet", "collect_handlers", "load_handlers", "on"]
 
 
-Event.__module__ = "indexer"
-
-
-Handler = Callable[[Event, "Context"], Awaitable[None]]
+#: An ``@on`` handler as the runtime calls it.
+Handler = Callable[[Event, Context], Awaitable[None]]
 _H = TypeVar("_H", bound=Callable[..., Awaitable[None]])
 _MARK: Final = "__indexer_on__"
 
@@ -132,6 +98,7 @@ def load_handlers(config: ProjectConfig) -> HandlerSet:
 
 
 def collect_handlers(module: ModuleType, config: ProjectConfig) -> HandlerSet:
+    """The entities, ``@on`` handlers, effects and ``report`` of an imported handlers module."""
     entities: dict[type[Entity], EntitySpec] = {}
     found: list[tuple[int, str, str, Handler]] = []
     effects: dict[str, Effect[Any, Any]] = {}
