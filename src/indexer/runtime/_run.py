@@ -289,6 +289,11 @@ class _Runner:
         on a quiet chain that may not come for a long time: processed blocks
         would stay uncommitted.
         """
+        try:
+            return ranges.receive_nowait()
+        except trio.WouldBlock:
+            pass
+        # Idle: wait for a range, but no longer than until the pending batch is due.
         with trio.move_on_at(self.handoff.due):
             return await ranges.receive()
         await self.handoff.flush()
