@@ -184,11 +184,10 @@ def cli_imports_only_runtime_config_and_leaves(imports: list[Import]) -> list[st
 
 
 def only_persist_talks_to_postgresql(imports: list[Import]) -> list[str]:
-    # testing reads tables back for read_entities (testing/_harness.py).
     return [
-        f"{imp}: only persist (and testing's table reader) imports psycopg"
+        f"{imp}: only persist imports psycopg"
         for imp in imports
-        if _top(imp.target) == "psycopg" and component(imp.importer) not in ("persist", "testing")
+        if _top(imp.target) == "psycopg" and component(imp.importer) != "persist"
     ]
 
 

@@ -20,6 +20,7 @@ from ._changeset import committed_checkpoint as committed_checkpoint
 from ._connection import Session as Session
 from ._connection import connect as connect
 from ._connection import entity_columns as entity_columns
+from ._connection import load_all as load_all
 from ._connection import load_by_field as load_by_field
 from ._connection import load_by_ids as load_by_ids
 from ._connection import numeric_as_int as numeric_as_int
@@ -67,6 +68,7 @@ __all__ = [
     "execute_rollback",
     "history_table",
     "is_transient",
+    "load_all",
     "load_by_field",
     "load_by_ids",
     "load_effect_outputs",

@@ -29,6 +29,7 @@ __all__ = [
     "Session",
     "connect",
     "entity_columns",
+    "load_all",
     "load_by_field",
     "load_by_ids",
     "load_errors",
@@ -128,6 +129,18 @@ def load_by_ids(session: Session, spec: EntitySpec, ids: Sequence[str]) -> list[
             (list(ids),),
         )
         return [new(cls, row) for row in cur]
+
+
+def load_all(session: Session, spec: EntitySpec) -> dict[str, Any]:
+    """Every row of ``spec``'s table, as entities by id (in id order)."""
+    cls, new, id_pos = spec.cls, tuple.__new__, spec.field("id").position
+    with load_errors():
+        cur = session.conn.execute(
+            sql.SQL("SELECT {} FROM {} ORDER BY id").format(
+                entity_columns(spec), table_ident(session.schema, spec.table)
+            )
+        )
+        return {row[id_pos]: new(cls, row) for row in cur}
 
 
 def load_by_field(session: Session, spec: EntitySpec, field_name: str, value: Any) -> list[Any]:

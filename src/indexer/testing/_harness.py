@@ -17,7 +17,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeAlias, TypeVar, cast
 
 import trio
-from psycopg import sql
 
 from .._metrics import Metrics
 from ..config import load_config
@@ -26,13 +25,12 @@ from ..persist import (
     RetryingSession,
     Session,
     connect,
-    entity_columns,
+    load_all,
     load_by_ids,
-    table_ident,
 )
 from ..runtime import ChainRoutes, Processor, Writer, build_routes, start_from_database
 from ..sources import BlockRange, DecodedLog, LogDecoder, RawLog
-from ..store import Entity, EntitySpec, EntityTable, Store, entity_spec
+from ..store import Entity, EntityTable, Store, entity_spec
 from ._events import make_event, make_log
 
 if TYPE_CHECKING:
@@ -402,7 +400,7 @@ class HandlerHarness:
         if self._session is None:
             values = table.values
             return {id: e for id in sorted(values) if (e := values[id]) is not None}
-        return _read_all(self._session, table.spec)
+        return load_all(self._session, table.spec)
 
     @property
     def events(self) -> int:
@@ -450,16 +448,6 @@ async def open_handler_harness(
             await harness._detach()
 
 
-def _read_all(session: Session, spec: EntitySpec) -> dict[str, Any]:
-    cur = session.conn.execute(
-        sql.SQL("SELECT {} FROM {} ORDER BY id").format(
-            entity_columns(spec), table_ident(session.schema, spec.table)
-        )
-    )
-    cls, new, id_pos = spec.cls, tuple.__new__, spec.field("id").position
-    return {row[id_pos]: new(cls, row) for row in cur}
-
-
 def read_entities(database_url: str, schema: str, entity: type[E]) -> dict[str, E]:
     """Every row of ``entity``'s table in ``schema``, as entities by id (sorted).
 
@@ -467,6 +455,6 @@ def read_entities(database_url: str, schema: str, entity: type[E]) -> dict[str, 
     """
     session = connect(database_url, schema)
     try:
-        return _read_all(session, entity_spec(entity))
+        return load_all(session, entity_spec(entity))
     finally:
         session.close()
