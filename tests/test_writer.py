@@ -69,7 +69,6 @@ class Loop:
             cp,
             {1: ChainProgress(1, 0, cp, cp)},
             [CheckpointRow(cp, 1, cp, None, len(changes))],
-            len(changes),
         )
 
 

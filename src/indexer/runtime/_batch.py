@@ -22,7 +22,6 @@ class Batch:
     upto: int
     chains: dict[int, ChainProgress]
     checkpoints: list[CheckpointRow] = field(default_factory=list)
-    events: int = 0
     # Within some chain's reorg window: write history (see Changeset.history).
     history: bool = False
     # chain id -> highest final block (see Changeset.prune); newest wins.
@@ -40,7 +39,6 @@ class Batch:
             later.upto,
             chains,
             self.checkpoints + later.checkpoints,
-            self.events + later.events,
             self.history or later.history,
             {**self.prune, **later.prune},
             self.raw + later.raw if later.raw else self.raw,

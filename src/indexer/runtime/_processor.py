@@ -230,7 +230,6 @@ class Processor:
             store.processed,
             {chain_id: chain},
             checkpoints,
-            len(items),
             history=self.history,
             prune=prune,
             raw=raw_rows,
