@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 import random
+import reprlib
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -104,10 +105,10 @@ async def run(project: Path, url: str, **options: Any) -> RunSummary:
     handlers = load_handlers(config)
     tuning = options.pop("rpc_tuning", {})
     client = {"backoff_base": 0.01, "backoff_cap": 0.05, **tuning.pop("client_options", {})}
+    options.setdefault("write_interval", 0.0)
     opts = RunOptions(
         database_url=url,
         handle_signals=False,
-        write_interval=0.0,
         rpc_tuning={"client_options": client, **tuning},
         **options,
     )
@@ -186,3 +187,91 @@ def replace_logs(
     rng: random.Random, chain: ScriptedChain, depth: int
 ) -> Mapping[int, list[LogSpec]]:
     return random_logs(rng, range(chain.head - depth + 1, chain.head + 1))
+
+
+RAW_COLUMNS = (
+    "block_number, log_index, transaction_hash, block_hash, address, topics, data, event, params"
+)
+
+
+def raw_rows(chain: ScriptedChain) -> list[tuple[Any, ...]]:
+    """The ``_indexer_raw_events`` rows of the chain's canonical Transfers (``RAW_COLUMNS``)."""
+    out: list[tuple[Any, ...]] = []
+    for lg in chain.logs(1, chain.head, topic0s=[TRANSFER]):
+        topics = lg["topics"]
+        params = {
+            "from": "0x" + topics[1][-40:],
+            "to": "0x" + topics[2][-40:],
+            "value": int(lg["data"], 16),
+        }
+        out.append(
+            (
+                int(lg["blockNumber"], 16),
+                int(lg["logIndex"], 16),
+                lg["transactionHash"],
+                lg["blockHash"],
+                lg["address"],
+                topics,
+                lg["data"],
+                "Token.Transfer",
+                params,
+            )
+        )
+    return out
+
+
+def stored_raw(url: str, schema: str) -> list[tuple[Any, ...]]:
+    """``RAW_COLUMNS`` and the checkpoint of every stored raw event, in chain order."""
+    return framework_rows(
+        url,
+        schema,
+        f"SELECT {RAW_COLUMNS}, checkpoint FROM {{}}._indexer_raw_events"
+        " ORDER BY block_number, log_index, checkpoint",
+    )
+
+
+def stored_checkpoints(url: str, schema: str) -> list[tuple[Any, ...]]:
+    """(id, chain, block, hash, events) of every stored checkpoint row, by id."""
+    return framework_rows(
+        url,
+        schema,
+        "SELECT id, chain_id, block_number, block_hash, events FROM {}._indexer_checkpoints"
+        " ORDER BY id, block_number",
+    )
+
+
+_short = reprlib.Repr()
+_short.maxstring = _short.maxother = 120
+_short.maxlist = _short.maxtuple = _short.maxdict = 12
+
+
+def assert_same(what: str, got: Any, want: Any) -> None:
+    """``assert got == want`` with a short message naming the first difference.
+
+    Hypothesis evaluates a failing assertion once per example it tries while
+    shrinking; pytest's full diff of hundreds of rows made that the slowest
+    part of a failing state machine.
+    """
+    if got == want:
+        return
+    if isinstance(got, dict) and isinstance(want, dict):
+        keys = sorted(
+            got.keys() ^ want.keys() | {k for k in got.keys() & want.keys() if got[k] != want[k]}
+        )
+        where = "; ".join(
+            f"{k!r}: {_short.repr(got.get(k, '<none>'))} != {_short.repr(want.get(k, '<none>'))}"
+            for k in keys[:3]
+        )
+        raise AssertionError(f"{what} differ at {len(keys)} keys: {where}")
+    if isinstance(got, (list, tuple)) and isinstance(want, (list, tuple)):
+        i = next(
+            (i for i, (g, w) in enumerate(zip(got, want, strict=False)) if g != w),
+            min(len(got), len(want)),
+        )
+        g = got[i] if i < len(got) else "<none>"
+        w = want[i] if i < len(want) else "<none>"
+        raise AssertionError(
+            f"{what} differ ({len(got)} rows, {len(want)} wanted) first at {i}: "
+            f"{_short.repr(g)} != {_short.repr(w)}"
+        )
+    raise AssertionError(f"{what}: {_short.repr(got)} != {_short.repr(want)}")

@@ -5,7 +5,8 @@ reorgs deeper than it), and runs the indexer to the head between any two
 steps (every run is a restart), sometimes with a write or a rollback failing
 part way.  The reference model is the chain itself: after every run that
 succeeds, the tables equal a from-scratch computation over the final
-canonical chain (``expected``), and progress is the head.
+canonical chain (``expected``), progress is the head, and every batch's
+raw events and checkpoint rows are there exactly once.
 
 * A failing write or rollback fails the run, and the next run still ends
   exact: nothing half-written survives.
@@ -13,34 +14,54 @@ canonical chain (``expected``), and progress is the head.
   blocks, must stop the run with ReorgTooDeepError and leave the database
   as it was; never continue silently on a forked state.  A ``--reset`` run
   then rebuilds from scratch.
+* The hand-off between the processing loop and the writer is drawn as
+  data (``Handoff``): the first run, and any run after ``plan_handoff``,
+  processes one block per batch, holds chosen writes (``Gate``) so batches
+  pile up in the loop and in the writer's coalescing, lets the loop run dry
+  before chosen blocks, and may reorganise the chain as it reaches a chosen
+  block, so that a rollback drains pending batches first.  A lost or
+  overwritten batch fails the run it happens in, and the failure shrinks
+  to steps that print the schedule.
+
+Runs answer from the chain in-process, with database calls inline, under a
+mock clock that moves only when every task waits (``_gate.run_driven``):
+the interleaving a schedule makes replays exactly.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import random
 import shutil
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
-import trio
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, precondition, rule
 
-from indexer import ReorgTooDeepError
-from indexer.testing import ScriptedChain, open_rpc_server
+from indexer import ReorgTooDeepError, RunOptions, load_config, load_handlers, run_project
+from indexer.testing import RpcServer, ScriptedChain
 
 from ._chains import (
+    assert_same,
     expected,
+    framework_rows,
     make_rpc_project,
     progress,
     random_logs,
-    run,
-    set_end_block,
+    raw_rows,
+    stored_checkpoints,
+    stored_raw,
     tables,
 )
+from ._gate import Gate, Hold, PacedTransport, run_driven
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
 
 DEPTH = 4
 WRITE_STEPS = ("begin", "entities", "progress", "commit")
@@ -50,22 +71,71 @@ class _Fault(Exception):
     pass
 
 
+@dataclass(frozen=True)
+class Handoff:
+    """How a run hands batches over (block offsets count from the run's first block).
+
+    One block per batch, from an empty schema if ``rebuild`` (``--reset``: the
+    whole chain again); ``holds`` as for ``Gate``; the loop runs dry before
+    the blocks at offsets ``dry``; just before the block at offset
+    ``reorg_at`` is first asked for, the chain's last ``replaced`` blocks
+    are replaced (same height, logs drawn from ``seed``); ``interval`` is the
+    writer's coalescing window.
+    """
+
+    holds: tuple[Hold | None, ...]
+    dry: frozenset[int] = frozenset()
+    reorg_at: int | None = None
+    replaced: int = 1
+    interval: float = 0.0
+    rebuild: bool = False
+    seed: int = 0
+
+
+HANDOFFS = st.builds(
+    Handoff,
+    holds=st.lists(
+        st.one_of(st.none(), st.builds(Hold, st.none() | st.integers(1, 3))),
+        min_size=1,
+        max_size=5,
+    ).map(tuple),
+    dry=st.frozensets(st.integers(1, 6), max_size=2),
+    reorg_at=st.none() | st.integers(0, 6),
+    replaced=st.integers(1, DEPTH),
+    interval=st.sampled_from([0.0, 0.5]),
+    rebuild=st.booleans(),
+    seed=st.integers(0, 2**16),
+)
+
+
 class ReorgMachine(RuleBasedStateMachine):
     url: str
     schema_name: str
 
-    @initialize(seed=st.integers(0, 2**16), head=st.integers(3, 12))
-    def setup(self, seed: int, head: int) -> None:
+    @initialize(seed=st.integers(0, 2**16), head=st.integers(3, 12), first=HANDOFFS)
+    def setup(self, seed: int, head: int, first: Handoff) -> None:
+        """A chain, and a first run from scratch under the hand-off schedule ``first``."""
         self.rng = random.Random(seed)
         self.chain = ScriptedChain(1, head=head, logs=random_logs(self.rng, range(1, head + 1)))
         self.tmp = Path(tempfile.mkdtemp(prefix="reorg-machine-"))
-        # Placeholder URL: every run serves the chain on a fresh port.
-        self.project = make_rpc_project(
-            self.tmp, self.schema_name, "http://127.0.0.1:1/", end_block=head, max_reorg_depth=DEPTH
+        # Never dialled: runs answer in-process (see _options).  Loaded
+        # once; each run gets the head as its end block.
+        project = make_rpc_project(
+            self.tmp,
+            self.schema_name,
+            "http://scripted.invalid/",
+            end_block=head,
+            max_reorg_depth=DEPTH,
+            raw_events=True,
         )
+        self.config = load_config(project)
+        self.handlers = load_handlers(self.config)
         self.synced = -1  # the head the last successful run reached
         self.reset_next = True  # the first run starts from an empty schema
         self.deep_pending = False
+        # A lost batch fails this very run: the counterexample is one step.
+        self.handoff: Handoff | None = first
+        self.sync(None)
 
     def teardown(self) -> None:
         if hasattr(self, "tmp"):
@@ -100,6 +170,11 @@ class ReorgMachine(RuleBasedStateMachine):
 
     # -- the indexer -------------------------------------------------------
 
+    @rule(plan=HANDOFFS)
+    def plan_handoff(self, plan: Handoff) -> None:
+        """The next run hands over as ``plan`` says."""
+        self.handoff = plan
+
     @rule(
         fail=st.one_of(
             st.none(),
@@ -118,16 +193,21 @@ class ReorgMachine(RuleBasedStateMachine):
                 fired.append(step)
                 raise _Fault(step)
 
-        before = tables(self.url, self.schema_name) if not self.reset_next else None
-        set_end_block(self.project, self.chain.head)
-        error = trio.run(self._run, fault, self.reset_next)
+        if self.handoff is not None and self.handoff.rebuild:
+            self.reset_next = True
+        before = tables(self.url, self.schema_name) if self.deep_pending else None
+        config = self.config
+        chain = dataclasses.replace(config.chains[0], end_block=self.chain.head)
+        config = dataclasses.replace(config, chains=(chain,))
+        options = self._options(fault, self.handoff)
+        self.handoff = None
+        error = run_driven(lambda: self._run(config, options))
         if error is None:
             assert not fired
             self.reset_next = False
             self.synced = self.chain.head
             self.deep_pending = False
-            assert progress(self.url, self.schema_name) == self.chain.head
-            assert tables(self.url, self.schema_name) == expected(self.chain)
+            self._check_database()
             return
         if isinstance(error, ReorgTooDeepError):
             assert self.deep_pending, f"reorg within max_reorg_depth reported as too deep: {error}"
@@ -139,25 +219,99 @@ class ReorgMachine(RuleBasedStateMachine):
         assert isinstance(error, _Fault), f"unexpected error: {error!r}"
         assert fired
 
-    async def _run(self, fault: Any, reset: bool) -> BaseException | None:
-        async with open_rpc_server(self.chain) as server:
-            self._point_at(server.url)
-            try:
-                await run(self.project, self.url, fault=fault, reset=reset)
-            except BaseException as exc:
-                while isinstance(exc, BaseExceptionGroup) and len(exc.exceptions) == 1:
-                    exc = exc.exceptions[0]
-                if isinstance(exc, (ReorgTooDeepError, _Fault)):
-                    return exc
-                raise
+    def _check_database(self) -> None:
+        """The database after a successful run: the final chain's, every batch there once.
+
+        Tables and progress are the head's.  Raw events: the canonical
+        chain's (a lost batch leaves a hole, a repeated one a duplicate).
+        Checkpoints: one per block of the last window (older ones were
+        pruned), in block order; the state row and the window's raw events
+        name them.  Short messages: see ``assert_same``.
+        """
+        url, schema, chain, head = self.url, self.schema_name, self.chain, self.chain.head
+        assert_same("progress", progress(url, schema), head)
+        accounts, tokens = tables(url, schema)
+        want_accounts, want_tokens = expected(chain)
+        assert_same("accounts", accounts, want_accounts)
+        assert_same("tokens", tokens, want_tokens)
+        raw = stored_raw(url, schema)
+        assert_same("raw events", [row[:-1] for row in raw], raw_rows(chain))
+        rows = stored_checkpoints(url, schema)
+        assert_same(
+            "checkpoint rows",
+            [row[1:] for row in rows],
+            [
+                (1, b, chain.block(b).hash, len(chain.block(b).logs))
+                for b in range(max(1, head - DEPTH), head + 1)
+            ],
+        )
+        ids = {block: cp for cp, _chain, block, _hash, _events in rows}
+        assert_same(
+            "raw event checkpoints",
+            [row[-1] for row in raw if row[0] in ids],
+            [ids[row[0]] for row in raw if row[0] in ids],
+        )
+        state = framework_rows(url, schema, "SELECT checkpoint FROM {}._indexer_state")
+        assert_same("state checkpoint", state, [(ids[head],)])
+
+    def _options(self, fault: Any, handoff: Handoff | None) -> RunOptions:
+        """The next run's options: the fault hook, and the hand-off's schedule if any."""
+        transport = PacedTransport(RpcServer(self.chain).transport())
+        client = {"transport": transport, "backoff_base": 0.01, "backoff_cap": 0.05}
+        options = RunOptions(
+            database_url=self.url,
+            reset=self.reset_next,
+            handle_signals=False,
+            write_interval=0.0,
+            fault=fault,
+            rpc_tuning={"client_options": client},
+        )
+        if handoff is None:
+            return options
+        done = None if self.reset_next else progress(self.url, self.schema_name)
+        first = 1 if done is None else done + 1
+        transport.dry = {first + offset for offset in handoff.dry}
+        if handoff.reorg_at is not None and self.chain.head > 1:
+            transport.on_request = self._reorg_when(first + handoff.reorg_at, handoff)
+        gate = Gate(handoff.holds)
+        return dataclasses.replace(
+            options,
+            pre_write=gate,
+            metrics=gate.metrics,
+            chunk_logs=1,
+            write_interval=handoff.interval,
+            rpc_tuning={"client_options": client, "initial_span": 1, "max_span": 1},
+        )
+
+    async def _run(self, config: Any, options: RunOptions) -> BaseException | None:
+        try:
+            await run_project(config, self.handlers, options)
+        except BaseException as exc:
+            while isinstance(exc, BaseExceptionGroup) and len(exc.exceptions) == 1:
+                exc = exc.exceptions[0]
+            if isinstance(exc, (ReorgTooDeepError, _Fault)):
+                return exc
+            raise
         return None
 
-    def _point_at(self, url: str) -> None:
-        path = self.project / "indexer.yaml"
-        text = path.read_text()
-        start = text.index("rpc: '") + len("rpc: '")
-        end = text.index("'", start)
-        path.write_text(text[:start] + url + text[end:])
+    def _reorg_when(self, block: int, handoff: Handoff) -> Callable[[set[int]], None]:
+        """An ``on_request`` hook: the handoff's reorg, once, as ``block`` is first asked for.
+
+        Before its header is fetched, so that the run itself detects the
+        reorg (one landing between a range's headers and its logs is caught
+        by the next run: see tests/test_reorg.py).
+        """
+        depth = min(handoff.replaced, self.chain.head - 1)
+        top = self.chain.head - depth + 1
+        logs = random_logs(random.Random(handoff.seed), range(top, top + depth))
+        fired: list[int] = []
+
+        def on_request(blocks: set[int]) -> None:
+            if not fired and block in blocks:
+                fired.append(block)
+                self.chain.reorg(depth, logs)
+
+        return on_request
 
 
 @pytest.mark.slow
@@ -170,6 +324,7 @@ def test_reorg_machine(database_url: str, schema: str) -> None:
     case.settings = settings(
         max_examples=100,
         stateful_step_count=12,
+        report_multiple_bugs=False,
         deadline=None,
         suppress_health_check=[HealthCheck.too_slow],
     )
@@ -184,14 +339,23 @@ def test_reorg_machine_scripted(database_url: str, schema: str) -> None:
         schema_name = schema
 
     m = Machine()
-    m.setup(seed=7, head=10)
-    m.sync(None)
+    # The first run holds its first write until nothing else can move, lets
+    # the loop run dry before block 3 and holds the next write for 2 blocks.
+    m.setup(seed=7, head=10, first=Handoff(holds=(Hold(), Hold(2)), dry=frozenset({2})))
     assert m.synced == 10
     m.reorg(depth=3, grow=1)  # head 11
     m.sync(("rollback", 0))  # the rollback fails: the run fails, nothing half-done
     m.sync(None)
     m.advance(4)
     m.sync(None)
+    # Writes held while the chain reorganises under the fetch of the run's
+    # third block: the rollback drains the pending batches first.
+    m.advance(3)
+    m.plan_handoff(
+        Handoff(holds=(Hold(), None, Hold(1)), dry=frozenset({1}), reorg_at=2, replaced=3)
+    )
+    m.sync(None)
+    assert m.synced == m.chain.head
     m.deep_reorg(extra=2)
     before = tables(database_url, schema)
     m.sync(None)

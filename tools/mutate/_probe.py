@@ -6,6 +6,8 @@ editable install of the working tree: a mutant that is not really
 imported would "survive" for nothing.  It also turns off Hypothesis's
 shrinking: a mutant only needs a failing example, not the smallest one,
 and shrinking a state machine that talks to PostgreSQL can take minutes.
+And it derandomizes Hypothesis: every run of a mutant draws the same
+examples, so a catch (or a miss) is the same in every run, never luck.
 """
 
 from __future__ import annotations
@@ -33,6 +35,9 @@ def pytest_configure(config: pytest.Config) -> None:
             f"in {src}; is PYTHONPATH overridden?"
         )
     settings.register_profile(
-        "mutate", phases=[Phase.explicit, Phase.reuse, Phase.generate], print_blob=False
+        "mutate",
+        phases=[Phase.explicit, Phase.reuse, Phase.generate],
+        print_blob=False,
+        derandomize=True,
     )
     settings.load_profile("mutate")

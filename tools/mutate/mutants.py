@@ -41,6 +41,8 @@ class Mutant:
 
 
 STORE = "tests/test_store.py"
+SNAPSHOTS = "tests/test_store_snapshots.py"
+LOOP_WAITS = "tests/test_loop_waits.py"
 HANDOFF = "tests/test_handoff.py"
 WRITER = "tests/test_writer.py"
 STORE_MACHINE = "tests/test_store_machine.py"
@@ -81,7 +83,8 @@ MUTANTS: tuple[Mutant, ...] = (
        "        await self.handoff.flush()\n        return await ranges.receive()",
        "        return await ranges.receive()",
        "an idle loop waits for the next range without handing its due batch over",
-       (HANDOFF, REORG_MACHINE)),
+       (LOOP_WAITS + "::test_a_quiet_chain_commits_the_batches_pending_in_the_loop", HANDOFF),
+       fast=True),
     _M("final-flush-drops-pending", "lost-batch", "runtime/_handoff.py",
        "        if self.pending is not None:\n            await self._try_send(self.pending)\n        self._send.close()",
        "        self._send.close()",
@@ -111,7 +114,8 @@ MUTANTS: tuple[Mutant, ...] = (
        "            {**self.prune, **later.prune},",
        "            self.prune,",
        "Batch.merge keeps the first batch's final blocks (pruning lags)",
-       (HANDOFF, FOLLOW)),
+       (LOOP_WAITS + "::test_merged_batches_prune_up_to_the_newest_final_block", HANDOFF),
+       fast=True),
     _M("merge-drops-chains", "lost-batch", "runtime/_batch.py",
        "        chains.update(later.chains)\n",
        "",
@@ -138,7 +142,7 @@ MUTANTS: tuple[Mutant, ...] = (
        "out.history.extend((id, pcp, pv) for pcp, pv in chain if pcp <= upto)",
        "out.history.extend((id, pcp, pv) for pcp, pv in chain)",
        "the history snapshot includes superseded changes above upto (written twice)",
-       (STORE, STORE_MACHINE, REORG_MACHINE)),
+       (SNAPSHOTS, STORE, STORE_MACHINE), fast=True),
     _M("seal-off-by-one", "history", "store/_table.py",
        "old_cp <= self.sealed:",
        "old_cp < self.sealed:",
@@ -277,7 +281,7 @@ MUTANTS: tuple[Mutant, ...] = (
        "            id = row[id_pos]\n            if id not in values:",
        "            id = row[id_pos]\n            if values.get(id) is None:",
        "EntityTable.load lets a committed row overwrite an id deleted (or absent) in memory",
-       (STORE, STORE_MACHINE, RUNTIME + "::test_find_sees_database_plus_memory")),
+       (SNAPSHOTS, STORE, STORE_MACHINE), fast=True),
     # -- complete: indices and tables after eviction
     _M("evict-keeps-index-complete", "complete", "store/_table.py",
        "                    self._index_complete[name].discard(v)\n",
@@ -314,12 +318,12 @@ MUTANTS: tuple[Mutant, ...] = (
        "            await handoff.flush()\n            await self.writer.wait_commit()\n",
        "            await self.writer.wait_commit()\n",
        "the capacity rule waits for a commit without handing over its pending batch (deadlock)",
-       (HANDOFF, RUNTIME + "::test_no_deadlock_when_a_batch_alone_exceeds_the_target",
-        RUNTIME + "::test_capacity_waits_for_slow_writer_and_bounds_memory")),
+       (LOOP_WAITS, HANDOFF), fast=True),
     _M("capacity-guard-ignores-in-flight", "capacity", "runtime/_run.py",
        "if handoff.pending is None and handoff.sent_upto <= store.committed:",
        "if handoff.pending is None:",
        "the capacity rule stops waiting while a batch is still in flight",
-       (HANDOFF, RUNTIME + "::test_capacity_waits_for_slow_writer_and_bounds_memory")),
+       (LOOP_WAITS + "::test_the_loop_waits_for_a_write_in_flight_when_over_its_target", HANDOFF),
+       fast=True),
 )
 # fmt: on

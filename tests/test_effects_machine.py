@@ -1,0 +1,500 @@
+"""Hypothesis state machine: effect outputs under eviction, slow and failing writes, restarts.
+
+The machine plays the runtime around one cached effect.  Handlers call it
+through the real ``EffectCalls`` (memory, then the database, then the
+function), one call at a time or as a batch's prefetch; batches end; the
+real ``Writer`` writes them (``Writer.write``, with ``execute_write`` inside)
+in a Trio run of its own thread, so a write can stay in flight -- its
+snapshot taken, its transaction not begun -- while more effect calls and
+evictions happen (a slow write).  Writes fail at a step: permanently (the
+run stops, and the next one starts from the database) or transiently (the
+writer retries on a new connection, once after the answer to COMMIT was
+lost).  The store runs at targets of 1 to 4 objects.  A restart may come
+with a new version of the function whose return type the stored outputs no
+longer fit, so they are recomputed and written again.
+
+The model knows, per input, the version of its committed output and the
+checkpoint of its unwritten one.  Invariants, after every step:
+* a call answers the current version's output and runs the function only
+  for an input with neither an unwritten output nor a stored one that
+  fits: an unwritten output is never evicted (nor recomputed), a stored one
+  is loaded instead of recomputed;
+* every unwritten output is in memory, and a write carries exactly the
+  unwritten outputs up to its checkpoint;
+* the effect table holds exactly the committed outputs, each once;
+* the row count the writer keeps and reports (``Writer.effect_rows``)
+  equals ``count(*)`` of the table: while a write is in flight, after
+  failures and retries, and after recomputed outputs replace stored ones.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import psycopg
+import pytest
+import trio
+from hypothesis import HealthCheck, Phase, settings
+from hypothesis import strategies as st
+from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
+from psycopg import sql
+
+from indexer import effect
+from indexer._metrics import Metrics
+from indexer.persist import (
+    Batch,
+    ChainProgress,
+    RetryPolicy,
+    Session,
+    Write,
+    Writer,
+    connect,
+    count_effect_rows,
+    create_effect_tables,
+    create_schema,
+    effect_table,
+    read_state,
+)
+from indexer.runtime._effect_calls import EffectCalls
+from indexer.store import Store
+
+if TYPE_CHECKING:
+    from collections.abc import Awaitable, Callable
+
+    from indexer import Effect
+
+T = TypeVar("T")
+NAME = "label"
+INPUTS = st.integers(0, 3)
+# Version 0 of the function returns an int, version 1 a str: after a change
+# of version every stored output is invalid and is recomputed.
+OUTPUT: tuple[Callable[[int], Any], ...] = (lambda n: n * 10, lambda n: f"n{n}")
+# How a write fails, at which step: permanently before COMMIT (the run stops
+# with nothing written) or after it (the run stops, the write landed);
+# transiently before the effect rows (retried from scratch), after them (the
+# retry writes them again) or after COMMIT (its answer lost: the writer asks
+# the database whether it landed, and counts the rows again).
+FAILS = st.sampled_from(
+    [None] * 3
+    + [("permanent", s) for s in ("entities", "commit", "committed")]
+    + [("transient", s) for s in ("entities", "progress", "commit", "committed")]
+)
+
+
+class _Fail(Exception):
+    pass
+
+
+def _versions(calls: list[int]) -> tuple[Effect[int, Any], Effect[int, Any]]:
+    """Two versions of one effect; every call of either is appended to ``calls``."""
+
+    async def label_v0(n: int) -> int:
+        calls.append(n)
+        return int(OUTPUT[0](n))
+
+    async def label_v1(n: int) -> str:
+        calls.append(n)
+        return str(OUTPUT[1](n))
+
+    return effect(name=NAME)(label_v0), effect(name=NAME)(label_v1)
+
+
+class _TrioThread:
+    """A Trio run in a thread of its own.
+
+    Rules call into it, and a write task can stay suspended in it across
+    rules: that is a slow write.  Nothing in it waits on time (the writer's
+    retries back off by zero seconds), so it needs no mock clock, whose
+    autojump would keep the idle loop spinning between calls.
+    """
+
+    def __init__(self) -> None:
+        ready = threading.Event()
+        self.error: BaseException | None = None
+
+        async def main() -> None:
+            self.token = trio.lowlevel.current_trio_token()
+            self.stop = trio.Event()
+            async with trio.open_nursery() as nursery:
+                self.nursery = nursery
+                ready.set()
+                await self.stop.wait()
+                nursery.cancel_scope.cancel()
+
+        def thread() -> None:
+            try:
+                trio.run(main)
+            except BaseException as exc:  # re-raised by close()
+                self.error = exc
+                ready.set()
+
+        self.thread = threading.Thread(target=thread, daemon=True)
+        self.thread.start()
+        ready.wait()
+
+    def run(self, fn: Callable[..., Awaitable[T]], *args: Any) -> T:
+        return trio.from_thread.run(fn, *args, trio_token=self.token)
+
+    def close(self) -> None:
+        if self.error is None:
+            trio.from_thread.run_sync(self.stop.set, trio_token=self.token)
+        self.thread.join()
+        if self.error is not None:
+            raise self.error
+
+
+@dataclass
+class _Flight:
+    """A write started by the machine: suspended after its snapshot until released."""
+
+    upto: int
+    carried: dict[int, int]  # input -> version of each unwritten output it must carry
+    plan: tuple[str, str] | None
+    write: Write | None = None
+    error: Exception | None = None
+    finished: bool = False
+    reached: trio.Event = field(default_factory=trio.Event)
+    release: trio.Event = field(default_factory=trio.Event)
+    done: trio.Event = field(default_factory=trio.Event)
+    scope: trio.CancelScope = field(default_factory=trio.CancelScope)
+
+
+class EffectsMachine(RuleBasedStateMachine):
+    url: str
+    schema_name: str
+    # The connections every example of a test uses (opening them was most of a restart).
+    shared: Session | None = None
+    shared_writer: Session | None = None
+
+    writer: Writer
+    effects: EffectCalls
+
+    @initialize(capacity=st.integers(1, 4))
+    def setup(self, capacity: int) -> None:
+        self.target = capacity
+        self.loader = self._empty_database()
+        self.loop = _TrioThread()
+        self.calls: list[int] = []
+        self.versions = _versions(self.calls)
+        self.version = 0
+        self.stored: dict[int, int] = {}  # input -> version of its committed output
+        self.committed = 0
+        self.flight: _Flight | None = None
+        self._start_run()
+
+    def _empty_database(self) -> Session:
+        cls = type(self)
+        if cls.shared is None:
+            cls.shared = connect(self.url, self.schema_name)
+            create_schema(cls.shared.conn, self.schema_name, [], {1: 0})
+            create_effect_tables(cls.shared.conn, self.schema_name, [NAME])
+        conn = cls.shared.conn
+        with conn.transaction():
+            for table in (effect_table(NAME), "_indexer_chains"):
+                conn.execute(
+                    sql.SQL("DELETE FROM {}.{}").format(
+                        sql.Identifier(self.schema_name), sql.Identifier(table)
+                    )
+                )
+            conn.execute(
+                sql.SQL("UPDATE {}._indexer_state SET checkpoint = 0").format(
+                    sql.Identifier(self.schema_name)
+                )
+            )
+        return cls.shared
+
+    def teardown(self) -> None:
+        if not hasattr(self, "loop"):
+            return
+        if self.flight is not None:
+            self.loop.run(self._cancel, self.flight)
+        if hasattr(self, "writer"):
+            type(self).shared_writer = self.writer.session
+        self.loop.close()
+
+    @classmethod
+    def close_shared(cls) -> None:
+        for session in (cls.shared, cls.shared_writer):
+            if session is not None:
+                session.close()
+
+    # -- the run around the store --------------------------------------------
+
+    def _start_run(self) -> None:
+        """Start as runtime._run does: frontiers and effect row counts from the database."""
+        # The previous run's writer connection (possibly a reconnected one).
+        session = self.writer.session if hasattr(self, "writer") else self.shared_writer
+        self.session = session or connect(self.url, self.schema_name, writer=True)
+        committed, _chains = read_state(self.loader.conn, self.schema_name)
+        assert committed == self.committed, "the database is not the model's"
+        self.store = Store([], target=self.target, effects=[(NAME, True)])
+        self.store.reset_frontiers(committed)
+        self.cache = self.store.effects[NAME]
+        self.writer, self.effects = self.loop.run(self._make)
+        self.writer.effect_rows[NAME] = count_effect_rows(self.loader, NAME)
+        self.pending: dict[int, int] = {}  # input -> checkpoint of its unwritten output
+        self.processed = committed
+        self.cp = committed + 1
+        self.ended: list[int] = []  # ends of the batches not written yet
+
+    async def _make(self) -> tuple[Writer, EffectCalls]:
+        url, schema = self.url, self.schema_name
+        writer = Writer(
+            self.store,
+            self.session,
+            fault=self._fault,
+            pre_write=self._pre_write,
+            reconnect=lambda: connect(url, schema, writer=True),
+            retry=RetryPolicy(base=0.0, cap=0.0),
+        )
+        return writer, EffectCalls(self.store, self.loader, trio.CapacityLimiter(1), Metrics())
+
+    @property
+    def eff(self) -> Effect[int, Any]:
+        return self.versions[self.version]
+
+    def _needs_call(self, n: int) -> bool:
+        return n not in self.pending and self.stored.get(n) != self.version
+
+    def _advance(self) -> None:
+        self.processed = self.store.processed = self.cp
+
+    # -- what the processor does -------------------------------------------
+
+    @rule(n=INPUTS, end=st.integers(0, 2))
+    def call(self, n: int, end: int = 1) -> None:
+        """ctx.effect(label, n) in a handler; end=0 ends the batch after."""
+        want = [n] if self._needs_call(n) else []
+        before = len(self.calls)
+        got = self.loop.run(self.effects.get, self.eff, n, self.cp)
+        assert got == OUTPUT[self.version](n)
+        assert self.calls[before:] == want, f"{n}: ran {self.calls[before:]}, expected {want}"
+        if want:
+            self.pending[n] = self.cp
+        self._advance()
+        if end == 0:
+            self.end_batch(None)
+
+    @rule(ns=st.lists(INPUTS, max_size=4), end=st.integers(0, 2))
+    def prefetch(self, ns: list[int], end: int = 1) -> None:
+        """The calls a preload pass collected, loaded or run together; end=0 ends the batch."""
+        wanted = {self.eff.key(n)[0]: (self.eff.key(n)[1], n) for n in ns}
+        want = sorted({n for n in ns if self._needs_call(n)})
+        before = len(self.calls)
+        self.loop.run(self.effects.prefetch, {self.eff: wanted}, self.cp)
+        assert sorted(self.calls[before:]) == want
+        for n in want:
+            self.pending[n] = self.cp
+        self._advance()
+        if end == 0:
+            self.end_batch(None)
+
+    @rule(plan=FAILS)
+    def end_batch(self, plan: tuple[str, str] | None = None) -> None:
+        """The batch goes to the writer (``plan``: how its write fails, if it starts one)."""
+        self._advance()
+        self.ended.append(self.cp)
+        self.cp += 1
+        self.effects.new_batch()
+        self._hand_over(plan)
+
+    @rule()
+    def evict(self) -> None:
+        self.store.evict_committed()
+        # Back at half the target, unless only unwritten outputs are left.
+        keys = {self.eff.key(n)[0] for n in self.pending}
+        assert self.store.size() <= self.target // 2 or set(self.cache.values) <= keys
+
+    # -- what the writer does ----------------------------------------------
+
+    def _fault(self, step: str) -> None:
+        """Writer's fault hook (in its worker thread): fail the planned step once."""
+        flight = self.flight
+        if flight is None or flight.plan is None or flight.plan[1] != step:
+            return
+        kind, _ = flight.plan
+        flight.plan = None
+        if kind == "permanent":
+            raise _Fail(step)
+        raise psycopg.OperationalError(f"simulated: connection lost at {step}")
+
+    async def _pre_write(self, write: Write) -> None:
+        assert self.flight is not None
+        self.flight.write = write
+        self.flight.reached.set()
+        await self.flight.release.wait()
+
+    async def _start(self, flight: _Flight, batch: Batch) -> None:
+        async def go() -> None:
+            with flight.scope:
+                try:
+                    await self.writer.write(batch)
+                    flight.finished = True
+                except Exception as exc:
+                    flight.error = exc
+            flight.reached.set()
+            flight.done.set()
+
+        self.loop.nursery.start_soon(go)
+        await flight.reached.wait()
+
+    async def _finish(self, flight: _Flight) -> None:
+        flight.release.set()
+        await flight.done.wait()
+
+    async def _cancel(self, flight: _Flight) -> None:
+        flight.scope.cancel()
+        await flight.done.wait()
+
+    def _hand_over(self, plan: tuple[str, str] | None) -> None:
+        """An idle writer takes every batch waiting (it coalesces them) and snapshots
+        them; the transaction then waits for finish_write (a slow write)."""
+        if self.flight is not None or not self.ended:
+            return
+        upto = self.ended[-1]
+        carried = {n: self.version for n, c in self.pending.items() if c <= upto}
+        flight = self.flight = _Flight(upto, carried, plan)
+        self.loop.run(self._start, flight, Batch(upto, {1: ChainProgress(1, 0, upto, 0)}))
+        assert flight.write is not None, flight.error
+        want = sorted((*self.eff.key(n), OUTPUT[v](n)) for n, v in carried.items())
+        assert sorted(flight.write.effects.get(NAME, [])) == want
+        self.ended = []
+
+    @precondition(lambda self: self.flight is not None)
+    @rule(plan=FAILS)
+    def finish_write(self, plan: tuple[str, str] | None = None) -> None:
+        """The write in flight ends; the writer takes the batches that waited (``plan``)."""
+        flight = self.flight
+        assert flight is not None
+        kind, step = flight.plan or (None, None)
+        # With no entity tables, the "entities" step runs only for effect rows.
+        fails = kind == "permanent" and (step != "entities" or bool(flight.carried))
+        self.loop.run(self._finish, flight)
+        self.flight = None
+        if fails:
+            assert isinstance(flight.error, _Fail), flight.error
+            if step == "committed":
+                self._committed(flight)
+            # The run stops; the next one starts from the database.
+            self._start_run()
+            return
+        assert flight.error is None, flight.error
+        assert flight.finished
+        self._committed(flight)
+        self._hand_over(plan)
+
+    def _committed(self, flight: _Flight) -> None:
+        self.committed = flight.upto
+        self.stored.update(flight.carried)
+        for n in flight.carried:
+            del self.pending[n]
+
+    @rule(roll=st.integers(0, 2))
+    def restart(self, roll: int = 0) -> None:
+        """A crash (while a write waits: nothing of it is committed) and a restart
+        (only one draw in three: a restart discards the unwritten outputs)."""
+        if not roll:
+            self._restart(new_version=False)
+
+    @rule()
+    def upgrade(self) -> None:
+        """A restart with a new version of the function: stored outputs no longer fit."""
+        self._restart(new_version=True)
+
+    def _restart(self, *, new_version: bool) -> None:
+        if self.flight is not None:
+            self.loop.run(self._cancel, self.flight)
+            assert not self.flight.finished
+            assert self.flight.error is None
+            self.flight = None
+        if new_version:
+            self.version = 1 - self.version
+        self._start_run()
+
+    # -- after every step ----------------------------------------------------
+
+    @invariant()
+    def matches_model(self) -> None:
+        if not hasattr(self, "store"):
+            return
+        assert (self.store.committed, self.store.processed) == (self.committed, self.processed)
+        for n, cp in self.pending.items():
+            key = self.eff.key(n)[0]
+            assert key in self.cache.values, f"the unwritten output for {n} was evicted"
+            assert self.cache.values[key] == OUTPUT[self.version](n)
+            assert self.cache.pending[key][1] == cp
+        assert len(self.cache.pending) == len(self.pending)
+        rows = self.loader.conn.execute(
+            sql.SQL("SELECT key, input, output FROM {}.{}").format(
+                sql.Identifier(self.schema_name), sql.Identifier(effect_table(NAME))
+            )
+        ).fetchall()
+        want = {self.eff.key(n)[0]: (n, OUTPUT[v](n)) for n, v in self.stored.items()}
+        assert len(rows) == len(want)
+        assert {k: (i, o) for k, i, o in rows} == want
+        # len(rows) is count(*): one query per step instead of two.
+        assert self.writer.effect_rows[NAME] == len(rows), (self.writer.effect_rows, len(rows))
+
+
+def _settings() -> settings:
+    return settings(
+        max_examples=200,
+        stateful_step_count=40,
+        deadline=None,
+        suppress_health_check=[HealthCheck.too_slow],
+        # No "explain" phase: on a failure it re-runs the machine for minutes.
+        phases=[Phase.explicit, Phase.reuse, Phase.generate, Phase.shrink],
+    )
+
+
+@pytest.mark.slow
+def test_effects_machine(database_url: str, schema: str) -> None:
+    class Machine(EffectsMachine):
+        url = database_url
+        schema_name = schema
+
+    run: Any = Machine.TestCase
+    run.settings = _settings()
+    try:
+        run().runTest()
+    finally:
+        Machine.close_shared()
+
+
+def test_effects_machine_sanity(database_url: str, schema: str) -> None:
+    """The machine's plumbing, rule by rule: a slow write with calls and evictions meanwhile."""
+
+    class Machine(EffectsMachine):
+        url = database_url
+        schema_name = schema
+
+    m = Machine()
+    try:
+        m.setup(capacity=1)
+        m.call(1)
+        m.call(2)
+        m.end_batch(None)  # the writer starts: the write carries 1 and 2, and waits
+        m.call(3)
+        m.evict()  # nothing may go: every output is unwritten
+        assert sorted(m.pending) == [1, 2, 3]
+        m.matches_model()
+        m.call(1)  # from memory
+        m.finish_write(None)
+        m.matches_model()
+        assert m.writer.effect_rows[NAME] == 2
+        m.evict()  # 1 and 2 are written now: they may go, 3 stays
+        assert list(m.cache.values) == [m.eff.key(3)[0]]
+        m.call(2)  # loaded, not run again
+        assert m.calls == [1, 2, 3]
+        m.upgrade()
+        m.call(2)  # the stored int no longer fits: run again, and replace it
+        m.end_batch(("transient", "commit"))
+        m.finish_write(None)
+        m.matches_model()
+        assert m.stored == {1: 0, 2: 1}
+        assert m.writer.effect_rows[NAME] == 2
+    finally:
+        m.teardown()
+        Machine.close_shared()
