@@ -43,6 +43,7 @@ class Mutant:
 STORE = "tests/test_store.py"
 SNAPSHOTS = "tests/test_store_snapshots.py"
 LOOP_WAITS = "tests/test_loop_waits.py"
+TWO_CHAINS = "tests/test_rollback_chains.py"
 HANDOFF = "tests/test_handoff.py"
 WRITER = "tests/test_writer.py"
 STORE_MACHINE = "tests/test_store_machine.py"
@@ -212,7 +213,7 @@ MUTANTS: tuple[Mutant, ...] = (
        "(int(first_block) - 1, int(events), int(chain_id)),",
        "(int(first_block), int(events), int(chain_id)),",
        "the rollback moves a chain's progress back to its first undone block, not the one before",
-       (STOPPED, FOLLOW, REORG_MACHINE)),
+       (TWO_CHAINS, STOPPED), fast=True),
     _M("rollback-skips-memory", "rollback", "store/_store.py",
        "        for cls, rows in restored.items():\n            self.tables[cls].restore(rows)\n",
        "",
