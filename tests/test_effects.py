@@ -204,6 +204,8 @@ async def test_effects_survive_a_reorg(tmp_path: Path, database_url: str, schema
         chain.reorg(6, replace_logs(rng, chain, 6))
         set_end_block(project, 30)
         calls, metrics = await run_counting(project, database_url)
+    rollbacks = metrics.registry.get_sample_value("indexer_reorg_rollbacks_total", {"chain": "1"})
+    assert rollbacks == 1  # the reorg was seen and rolled back
     assert calls["label"] == 0  # not rolled back, so not recomputed
     after = framework_rows(database_url, schema, "SELECT key, output FROM {}._indexer_effect_label")
     assert sorted(after) == sorted(before)

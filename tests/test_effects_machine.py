@@ -3,7 +3,7 @@
 The machine plays the runtime around one cached effect.  Handlers call it
 through the real ``EffectCalls`` (memory, then the database, then the
 function), one call at a time or as a batch's prefetch; batches end; the
-real ``Writer`` writes them (``Writer.write``, with ``execute_write`` inside)
+real ``Writer`` writes them (``Writer.write``, with ``commit_changeset`` inside)
 in a Trio run of its own thread, so a write can stay in flight -- its
 snapshot taken, its transaction not begun -- while more effect calls and
 evictions happen (a slow write).  Writes fail at a step: permanently (the
@@ -22,7 +22,7 @@ checkpoint of its unwritten one.  Invariants, after every step:
 * every unwritten output is in memory, and a write carries exactly the
   unwritten outputs up to its checkpoint;
 * the effect table holds exactly the committed outputs, each once;
-* the row count the writer keeps and reports (``Writer.effect_rows``)
+* the row count the writer keeps and reports (``Writer.statistics().effect_rows``)
   equals ``count(*)`` of the table: while a write is in flight, after
   failures and retries, and after recomputed outputs replace stored ones.
 """
@@ -41,15 +41,13 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
 from psycopg import sql
 
-from indexer import effect
-from indexer._metrics import Metrics
+from indexer import Metrics, effect
 from indexer.persist import (
-    Batch,
     ChainProgress,
+    Changeset,
+    RetryingSession,
     RetryPolicy,
     Session,
-    Write,
-    Writer,
     connect,
     count_effect_rows,
     create_effect_tables,
@@ -57,6 +55,7 @@ from indexer.persist import (
     effect_table,
     read_state,
 )
+from indexer.runtime import Batch, Writer
 from indexer.runtime._effect_calls import EffectCalls
 from indexer.store import Store
 
@@ -71,16 +70,19 @@ INPUTS = st.integers(0, 3)
 # Version 0 of the function returns an int, version 1 a str: after a change
 # of version every stored output is invalid and is recomputed.
 OUTPUT: tuple[Callable[[int], Any], ...] = (lambda n: n * 10, lambda n: f"n{n}")
-# How a write fails, at which step: permanently before COMMIT (the run stops
-# with nothing written) or after it (the run stops, the write landed);
-# transiently before the effect rows (retried from scratch), after them (the
-# retry writes them again) or after COMMIT (its answer lost: the writer asks
-# the database whether it landed, and counts the rows again).
-FAILS = st.sampled_from(
-    [None] * 3
-    + [("permanent", s) for s in ("entities", "commit", "committed")]
-    + [("transient", s) for s in ("entities", "progress", "commit", "committed")]
-)
+# How a write ends: "ok", or failing at a step.  Permanently before COMMIT
+# (the run stops with nothing written) or after it (the run stops, the write
+# landed); transiently before the effect rows (retried from scratch), after
+# them (the retry writes them again) or after COMMIT (its answer lost: the
+# writer asks the database whether it landed, and counts the rows again).
+PLANS = [
+    *["ok"] * 3,
+    *[f"permanent:{step}" for step in ("entities", "commit", "committed")],
+    *[f"transient:{step}" for step in ("entities", "progress", "commit", "committed")],
+]
+# After a handler's call the batch goes on (None) or ends, handing the
+# writer a write that ends as planned: one rule reaches a failing write.
+END = st.sampled_from([None] * 6 + PLANS)
 
 
 class _Fail(Exception):
@@ -151,8 +153,8 @@ class _Flight:
 
     upto: int
     carried: dict[int, int]  # input -> version of each unwritten output it must carry
-    plan: tuple[str, str] | None
-    write: Write | None = None
+    plan: str  # "ok", or "permanent:<step>" / "transient:<step>": fail there once
+    write: Changeset | None = None
     error: Exception | None = None
     finished: bool = False
     reached: trio.Event = field(default_factory=trio.Event)
@@ -211,7 +213,7 @@ class EffectsMachine(RuleBasedStateMachine):
         if self.flight is not None:
             self.loop.run(self._cancel, self.flight)
         if hasattr(self, "writer"):
-            type(self).shared_writer = self.writer.session
+            type(self).shared_writer = self.writer.db.session
         self.loop.close()
 
     @classmethod
@@ -225,15 +227,15 @@ class EffectsMachine(RuleBasedStateMachine):
     def _start_run(self) -> None:
         """Start as runtime._run does: frontiers and effect row counts from the database."""
         # The previous run's writer connection (possibly a reconnected one).
-        session = self.writer.session if hasattr(self, "writer") else self.shared_writer
+        session = self.writer.db.session if hasattr(self, "writer") else self.shared_writer
         self.session = session or connect(self.url, self.schema_name, writer=True)
         committed, _chains = read_state(self.loader.conn, self.schema_name)
         assert committed == self.committed, "the database is not the model's"
         self.store = Store([], target=self.target, effects=[(NAME, True)])
         self.store.reset_frontiers(committed)
         self.cache = self.store.effects[NAME]
+        self.effect_rows_at_start = count_effect_rows(self.loader, NAME)
         self.writer, self.effects = self.loop.run(self._make)
-        self.writer.effect_rows[NAME] = count_effect_rows(self.loader, NAME)
         self.pending: dict[int, int] = {}  # input -> checkpoint of its unwritten output
         self.processed = committed
         self.cp = committed + 1
@@ -243,11 +245,14 @@ class EffectsMachine(RuleBasedStateMachine):
         url, schema = self.url, self.schema_name
         writer = Writer(
             self.store,
-            self.session,
+            RetryingSession(
+                self.session,
+                reconnect=lambda: connect(url, schema, writer=True),
+                retry=RetryPolicy(base=0.0, cap=0.0),
+            ),
+            effect_rows={NAME: self.effect_rows_at_start},
             fault=self._fault,
             pre_write=self._pre_write,
-            reconnect=lambda: connect(url, schema, writer=True),
-            retry=RetryPolicy(base=0.0, cap=0.0),
         )
         return writer, EffectCalls(self.store, self.loader, trio.CapacityLimiter(1), Metrics())
 
@@ -263,9 +268,9 @@ class EffectsMachine(RuleBasedStateMachine):
 
     # -- what the processor does -------------------------------------------
 
-    @rule(n=INPUTS, end=st.integers(0, 2))
-    def call(self, n: int, end: int = 1) -> None:
-        """ctx.effect(label, n) in a handler; end=0 ends the batch after."""
+    @rule(n=INPUTS, end=END)
+    def call(self, n: int, end: str | None = None) -> None:
+        """ctx.effect(label, n) in a handler; then the batch may end (see END)."""
         want = [n] if self._needs_call(n) else []
         before = len(self.calls)
         got = self.loop.run(self.effects.get, self.eff, n, self.cp)
@@ -274,12 +279,12 @@ class EffectsMachine(RuleBasedStateMachine):
         if want:
             self.pending[n] = self.cp
         self._advance()
-        if end == 0:
-            self.end_batch(None)
+        if end is not None:
+            self.end_batch(end)
 
-    @rule(ns=st.lists(INPUTS, max_size=4), end=st.integers(0, 2))
-    def prefetch(self, ns: list[int], end: int = 1) -> None:
-        """The calls a preload pass collected, loaded or run together; end=0 ends the batch."""
+    @rule(ns=st.lists(INPUTS, max_size=4), end=END)
+    def prefetch(self, ns: list[int], end: str | None = None) -> None:
+        """The calls a preload pass collected, loaded or run together; the batch may end."""
         wanted = {self.eff.key(n)[0]: (self.eff.key(n)[1], n) for n in ns}
         want = sorted({n for n in ns if self._needs_call(n)})
         before = len(self.calls)
@@ -288,11 +293,11 @@ class EffectsMachine(RuleBasedStateMachine):
         for n in want:
             self.pending[n] = self.cp
         self._advance()
-        if end == 0:
-            self.end_batch(None)
+        if end is not None:
+            self.end_batch(end)
 
-    @rule(plan=FAILS)
-    def end_batch(self, plan: tuple[str, str] | None = None) -> None:
+    @rule(plan=st.sampled_from(PLANS))
+    def end_batch(self, plan: str = "ok") -> None:
         """The batch goes to the writer (``plan``: how its write fails, if it starts one)."""
         self._advance()
         self.ended.append(self.cp)
@@ -312,15 +317,15 @@ class EffectsMachine(RuleBasedStateMachine):
     def _fault(self, step: str) -> None:
         """Writer's fault hook (in its worker thread): fail the planned step once."""
         flight = self.flight
-        if flight is None or flight.plan is None or flight.plan[1] != step:
+        if flight is None or flight.plan.partition(":")[2] != step:
             return
-        kind, _ = flight.plan
-        flight.plan = None
+        kind = flight.plan.partition(":")[0]
+        flight.plan = "ok"
         if kind == "permanent":
             raise _Fail(step)
         raise psycopg.OperationalError(f"simulated: connection lost at {step}")
 
-    async def _pre_write(self, write: Write) -> None:
+    async def _pre_write(self, write: Changeset) -> None:
         assert self.flight is not None
         self.flight.write = write
         self.flight.reached.set()
@@ -348,7 +353,7 @@ class EffectsMachine(RuleBasedStateMachine):
         flight.scope.cancel()
         await flight.done.wait()
 
-    def _hand_over(self, plan: tuple[str, str] | None) -> None:
+    def _hand_over(self, plan: str) -> None:
         """An idle writer takes every batch waiting (it coalesces them) and snapshots
         them; the transaction then waits for finish_write (a slow write)."""
         if self.flight is not None or not self.ended:
@@ -363,12 +368,12 @@ class EffectsMachine(RuleBasedStateMachine):
         self.ended = []
 
     @precondition(lambda self: self.flight is not None)
-    @rule(plan=FAILS)
-    def finish_write(self, plan: tuple[str, str] | None = None) -> None:
+    @rule(plan=st.sampled_from(PLANS))
+    def finish_write(self, plan: str = "ok") -> None:
         """The write in flight ends; the writer takes the batches that waited (``plan``)."""
         flight = self.flight
         assert flight is not None
-        kind, step = flight.plan or (None, None)
+        kind, _, step = flight.plan.partition(":")
         # With no entity tables, the "entities" step runs only for effect rows.
         fails = kind == "permanent" and (step != "entities" or bool(flight.carried))
         self.loop.run(self._finish, flight)
@@ -424,7 +429,7 @@ class EffectsMachine(RuleBasedStateMachine):
             key = self.eff.key(n)[0]
             assert key in self.cache.values, f"the unwritten output for {n} was evicted"
             assert self.cache.values[key] == OUTPUT[self.version](n)
-            assert self.cache.pending[key][1] == cp
+            assert self.cache.pending.get(key, ("", None))[1] == cp, (n, self.cache.pending)
         assert len(self.cache.pending) == len(self.pending)
         rows = self.loader.conn.execute(
             sql.SQL("SELECT key, input, output FROM {}.{}").format(
@@ -435,18 +440,10 @@ class EffectsMachine(RuleBasedStateMachine):
         assert len(rows) == len(want)
         assert {k: (i, o) for k, i, o in rows} == want
         # len(rows) is count(*): one query per step instead of two.
-        assert self.writer.effect_rows[NAME] == len(rows), (self.writer.effect_rows, len(rows))
-
-
-def _settings() -> settings:
-    return settings(
-        max_examples=200,
-        stateful_step_count=40,
-        deadline=None,
-        suppress_health_check=[HealthCheck.too_slow],
-        # No "explain" phase: on a failure it re-runs the machine for minutes.
-        phases=[Phase.explicit, Phase.reuse, Phase.generate, Phase.shrink],
-    )
+        assert self.writer.statistics().effect_rows[NAME] == len(rows), (
+            self.writer.statistics().effect_rows,
+            len(rows),
+        )
 
 
 @pytest.mark.slow
@@ -456,7 +453,14 @@ def test_effects_machine(database_url: str, schema: str) -> None:
         schema_name = schema
 
     run: Any = Machine.TestCase
-    run.settings = _settings()
+    run.settings = settings(
+        max_examples=200,
+        stateful_step_count=30,
+        deadline=None,
+        suppress_health_check=[HealthCheck.too_slow],
+        # No "explain" phase: on a failure it re-ran the machine for minutes.
+        phases=[Phase.explicit, Phase.reuse, Phase.generate, Phase.shrink],
+    )
     try:
         run().runTest()
     finally:
@@ -475,26 +479,26 @@ def test_effects_machine_sanity(database_url: str, schema: str) -> None:
         m.setup(capacity=1)
         m.call(1)
         m.call(2)
-        m.end_batch(None)  # the writer starts: the write carries 1 and 2, and waits
+        m.end_batch("ok")  # the writer starts: the write carries 1 and 2, and waits
         m.call(3)
         m.evict()  # nothing may go: every output is unwritten
         assert sorted(m.pending) == [1, 2, 3]
         m.matches_model()
         m.call(1)  # from memory
-        m.finish_write(None)
+        m.finish_write("ok")
         m.matches_model()
-        assert m.writer.effect_rows[NAME] == 2
+        assert m.writer.statistics().effect_rows[NAME] == 2
         m.evict()  # 1 and 2 are written now: they may go, 3 stays
         assert list(m.cache.values) == [m.eff.key(3)[0]]
         m.call(2)  # loaded, not run again
         assert m.calls == [1, 2, 3]
         m.upgrade()
         m.call(2)  # the stored int no longer fits: run again, and replace it
-        m.end_batch(("transient", "commit"))
-        m.finish_write(None)
+        m.end_batch("transient:commit")
+        m.finish_write("ok")
         m.matches_model()
         assert m.stored == {1: 0, 2: 1}
-        assert m.writer.effect_rows[NAME] == 2
+        assert m.writer.statistics().effect_rows[NAME] == 2
     finally:
         m.teardown()
         Machine.close_shared()

@@ -141,9 +141,15 @@ def test_table_get_set_and_misses() -> None:
 def test_load_never_overwrites_memory() -> None:
     store = Store([entity_spec(Account)], target=100)
     t = store.table(Account)
-    t.set("1", acct("1", balance=9), 1)
-    t.load(["1"], [acct("1", balance=1)])
+    t.set("1", acct("1", balance=9), 1)  # unwritten
+    t.set("2", None, 1)  # deleted, unwritten
+    t.set("3", acct("3", balance=3), 1)
+    store.processed = 1
+    store.mark_committed(1)  # "3" is now a committed, cached value
+    t.load(["1", "2", "3"], [acct("1", balance=1), acct("2", balance=2), acct("3", balance=0)])
     assert t.get("1") == acct("1", balance=9)
+    assert t.get("2") is None
+    assert t.get("3") == acct("3", balance=3)
 
 
 def test_snapshot_takes_state_at_checkpoint_and_history() -> None:
@@ -187,13 +193,24 @@ def test_find_index_tracks_memory_and_completeness() -> None:
 def test_eviction_spares_unwritten_changes_and_breaks_complete_indices() -> None:
     store = Store([entity_spec(Account)], target=4)
     t = store.table(Account)
+    t.complete = True  # started empty: the six rows below are all the database holds
     t.load_find("token", "A", [acct(str(i), "A") for i in range(6)])
-    t.set("9", acct("9", "A"), 1)
+    t.load_find("token", "B", [])
+    # "1" gets an unwritten change but stays among the least recently used
+    # (set does not move an id), so recency alone would evict it.
+    t.set("1", acct("1", "A", balance=7), 1)
+    t.set("9", acct("9", "B"), 1)  # unwritten, and the most recent
     store.processed = 1
-    assert store.evict_committed() == 5  # down to half the target (2): 7 held, 1 dirty
-    assert "9" in t.values
+    assert list(t.values)[:2] == ["0", "1"]
+    assert store.evict_committed() == 5  # down to half the target (2): 7 held, 2 unwritten
+    assert set(t.values) == {"1", "9"}
+    assert t.get("1") == acct("1", "A", balance=7)
+    (snap,) = store.snapshot(1)
+    assert sorted(snap.upserts) == [acct("1", "A", balance=7), acct("9", "B")]
     assert t.find_cached("token", "A") is None  # lost members: no longer complete
+    assert t.find_cached("token", "B") == [acct("9", "B")]  # lost none: still complete
     assert not t.complete
+    assert t.get("3") is MISSING  # evicted: the database may hold it
     store.mark_committed(1)
     assert store.evict_committed() == 0  # at half already
 
@@ -251,3 +268,36 @@ def test_id_filter_has_no_false_negatives_and_few_false_positives() -> None:
     # (1 - e^(-2 * 200k / 2^25))^2 = 1.4e-4: about 14 in 100k.
     assert false_positives < 50
     assert f.added == len(added)
+
+
+def test_store_never_imports_io_layers() -> None:
+    """store/ is pure: no Trio, psycopg, persistence or runtime imports (checked on the source)."""
+    import ast
+    from pathlib import Path
+
+    import indexer.store
+
+    forbidden = (
+        "trio",
+        "psycopg",
+        "indexer.persist",
+        "indexer.runtime",
+        "indexer.sources",
+        "httpx",
+    )
+    pkg = Path(indexer.store.__file__).parent
+    offenders = []
+    for path in pkg.glob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Import):
+                names = [a.name for a in node.names]
+            elif isinstance(node, ast.ImportFrom):
+                base = node.module or ""
+                if node.level:  # relative: resolve against indexer.store
+                    parts = ["indexer", "store"][: 3 - node.level] if node.level <= 2 else []
+                    base = ".".join([*parts, base] if base else parts)
+                names = [base]
+            else:
+                continue
+            offenders += [f"{path.name}: {n}" for n in names if n.startswith(forbidden)]
+    assert offenders == []

@@ -1,39 +1,34 @@
 """Hypothesis state machine: the store + the write path against a plain model.
 
 The machine plays the runtime: it processes checkpoints (sets, deletes,
-gets and finds through the store, loading misses from PostgreSQL the way
-the processor does, one raw event per change), moves to the next block
-(checkpoint) within a batch, ends batches, seals as the processor does (at
-every batch end, and at every block in "window" mode; see Store.seal),
-starts writes (a snapshot) and finishes them later (so handlers keep
-changing entities while a write is "in flight"), makes writes fail, evicts
-under a tiny capacity target, rolls back and restarts from the database.
-
-The model is a list of full states, one per checkpoint, plus what the
-database must hold (raw events, history keys, checkpoint rows, progress).
-It never asks the store or the database what they should hold: every
-expected value is computed from the model alone, and the store's answer is
-compared with it.
+gets and finds through the store, loading misses from PostgreSQL like the
+processor, one raw event per change), moves to the next block within a
+batch, ends batches, seals as the processor does (at every batch end, and
+at every block in "window" mode), starts writes (a snapshot) and finishes
+them later (so handlers keep changing entities while a write is "in
+flight"), makes writes fail, evicts under tiny targets, rolls back and
+restarts.  The model is a list of full states, one per checkpoint, plus
+what the database must hold.  It never asks the store or the database what
+they should hold: every expected value comes from the model alone.
 
 Invariants:
-* ``get``/``find`` answer what the model holds at the processed checkpoint;
-  after every step, every value memory holds is the model's, a ``find`` that
-  memory claims to know in full is the model's answer, an id memory calls
-  certainly absent is absent, an id with an unwritten change is in memory,
-  and an id never present since an empty start is known absent (no query);
+* ``get``/``find`` answer the model's state at the processed checkpoint;
+  after every step, memory holds only the model's values and ``find``
+  answers, an id it calls certainly absent is absent, one with an unwritten
+  change is held, and one never present since an empty start is known
+  absent (no query);
 * a write carries exactly the ids changed in its range, each as of its
   checkpoint, and history rows one per (id, checkpoint) still held when
   sealed (a change superseded before the next seal leaves no row);
 * the database (entities, raw events, history keys, checkpoint rows,
   progress) equals the model at the committed checkpoint after every
-  commit, rollback and restart;
-* a rollback to any sealed checkpoint restores the model's state there.
+  commit, rollback and restart, so a rollback restores the model's state.
 """
 
 from __future__ import annotations
 
 import json
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import psycopg
 import pytest
@@ -59,6 +54,9 @@ from indexer.persist import (
 )
 from indexer.store import MISSING, Store, entity_spec
 
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
 
 class Item(Entity):
     id: str
@@ -73,36 +71,29 @@ IDS = st.sampled_from(["a", "b", "c", "d"])
 READ_IDS = ["a", "b", "c", "d", "e"]
 GROUPS = ["x", "y"]
 State = dict[str, tuple[str, int]]
-_TABLES = (
-    "item",
-    "_indexer_h_item",
-    "_indexer_raw_events",
-    "_indexer_checkpoints",
-    "_indexer_chains",
-)
+_EMPTY = """DELETE FROM {s}.item; DELETE FROM {s}._indexer_h_item; DELETE FROM {s}._indexer_chains;
+DELETE FROM {s}._indexer_raw_events; DELETE FROM {s}._indexer_checkpoints;
+UPDATE {s}._indexer_state SET checkpoint = 0"""
 
 
 class _Fail(Exception):
     pass
 
 
+def _failing_at(fail_at: str | None) -> Callable[[str], None]:
+    """A fault hook for execute_write/execute_rollback that fails at step ``fail_at``."""
+
+    def fault(step: str) -> None:
+        if step == fail_at:
+            raise _Fail(step)
+
+    return fault
+
+
 def _raw_row(cp: int, index: int, id: str) -> tuple[Any, ...]:
     """The raw event of the ``index``-th change at checkpoint ``cp`` (block == checkpoint)."""
-    params = json.dumps({"id": id})
-    return (
-        1,
-        cp,
-        index,
-        f"0x{cp:x}{index:02x}",
-        None,
-        None,
-        "0xitem",
-        [],
-        id,
-        "Item.Change",
-        params,
-        cp,
-    )
+    tx, params = f"0x{cp:x}{index:02x}", json.dumps({"id": id})
+    return (1, cp, index, tx, None, None, "0xitem", [], id, "Item.Change", params, cp)
 
 
 def _as_model(value: Any) -> tuple[str, int] | None:
@@ -120,13 +111,15 @@ class StoreMachine(RuleBasedStateMachine):
     )
     def setup(self, capacity: int, window: bool = False, faults: bool = True) -> None:
         self.target = capacity
-        # Without faults a run goes on long enough for evictions from a
-        # complete table and the reads that then rely on the filter of
-        # evicted ids.
-        self.faults = faults
-        # Window mode seals every checkpoint, as the processor does near the head.
-        self.window = window
-        self.session = self._empty_database()
+        self.faults = faults  # without them, more runs reach evictions from a complete table
+        self.window = window  # seal every checkpoint, as the processor does near the head
+        cls = type(self)
+        if cls.shared is None:  # the schema is created once per test (DDL took most of the time)
+            cls.shared = connect(self.url, self.schema_name, writer=True)
+            create_schema(cls.shared.conn, self.schema_name, [SPEC], {1: 0})
+        self.session = cls.shared
+        with self.session.conn.transaction():
+            self.session.conn.execute(sql.SQL(_EMPTY).format(s=sql.Identifier(self.schema_name)))
         # states[cp] = full model state after checkpoint cp (cp 0 = empty)
         self.states: list[State] = [{}]
         self.committed = 0  # what the database holds, as the model knows it
@@ -137,36 +130,13 @@ class StoreMachine(RuleBasedStateMachine):
         self.changes: set[tuple[str, int]] = set()  # every kept (id, checkpoint) change
         self._new_store()
 
-    def _empty_database(self) -> Session:
-        """The schema, emptied (created once per test: DDL was most of an example's time)."""
-        cls = type(self)
-        if cls.shared is None:
-            cls.shared = connect(self.url, self.schema_name, writer=True)
-            create_schema(cls.shared.conn, self.schema_name, [SPEC], {1: 0})
-        conn = cls.shared.conn
-        with conn.transaction():
-            for table in _TABLES:
-                conn.execute(
-                    sql.SQL("DELETE FROM {}.{}").format(
-                        sql.Identifier(self.schema_name), sql.Identifier(table)
-                    )
-                )
-            conn.execute(
-                sql.SQL("UPDATE {}._indexer_state SET checkpoint = 0").format(
-                    sql.Identifier(self.schema_name)
-                )
-            )
-        return cls.shared
-
     def _new_store(self) -> None:
         """A (re)start from the database, which holds the model's committed state."""
         committed = self.committed
         self.store = Store([SPEC], target=self.target)
         self.store.reset_frontiers(committed)
         self.table = self.store.table(Item)
-        del self.states[committed + 1 :]
-        self.raw = {c: ids for c, ids in self.raw.items() if c <= committed}
-        self.changes = {(i, c) for i, c in self.changes if c <= committed}
+        self._forget_above(committed)
         self.batch_end = committed
         self.boundaries: list[int] = []
         # Sealing: a new store keeps every superseded change until its first seal.
@@ -179,14 +149,20 @@ class StoreMachine(RuleBasedStateMachine):
         self.cp = committed + 1  # the checkpoint being processed
         self.states.append(dict(self.states[committed]))
         # As the runtime does: a table empty at start is complete.
-        empty = not table_has_rows(self.session, SPEC)
-        assert empty == (not self.states[committed]), "the database is not the model's"
-        self.table.complete = empty
-        self.started_empty = empty
-        # Ids present in some model state since this start (with an empty
+        self.table.complete = self.started_empty = not table_has_rows(self.session, SPEC)
+        assert self.started_empty == (not self.states[committed]), "the database is not the model's"
+        # Ids present in some model state since this start (after an empty
         # start, every other id is certainly absent from the database).
         self.seen: set[str] = set()
         self.finding = False  # find has been used (the store keeps the index)
+
+    def _forget_above(self, cp: int) -> None:
+        """The model without anything above checkpoint ``cp`` (rolled back, or never written)."""
+        del self.states[cp + 1 :]
+        self.raw = {c: ids for c, ids in self.raw.items() if c <= cp}
+        self.changes = {(i, c) for i, c in self.changes if c <= cp}
+        self.history_db = {(i, c) for i, c in self.history_db if c <= cp}
+        self.checkpoints_db = {c for c in self.checkpoints_db if c <= cp}
 
     @property
     def model(self) -> State:
@@ -199,21 +175,16 @@ class StoreMachine(RuleBasedStateMachine):
         value = self.table.get(id)
         if value is MISSING:
             assert id not in self.last_change, f"{id!r}: memory lost an unwritten change"
-            assert not (self.started_empty and id not in self.seen), (
-                f"{id!r} was never stored, yet the store asks the database"
-            )
             self.table.load([id], load_by_ids(self.session, SPEC, [id]))
             value = self.table.get(id)
-        assert value is not MISSING
         assert _as_model(value) == self.model.get(id), (id, value, self.model.get(id))
         return value
 
     def _find(self, group: str) -> None:
         found = self.table.find_cached("group", group)
         if found is None:
-            found = self.table.load_find(
-                "group", group, load_by_field(self.session, SPEC, "group", group)
-            )
+            rows = load_by_field(self.session, SPEC, "group", group)
+            found = self.table.load_find("group", group, rows)
         self.finding = True
         self._check_found(group, found)
 
@@ -228,13 +199,8 @@ class StoreMachine(RuleBasedStateMachine):
 
     def _changed(self, id: str) -> None:
         """Expected history: a change superseded after the last seal leaves no row."""
-        prev = self.last_change.get(id)
-        if (
-            prev is not None
-            and prev != self.cp
-            and self.sealed_at is not None
-            and prev > self.sealed_at
-        ):
+        prev, sealed = self.last_change.get(id), self.sealed_at
+        if prev is not None and sealed is not None and sealed < prev != self.cp:
             self.changes.discard((id, prev))
         self.last_change[id] = self.cp
         self.changes.add((id, self.cp))
@@ -250,10 +216,7 @@ class StoreMachine(RuleBasedStateMachine):
     )
     def change(self, id: str, group: str | None, n: int, end: int = 1) -> None:
         """Set (add n to the count) or, with group None, delete; end=0 ends the batch after.
-
-        The new value comes from the model; the handler's read of the old
-        one goes through the store and is checked like any read.
-        """
+        The new value comes from the model; the handler's read goes through the store."""
         if group is None:
             self.table.set(id, None, self.cp)
             self.model.pop(id, None)
@@ -363,13 +326,8 @@ class StoreMachine(RuleBasedStateMachine):
         write = self.in_flight
         assert write is not None
         fail_at = fail_at if self.faults else None
-
-        def fault(step: str) -> None:
-            if step == fail_at:
-                raise _Fail(step)
-
         try:
-            commit_changeset(self.session, write, fault=fault)
+            commit_changeset(self.session, write, fault=_failing_at(fail_at))
         except _Fail:
             # The runtime stops on a failed write; the next run resumes from
             # what the database holds: the write if it failed after COMMIT.
@@ -387,11 +345,8 @@ class StoreMachine(RuleBasedStateMachine):
     @rule(back=st.integers(0, 6), fail_at=st.sampled_from([None] * 4 + ["rollback", "commit"]))
     def rollback(self, back: int, fail_at: str | None) -> None:
         """Drain as the runtime does, then roll back to a checkpoint whose later
-        writes all kept history (the reorg window).
-
-        Checkpoint rows are written with block number == checkpoint, so
-        "keep block t" means "restore checkpoint t".
-        """
+        writes all kept history (the reorg window).  Block == checkpoint here,
+        so "keep block t" means "restore checkpoint t"."""
         if self.in_flight is not None:
             self.finish_write(None)
         self.end_batch()
@@ -403,17 +358,9 @@ class StoreMachine(RuleBasedStateMachine):
             return
         # Only a sealed checkpoint can be restored exactly (the processor
         # seals every block a rollback can target).
-        fail_at = fail_at if self.faults else None
-        target = max(
-            p
-            for p in self.seal_points | {self.no_history_upto}
-            if self.no_history_upto <= p <= max(self.no_history_upto, committed - back)
-        )
-
-        def fault(step: str) -> None:
-            if step == fail_at:
-                raise _Fail(step)
-
+        low, high = self.no_history_upto, max(self.no_history_upto, committed - back)
+        target = max(p for p in self.seal_points | {low} if low <= p <= high)
+        fault = _failing_at(fail_at if self.faults else None)
         try:
             result = execute_rollback(
                 self.session, [SPEC], {1: target}, committed=committed, fault=fault
@@ -425,18 +372,13 @@ class StoreMachine(RuleBasedStateMachine):
         assert result.checkpoint == target
         assert result.progress == {1: (target, self._events(target))}
         self.store.rollback(target, {Item: result.restored[SPEC.table]})
-        del self.states[target + 1 :]
+        self._forget_above(target)
         self.states.append(dict(self.states[target]))
-        self.committed = self.processed = target
+        self.committed = self.processed = self.batch_end = target
         self.cp = target + 1
-        self.batch_end = target
         self.boundaries = [b for b in self.boundaries if b <= target]
         self.seal_points = {p for p in self.seal_points if p <= target}
         self.last_change = {}
-        self.raw = {c: ids for c, ids in self.raw.items() if c <= target}
-        self.history_db = {(i, c) for i, c in self.history_db if c <= target}
-        self.checkpoints_db = {c for c in self.checkpoints_db if c <= target}
-        self.changes = {(i, c) for i, c in self.changes if c <= target}
         # Restored ids are held in memory again, present ones may be evicted later.
         self.seen |= self.states[target].keys()
         self.check_database()
@@ -450,9 +392,8 @@ class StoreMachine(RuleBasedStateMachine):
     def evict(self) -> None:
         self.store.evict_committed()
         # Back at half the target, unless only unwritten changes are left.
-        assert self.store.size() <= self.target // 2 or all(
-            id in self.last_change for id in self.table.values
-        ), (self.store.size(), self.table.values, self.last_change)
+        dirty_only = all(id in self.last_change for id in self.table.values)
+        assert self.store.size() <= self.target // 2 or dirty_only, self.table.values
 
     @rule(roll=st.integers(0, 5))
     def restart(self, roll: int = 0) -> None:
@@ -523,8 +464,7 @@ def test_store_machine(database_url: str, schema: str) -> None:
         stateful_step_count=50,
         deadline=None,
         suppress_health_check=[HealthCheck.too_slow],
-        # No "explain" phase: on a failure it re-ran the machine for minutes
-        # after the counterexample was already shrunk.
+        # No "explain" phase: on a failure it re-ran the machine for minutes.
         phases=[Phase.explicit, Phase.reuse, Phase.generate, Phase.shrink],
     )
     try:
@@ -548,13 +488,9 @@ def test_model_sanity(database_url: str, schema: str) -> None:
     m.start_write(history=True)
     m.change("a", "y", 1)  # changes while the write is in flight
     m.finish_write(None)
+    query = sql.SQL('SELECT "group", n FROM {}.item').format(sql.Identifier(schema))
     with psycopg.connect(database_url) as conn:
-        row = conn.execute(
-            sql.SQL("SELECT {}, n FROM {}.item").format(
-                sql.Identifier("group"), sql.Identifier(schema)
-            )
-        ).fetchone()
-    assert row == ("x", 3)  # the in-flight write took the state at its checkpoint
+        assert conn.execute(query).fetchall() == [("x", 3)]  # the state at the write's checkpoint
     m.read(("get", "a"))  # memory holds the newer value
     assert m._get("a") == Item(id="a", group="y", n=4)
     assert Machine.shared is not None
