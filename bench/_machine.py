@@ -11,11 +11,10 @@ from pathlib import Path
 from typing import Any
 
 import psycopg
+from _paths import ROOT
 from psycopg import sql
 
-ROOT = Path(__file__).resolve().parent.parent
-
-__all__ = ["machine_info", "src_hash"]
+__all__ = ["machine_info", "mem_total_kib", "src_hash"]
 
 
 def src_hash(base: Path = ROOT / "src") -> str:
@@ -36,6 +35,15 @@ def _git(*args: str) -> str:
         return ""
 
 
+def mem_total_kib() -> int | None:
+    """The machine's RAM (``MemTotal`` in /proc/meminfo), KiB; None where it cannot be read."""
+    with contextlib.suppress(OSError, ValueError, IndexError):
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemTotal:"):
+                return int(line.split()[1])
+    return None
+
+
 def machine_info(url: str) -> dict[str, Any]:
     info: dict[str, Any] = {
         "nproc": os.cpu_count(),
@@ -48,10 +56,8 @@ def machine_info(url: str) -> dict[str, Any]:
             if line.startswith("model name"):
                 info["cpu_model"] = line.split(":", 1)[1].strip()
                 break
-    with contextlib.suppress(OSError, ValueError, IndexError):
-        for line in Path("/proc/meminfo").read_text().splitlines():
-            if line.startswith("MemTotal:"):
-                info["ram_gib"] = int(line.split()[1]) / 1024 / 1024
+    if (kib := mem_total_kib()) is not None:
+        info["ram_gib"] = kib / 1024 / 1024
     with psycopg.connect(url, autocommit=True) as conn:
         row = conn.execute("SELECT version()").fetchone()
         info["postgres_version"] = row[0] if row else None
