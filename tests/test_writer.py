@@ -215,3 +215,29 @@ async def test_commit_waiters_wake_on_each_commit(
         await send.send(loop.batch(("a", 2)))
         await send.aclose()
     assert woke == [(5, 1), (10, 2)]
+
+
+def test_a_merged_batch_carries_everything_of_both_and_the_newest_of_each_chain() -> None:
+    first = Batch(
+        2,
+        {1: ChainProgress(1, 0, 10, 5), 2: ChainProgress(2, 0, 100, 1)},
+        [CheckpointRow(1, 1, 9, "0x1", 2), CheckpointRow(2, 1, 10, "0x2", 3)],
+        history=False,
+        prune={1: 4, 2: 90},
+        raw=[("raw", 1), ("raw", 2)],
+    )
+    later = Batch(
+        3,
+        {1: ChainProgress(1, 0, 11, 6)},
+        [CheckpointRow(3, 1, 11, "0x3", 1)],
+        history=True,
+        prune={1: 6},
+        raw=[("raw", 3)],
+    )
+    merged = first.merge(later)
+    assert merged.upto == 3
+    assert merged.chains == {1: ChainProgress(1, 0, 11, 6), 2: ChainProgress(2, 0, 100, 1)}
+    assert [c.id for c in merged.checkpoints] == [1, 2, 3]
+    assert merged.history  # history anywhere: history for all of it
+    assert merged.prune == {1: 6, 2: 90}  # each chain's newest final block
+    assert merged.raw == [("raw", 1), ("raw", 2), ("raw", 3)]

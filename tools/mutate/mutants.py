@@ -46,6 +46,7 @@ LOOP_WAITS = "tests/test_loop_waits.py"
 TWO_CHAINS = "tests/test_rollback_chains.py"
 HANDOFF = "tests/test_handoff.py"
 WRITER = "tests/test_writer.py"
+MERGE = WRITER + "::test_a_merged_batch_carries_everything_of_both_and_the_newest_of_each_chain"
 STORE_MACHINE = "tests/test_store_machine.py"
 EFFECTS_MACHINE = "tests/test_effects_machine.py"
 REORG_MACHINE = "tests/test_reorg_machine.py"
@@ -115,7 +116,7 @@ MUTANTS: tuple[Mutant, ...] = (
        "            {**self.prune, **later.prune},",
        "            self.prune,",
        "Batch.merge keeps the first batch's final blocks (pruning lags)",
-       (LOOP_WAITS + "::test_merged_batches_prune_up_to_the_newest_final_block", HANDOFF),
+       (MERGE, LOOP_WAITS + "::test_merged_batches_prune_up_to_the_newest_final_block"),
        fast=True),
     _M("merge-drops-chains", "lost-batch", "runtime/_batch.py",
        "        chains.update(later.chains)\n",
