@@ -105,10 +105,10 @@ async def run(project: Path, url: str, **options: Any) -> RunSummary:
     handlers = load_handlers(config)
     tuning = options.pop("rpc_tuning", {})
     client = {"backoff_base": 0.01, "backoff_cap": 0.05, **tuning.pop("client_options", {})}
-    options.setdefault("write_interval", 0.0)
     opts = RunOptions(
         database_url=url,
         handle_signals=False,
+        write_interval=0.0,
         rpc_tuning={"client_options": client, **tuning},
         **options,
     )
@@ -248,9 +248,8 @@ _short.maxlist = _short.maxtuple = _short.maxdict = 12
 def assert_same(what: str, got: Any, want: Any) -> None:
     """``assert got == want`` with a short message naming the first difference.
 
-    Hypothesis evaluates a failing assertion once per example it tries while
-    shrinking; pytest's full diff of hundreds of rows made that the slowest
-    part of a failing state machine.
+    The rows compared are long (hundreds of raw events); a full diff would
+    bury the shrunk counterexample printed below it.
     """
     if got == want:
         return

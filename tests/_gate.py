@@ -1,4 +1,4 @@
-"""Scheduling a run's hand-off: held writes, a feed that lets the loop run dry, virtual time.
+"""Scheduling a run's hand-off: held writes, a feed that lets the loop run dry, replays.
 
 Batches pile up in the processing loop only while the writer cannot take
 them, and the loop hands its pending batch over only when no range is
@@ -11,16 +11,16 @@ ready.  A test that wants those moments, in every order, makes them:
 * :class:`PacedTransport` wraps the chain's in-process transport: before
   fetching the logs of a block in ``dry`` it waits until the run settles,
   so the loop has run out of ranges there.
-* :func:`drive_clock` advances a ``MockClock`` only when every task is
-  blocked and no worker thread (database call) is running.  Trio's own
-  autojump also jumps while a thread runs, so a timer (a coalescing
-  window) would fire at a point that depends on how fast PostgreSQL
-  answered.
+* :func:`run_driven` runs the database calls inline (:func:`inline_threads`:
+  how long a write takes is then what its hold says, not how fast
+  PostgreSQL answered) under a ``MockClock`` that :func:`drive_clock`
+  moves only once the gate and the feed had their turn; a run in which
+  nothing can ever wake is reported as a deadlock instead of hanging.
 
-Together with Trio's deterministic scheduling under hypothesis, a schedule
-replays the same interleaving.  This module and the ``pre_write`` hook are
-the only places the tests touch the hand-off's machinery; what the tests
-assert is read from the database.
+With Trio's scheduling made deterministic by hypothesis, a schedule replays
+the same interleaving, so a failure shrinks instead of turning "flaky".
+This module and the ``pre_write`` hook are the only places the tests touch
+the hand-off's machinery; what the tests assert is read from the database.
 """
 
 from __future__ import annotations
@@ -34,8 +34,9 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import httpx
 import trio
 import trio.testing
+from hypothesis import Phase
 
-from indexer._metrics import Metrics
+from indexer import Metrics
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable, Iterable, Iterator, Sequence
@@ -43,6 +44,7 @@ if TYPE_CHECKING:
     from indexer.persist import Changeset
 
 __all__ = [
+    "FAST_FAILURE",
     "Gate",
     "Hold",
     "PacedTransport",
@@ -53,6 +55,15 @@ __all__ = [
 ]
 
 T = TypeVar("T")
+
+# Hypothesis settings for whole runs: a failure is shrunk once (one bug at a
+# time) and not "explained" (that phase re-runs the shrunk example with each
+# choice varied: hundreds of runs, five minutes for the reorg machine here;
+# the printed steps already show the schedule).
+FAST_FAILURE: dict[str, Any] = {
+    "report_multiple_bugs": False,
+    "phases": [phase for phase in Phase if phase is not Phase.explain],
+}
 
 # Real seconds the clock driver waits for the run to stay idle: longer than
 # the gate's and the feed's zero, so that they are woken first.
@@ -116,12 +127,14 @@ class _Watch(trio.abc.Instrument):
 class Gate:
     """A ``pre_write`` hook that holds the k-th write as ``schedule[k]`` says (None: not held).
 
-    Writes past the end of the schedule are not held.  Pass ``metrics`` to
-    the run too: the processed block is read from it.
+    Writes past the end of the schedule are not held.  ``on_write(k)`` runs
+    as write k starts, before any hold.  Pass ``metrics`` to the run too: the
+    processed block is read from it.
     """
 
     schedule: Sequence[Hold | None]
     chain_id: int = 1
+    on_write: Callable[[int], None] | None = None
     metrics: Metrics = field(default_factory=Metrics)
     writes: int = 0
 
@@ -133,6 +146,8 @@ class Gate:
 
     async def __call__(self, write: Changeset) -> None:
         k, self.writes = self.writes, self.writes + 1
+        if self.on_write is not None:
+            self.on_write(k)
         hold = self.schedule[k] if k < len(self.schedule) else None
         if hold is None:
             return
@@ -159,16 +174,16 @@ class Gate:
 class PacedTransport(httpx.AsyncBaseTransport):
     """``inner``, with the logs of a block in ``dry`` fetched only once the run settles.
 
-    ``on_request(blocks)`` runs before each request is answered, with the
-    blocks it asks for (headers or logs), e.g. to reorganise the chain
-    mid-run.
+    ``on_request(methods, blocks)`` runs before each request is answered,
+    with the methods it calls and the blocks it asks for (headers or logs),
+    e.g. to reorganise the chain mid-run.
     """
 
     def __init__(
         self,
         inner: httpx.AsyncBaseTransport,
         dry: Iterable[int] = (),
-        on_request: Callable[[set[int]], None] | None = None,
+        on_request: Callable[[set[str], set[int]], None] | None = None,
     ) -> None:
         self.inner = inner
         self.dry = set(dry)
@@ -178,8 +193,10 @@ class PacedTransport(httpx.AsyncBaseTransport):
         calls = json.loads(await request.aread())
         logs: set[int] = set()
         headers: set[int] = set()
+        methods: set[str] = set()
         for call in calls if isinstance(calls, list) else [calls]:
             method, params = call.get("method"), call.get("params") or []
+            methods.add(str(method))
             if method == "eth_getLogs":
                 first, last = (int(params[0][k], 16) for k in ("fromBlock", "toBlock"))
                 logs.update(range(first, last + 1))
@@ -189,8 +206,8 @@ class PacedTransport(httpx.AsyncBaseTransport):
         if due:
             self.dry -= due
             await settle()
-        if self.on_request is not None and (logs or headers):
-            self.on_request(logs | headers)
+        if self.on_request is not None:
+            self.on_request(methods, logs | headers)
         return await self.inner.handle_async_request(request)
 
 

@@ -18,10 +18,10 @@ raw events and checkpoint rows are there exactly once.
   data (``Handoff``): the first run, and any run after ``plan_handoff``,
   processes one block per batch, holds chosen writes (``Gate``) so batches
   pile up in the loop and in the writer's coalescing, lets the loop run dry
-  before chosen blocks, and may reorganise the chain as it reaches a chosen
-  block, so that a rollback drains pending batches first.  A lost or
-  overwritten batch fails the run it happens in, and the failure shrinks
-  to steps that print the schedule.
+  before chosen blocks, waits for commits or for room, and may reorganise
+  the chain as a chosen write starts, so that a rollback drains pending
+  batches first.  A lost or overwritten batch fails the run it happens in,
+  and the failure shrinks to steps that print the schedule.
 
 Runs answer from the chain in-process, with database calls inline, under a
 mock clock that moves only when every task waits (``_gate.run_driven``):
@@ -58,12 +58,14 @@ from ._chains import (
     stored_raw,
     tables,
 )
-from ._gate import Gate, Hold, PacedTransport, run_driven
+from ._gate import FAST_FAILURE, Gate, Hold, PacedTransport, run_driven
 
 if TYPE_CHECKING:
     from collections.abc import Callable
 
 DEPTH = 4
+# The capacity target of "tight" hand-offs: a few blocks' accounts.
+TIGHT = 12
 WRITE_STEPS = ("begin", "entities", "progress", "commit")
 
 
@@ -73,14 +75,20 @@ class _Fault(Exception):
 
 @dataclass(frozen=True)
 class Handoff:
-    """How a run hands batches over (block offsets count from the run's first block).
+    """How a run hands batches over.
 
     One block per batch, from an empty schema if ``rebuild`` (``--reset``: the
     whole chain again); ``holds`` as for ``Gate``; the loop runs dry before
-    the blocks at offsets ``dry``; just before the block at offset
-    ``reorg_at`` is first asked for, the chain's last ``replaced`` blocks
-    are replaced (same height, logs drawn from ``seed``); ``interval`` is the
-    writer's coalescing window.
+    the run's ``dry``-th blocks (1: its second); ``interval`` is the writer's
+    coalescing window; ``mode`` "sync" waits for every commit, "tight" for
+    room (capacity target ``TIGHT``), so the feed runs ahead.
+
+    ``reorg_at``: as the run's write ``reorg_at`` starts (or, if the run has
+    fewer, as the feed polls the head a second time), the chain's last
+    ``replaced`` blocks are replaced by ``replaced + 1`` new ones (logs from
+    ``seed``).  The run goes on to the new head, so its feed sees the reorg
+    while that write, and whatever the loop holds, is uncommitted: the
+    rollback drains them first.
     """
 
     holds: tuple[Hold | None, ...]
@@ -88,6 +96,7 @@ class Handoff:
     reorg_at: int | None = None
     replaced: int = 1
     interval: float = 0.0
+    mode: str = "background"
     rebuild: bool = False
     seed: int = 0
 
@@ -100,9 +109,10 @@ HANDOFFS = st.builds(
         max_size=5,
     ).map(tuple),
     dry=st.frozensets(st.integers(1, 6), max_size=2),
-    reorg_at=st.none() | st.integers(0, 6),
+    reorg_at=st.none() | st.integers(0, 3),
     replaced=st.integers(1, DEPTH),
     interval=st.sampled_from([0.0, 0.5]),
+    mode=st.sampled_from(["background", "background", "sync", "tight"]),
     rebuild=st.booleans(),
     seed=st.integers(0, 2**16),
 )
@@ -133,6 +143,7 @@ class ReorgMachine(RuleBasedStateMachine):
         self.synced = -1  # the head the last successful run reached
         self.reset_next = True  # the first run starts from an empty schema
         self.deep_pending = False
+        self.rollbacks: list[int] = []  # blocks kept by the last run's rollbacks
         # A lost batch fails this very run: the counterexample is one step.
         self.handoff: Handoff | None = first
         self.sync(None)
@@ -196,8 +207,11 @@ class ReorgMachine(RuleBasedStateMachine):
         if self.handoff is not None and self.handoff.rebuild:
             self.reset_next = True
         before = tables(self.url, self.schema_name) if self.deep_pending else None
+        # A mid-run reorg adds a block: the run ends there, so it sees the reorg.
+        grows = self.handoff is not None and self.handoff.reorg_at is not None
+        end = self.chain.head + 1 if grows else self.chain.head
         config = self.config
-        chain = dataclasses.replace(config.chains[0], end_block=self.chain.head)
+        chain = dataclasses.replace(config.chains[0], end_block=end)
         config = dataclasses.replace(config, chains=(chain,))
         options = self._options(fault, self.handoff)
         self.handoff = None
@@ -271,21 +285,52 @@ class ReorgMachine(RuleBasedStateMachine):
         done = None if self.reset_next else progress(self.url, self.schema_name)
         first = 1 if done is None else done + 1
         transport.dry = {first + offset for offset in handoff.dry}
-        if handoff.reorg_at is not None and self.chain.head > 1:
-            transport.on_request = self._reorg_when(first + handoff.reorg_at, handoff)
         gate = Gate(handoff.holds)
+        if handoff.reorg_at is not None:
+            fire = self._reorg_once(handoff)
+            polls: list[int] = []
+
+            def on_write(k: int) -> None:
+                if k == handoff.reorg_at:
+                    fire()
+
+            def on_request(methods: set[str], _blocks: set[int]) -> None:
+                if "eth_blockNumber" in methods:
+                    polls.append(1)
+                    if len(polls) == 2:
+                        fire()
+
+            gate.on_write, transport.on_request = on_write, on_request
         return dataclasses.replace(
             options,
             pre_write=gate,
             metrics=gate.metrics,
             chunk_logs=1,
             write_interval=handoff.interval,
+            sync_writes=handoff.mode == "sync",
+            target=TIGHT if handoff.mode == "tight" else options.target,
             rpc_tuning={"client_options": client, "initial_span": 1, "max_span": 1},
         )
 
+    def _reorg_once(self, handoff: Handoff) -> Callable[[], None]:
+        """The handoff's mid-run reorg, to fire once (the head grows by one block)."""
+        depth = min(handoff.replaced, self.chain.head - 1)
+        top = self.chain.head - depth + 1
+        logs = random_logs(random.Random(handoff.seed), range(top, top + depth + 1))
+        fired: list[bool] = []
+
+        def fire() -> None:
+            if not fired:
+                fired.append(True)
+                self.chain.reorg(depth, logs, length=depth + 1)
+
+        return fire
+
     async def _run(self, config: Any, options: RunOptions) -> BaseException | None:
+        self.rollbacks = []
         try:
-            await run_project(config, self.handlers, options)
+            summary = await run_project(config, self.handlers, options)
+            self.rollbacks = [block for _chain, block, _rows, _seconds in summary.rollbacks]
         except BaseException as exc:
             while isinstance(exc, BaseExceptionGroup) and len(exc.exceptions) == 1:
                 exc = exc.exceptions[0]
@@ -293,25 +338,6 @@ class ReorgMachine(RuleBasedStateMachine):
                 return exc
             raise
         return None
-
-    def _reorg_when(self, block: int, handoff: Handoff) -> Callable[[set[int]], None]:
-        """An ``on_request`` hook: the handoff's reorg, once, as ``block`` is first asked for.
-
-        Before its header is fetched, so that the run itself detects the
-        reorg (one landing between a range's headers and its logs is caught
-        by the next run: see tests/test_reorg.py).
-        """
-        depth = min(handoff.replaced, self.chain.head - 1)
-        top = self.chain.head - depth + 1
-        logs = random_logs(random.Random(handoff.seed), range(top, top + depth))
-        fired: list[int] = []
-
-        def on_request(blocks: set[int]) -> None:
-            if not fired and block in blocks:
-                fired.append(block)
-                self.chain.reorg(depth, logs)
-
-        return on_request
 
 
 @pytest.mark.slow
@@ -324,9 +350,9 @@ def test_reorg_machine(database_url: str, schema: str) -> None:
     case.settings = settings(
         max_examples=100,
         stateful_step_count=12,
-        report_multiple_bugs=False,
         deadline=None,
         suppress_health_check=[HealthCheck.too_slow],
+        **FAST_FAILURE,
     )
     case().runTest()
 
@@ -348,14 +374,14 @@ def test_reorg_machine_scripted(database_url: str, schema: str) -> None:
     m.sync(None)
     m.advance(4)
     m.sync(None)
-    # Writes held while the chain reorganises under the fetch of the run's
-    # third block: the rollback drains the pending batches first.
+    # The chain reorganises as the run's second write starts (held until
+    # nothing else can move): blocks 16..18 become 16..19 while processed
+    # batches are uncommitted; the rollback drains them first.
     m.advance(3)
-    m.plan_handoff(
-        Handoff(holds=(Hold(), None, Hold(1)), dry=frozenset({1}), reorg_at=2, replaced=3)
-    )
+    m.plan_handoff(Handoff(holds=(None, Hold()), reorg_at=1, replaced=3))
     m.sync(None)
-    assert m.synced == m.chain.head
+    assert m.rollbacks == [15]
+    assert m.synced == m.chain.head == 19
     m.deep_reorg(extra=2)
     before = tables(database_url, schema)
     m.sync(None)

@@ -326,7 +326,10 @@ class _Runner:
             if started is None:
                 started = trio.current_time()
             await handoff.flush()
-            await self.writer.wait_commit()
+            # Committed while it was being handed over (possible when the
+            # database answers within the same scheduling round): no wait.
+            if handoff.sent_upto > store.committed:
+                await self.writer.wait_commit()
             store.evict_committed()
         if started is not None:
             # Trio's clock, so that tests under MockClock see virtual seconds.
