@@ -317,8 +317,8 @@ MUTANTS: tuple[Mutant, ...] = (
        (RUNTIME + "::test_write_failure_keeps_last_commit_and_resume_matches",), fast=True),
     # -- capacity
     _M("capacity-wait-keeps-pending", "capacity", "runtime/_run.py",
-       "            await handoff.flush()\n            # Committed while",
-       "            # Committed while",
+       "            await handoff.flush()\n            # The write just handed",
+       "            # The write just handed",
        "the capacity rule waits for a commit without handing over its pending batch (deadlock)",
        (LOOP_WAITS, HANDOFF), fast=True),
     _M("capacity-guard-ignores-in-flight", "capacity", "runtime/_run.py",

@@ -326,10 +326,10 @@ class _Runner:
             if started is None:
                 started = trio.current_time()
             await handoff.flush()
-            # Committed while it was being handed over (possible when the
-            # database answers within the same scheduling round): no wait.
-            if handoff.sent_upto > store.committed:
-                await self.writer.wait_commit()
+            # The write just handed over cannot have committed yet: a worker
+            # thread's result comes back through the run loop, after this
+            # task has gone on (so waiting for the *next* commit is right).
+            await self.writer.wait_commit()
             store.evict_committed()
         if started is not None:
             # Trio's clock, so that tests under MockClock see virtual seconds.
