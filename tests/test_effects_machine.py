@@ -2,16 +2,17 @@
 
 The machine plays the runtime around one cached effect.  Handlers call it
 through the real ``EffectCalls`` (memory, then the database, then the
-function), one call at a time or as a batch's prefetch; batches end; the
-real ``Writer`` writes them (``Writer.write``, with ``commit_changeset`` inside)
-in a Trio run of its own thread, so a write can stay in flight -- its
-snapshot taken, its transaction not begun -- while more effect calls and
-evictions happen (a slow write).  Writes fail at a step: permanently (the
-run stops, and the next one starts from the database) or transiently (the
-writer retries on a new connection, once after the answer to COMMIT was
-lost).  The store runs at targets of 1 to 4 objects.  A restart may come
-with a new version of the function whose return type the stored outputs no
-longer fit, so they are recomputed and written again.
+function), one call at a time or as a preload pass's prefetch.  Ended
+batches go to the real ``Writer`` (``Writer.write``, with
+``commit_changeset`` inside), which runs in a Trio run of its own thread,
+so a write stays in flight -- snapshot taken, transaction not begun --
+while more calls and evictions happen, until a rule finishes it (a slow
+write) or the capacity rule waits for it.  Writes fail at a step:
+permanently (the run stops, the next one starts from the database) or
+transiently (the writer retries on a new connection, once after the answer
+to COMMIT was lost).  The store runs at targets of 1 to 4 objects.  A
+restart may come with a new version of the function whose return type the
+stored outputs no longer fit, so they are recomputed and written again.
 
 The model knows, per input, the version of its committed output and the
 checkpoint of its unwritten one.  Invariants, after every step:
@@ -66,7 +67,7 @@ if TYPE_CHECKING:
 
 T = TypeVar("T")
 NAME = "label"
-INPUTS = st.integers(0, 3)
+INPUTS = st.integers(0, 2)
 # Version 0 of the function returns an int, version 1 a str: after a change
 # of version every stored output is invalid and is recomputed.
 OUTPUT: tuple[Callable[[int], Any], ...] = (lambda n: n * 10, lambda n: f"n{n}")
@@ -76,8 +77,8 @@ OUTPUT: tuple[Callable[[int], Any], ...] = (lambda n: n * 10, lambda n: f"n{n}")
 # them (the retry writes them again) or after COMMIT (its answer lost: the
 # writer asks the database whether it landed, and counts the rows again).
 PLANS = [
-    *["ok"] * 3,
-    *[f"permanent:{step}" for step in ("entities", "commit", "committed")],
+    *["ok"] * 4,
+    *[f"permanent:{step}" for step in ("commit", "committed")],
     *[f"transient:{step}" for step in ("entities", "progress", "commit", "committed")],
 ]
 # After a handler's call the batch goes on (None) or ends, handing the
@@ -184,6 +185,7 @@ class EffectsMachine(RuleBasedStateMachine):
         self.stored: dict[int, int] = {}  # input -> version of its committed output
         self.committed = 0
         self.flight: _Flight | None = None
+        self.metrics = Metrics()  # one per example: building it was a tenth of a restart
         self._start_run()
 
     def _empty_database(self) -> Session:
@@ -192,18 +194,13 @@ class EffectsMachine(RuleBasedStateMachine):
             cls.shared = connect(self.url, self.schema_name)
             create_schema(cls.shared.conn, self.schema_name, [], {1: 0})
             create_effect_tables(cls.shared.conn, self.schema_name, [NAME])
-        conn = cls.shared.conn
-        with conn.transaction():
-            for table in (effect_table(NAME), "_indexer_chains"):
-                conn.execute(
-                    sql.SQL("DELETE FROM {}.{}").format(
-                        sql.Identifier(self.schema_name), sql.Identifier(table)
-                    )
-                )
-            conn.execute(
-                sql.SQL("UPDATE {}._indexer_state SET checkpoint = 0").format(
-                    sql.Identifier(self.schema_name)
-                )
+        empty = "DELETE FROM {s}.{e}; DELETE FROM {s}._indexer_chains;" + (
+            " UPDATE {s}._indexer_state SET checkpoint = 0"
+        )
+        ident = sql.Identifier
+        with cls.shared.conn.transaction():
+            cls.shared.conn.execute(
+                sql.SQL(empty).format(s=ident(self.schema_name), e=ident(effect_table(NAME)))
             )
         return cls.shared
 
@@ -234,27 +231,24 @@ class EffectsMachine(RuleBasedStateMachine):
         self.store = Store([], target=self.target, effects=[(NAME, True)])
         self.store.reset_frontiers(committed)
         self.cache = self.store.effects[NAME]
-        self.effect_rows_at_start = count_effect_rows(self.loader, NAME)
-        self.writer, self.effects = self.loop.run(self._make)
-        self.pending: dict[int, int] = {}  # input -> checkpoint of its unwritten output
-        self.processed = committed
-        self.cp = committed + 1
-        self.ended: list[int] = []  # ends of the batches not written yet
-
-    async def _make(self) -> tuple[Writer, EffectCalls]:
         url, schema = self.url, self.schema_name
-        writer = Writer(
+        self.writer = Writer(
             self.store,
             RetryingSession(
                 self.session,
                 reconnect=lambda: connect(url, schema, writer=True),
                 retry=RetryPolicy(base=0.0, cap=0.0),
             ),
-            effect_rows={NAME: self.effect_rows_at_start},
+            effect_rows={NAME: count_effect_rows(self.loader, NAME)},
+            metrics=self.metrics,
             fault=self._fault,
             pre_write=self._pre_write,
         )
-        return writer, EffectCalls(self.store, self.loader, trio.CapacityLimiter(1), Metrics())
+        self.effects = EffectCalls(self.store, self.loader, trio.CapacityLimiter(1), self.metrics)
+        self.pending: dict[int, int] = {}  # input -> checkpoint of its unwritten output
+        self.processed = committed
+        self.cp = committed + 1
+        self.ended: list[int] = []  # ends of the batches not written yet
 
     @property
     def eff(self) -> Effect[int, Any]:
@@ -268,46 +262,46 @@ class EffectsMachine(RuleBasedStateMachine):
 
     # -- what the processor does -------------------------------------------
 
-    @rule(n=INPUTS, end=END)
-    def call(self, n: int, end: str | None = None) -> None:
-        """ctx.effect(label, n) in a handler; then the batch may end (see END)."""
-        want = [n] if self._needs_call(n) else []
-        before = len(self.calls)
-        got = self.loop.run(self.effects.get, self.eff, n, self.cp)
-        assert got == OUTPUT[self.version](n)
-        assert self.calls[before:] == want, f"{n}: ran {self.calls[before:]}, expected {want}"
-        if want:
-            self.pending[n] = self.cp
-        self._advance()
-        if end is not None:
-            self.end_batch(end)
-
-    @rule(ns=st.lists(INPUTS, max_size=4), end=END)
-    def prefetch(self, ns: list[int], end: str | None = None) -> None:
-        """The calls a preload pass collected, loaded or run together; the batch may end."""
-        wanted = {self.eff.key(n)[0]: (self.eff.key(n)[1], n) for n in ns}
+    # Few rules, each doing a whole step of the runtime, so that the
+    # interleavings that matter (a write in flight while calls and evictions
+    # go on; a new version, then a write) take few steps to reach.
+    @rule(ns=st.lists(INPUTS, max_size=3), end=END)
+    def call(self, ns: list[int], end: str | None = None) -> None:
+        """A handler's effect calls: one through ctx.effect (EffectCalls.get), or
+        several as a preload pass collects them (EffectCalls.prefetch).  Then the
+        batch may end, handing the writer a write that ends as ``end`` says."""
         want = sorted({n for n in ns if self._needs_call(n)})
         before = len(self.calls)
-        self.loop.run(self.effects.prefetch, {self.eff: wanted}, self.cp)
-        assert sorted(self.calls[before:]) == want
+        if len(ns) == 1:
+            got = self.loop.run(self.effects.get, self.eff, ns[0], self.cp)
+            assert got == OUTPUT[self.version](ns[0])
+        elif ns:
+            wanted = {self.eff.key(n)[0]: (self.eff.key(n)[1], n) for n in ns}
+            self.loop.run(self.effects.prefetch, {self.eff: wanted}, self.cp)
+        assert sorted(self.calls[before:]) == want, f"ran {self.calls[before:]}, not {want}"
         for n in want:
             self.pending[n] = self.cp
         self._advance()
         if end is not None:
             self.end_batch(end)
 
-    @rule(plan=st.sampled_from(PLANS))
     def end_batch(self, plan: str = "ok") -> None:
-        """The batch goes to the writer (``plan``: how its write fails, if it starts one)."""
+        """The batch goes to the writer (``plan``: how its write ends, if it starts one)."""
         self._advance()
         self.ended.append(self.cp)
         self.cp += 1
         self.effects.new_batch()
         self._hand_over(plan)
 
-    @rule()
-    def evict(self) -> None:
+    @rule(plan=st.sampled_from(PLANS))
+    def evict(self, plan: str = "ok") -> None:
+        """The capacity rule between batches: drop written outputs past half the
+        target; still over it with a write in flight, wait for that write (the
+        writer then takes the batches that waited, ending as ``plan`` says)."""
         self.store.evict_committed()
+        while self.store.over_target() and self.flight is not None:
+            self.finish_write(plan)
+            self.store.evict_committed()
         # Back at half the target, unless only unwritten outputs are left.
         keys = {self.eff.key(n)[0] for n in self.pending}
         assert self.store.size() <= self.target // 2 or set(self.cache.values) <= keys
@@ -374,8 +368,7 @@ class EffectsMachine(RuleBasedStateMachine):
         flight = self.flight
         assert flight is not None
         kind, _, step = flight.plan.partition(":")
-        # With no entity tables, the "entities" step runs only for effect rows.
-        fails = kind == "permanent" and (step != "entities" or bool(flight.carried))
+        fails = kind == "permanent"
         self.loop.run(self._finish, flight)
         self.flight = None
         if fails:
@@ -396,19 +389,10 @@ class EffectsMachine(RuleBasedStateMachine):
         for n in flight.carried:
             del self.pending[n]
 
-    @rule(roll=st.integers(0, 2))
-    def restart(self, roll: int = 0) -> None:
-        """A crash (while a write waits: nothing of it is committed) and a restart
-        (only one draw in three: a restart discards the unwritten outputs)."""
-        if not roll:
-            self._restart(new_version=False)
-
-    @rule()
-    def upgrade(self) -> None:
-        """A restart with a new version of the function: stored outputs no longer fit."""
-        self._restart(new_version=True)
-
-    def _restart(self, *, new_version: bool) -> None:
+    @rule(new_version=st.booleans())
+    def restart(self, new_version: bool) -> None:
+        """A crash (while a write waits: nothing of it is committed) and a restart,
+        maybe with a new version of the function (stored outputs no longer fit)."""
         if self.flight is not None:
             self.loop.run(self._cancel, self.flight)
             assert not self.flight.finished
@@ -454,7 +438,7 @@ def test_effects_machine(database_url: str, schema: str) -> None:
 
     run: Any = Machine.TestCase
     run.settings = settings(
-        max_examples=200,
+        max_examples=500,
         stateful_step_count=30,
         deadline=None,
         suppress_health_check=[HealthCheck.too_slow],
@@ -476,29 +460,27 @@ def test_effects_machine_sanity(database_url: str, schema: str) -> None:
 
     m = Machine()
     try:
-        m.setup(capacity=1)
-        m.call(1)
-        m.call(2)
-        m.end_batch("ok")  # the writer starts: the write carries 1 and 2, and waits
-        m.call(3)
-        m.evict()  # nothing may go: every output is unwritten
+        m.setup(capacity=4)
+        m.call([1])
+        m.call([2])
+        m.call([3], end="ok")  # the writer starts: the write carries 1, 2 and 3, and waits
+        m.evict("ok")  # past half the target, but every output is unwritten: none goes
         assert sorted(m.pending) == [1, 2, 3]
+        m.call([0, 1])  # 0 runs, 1 comes from memory
         m.matches_model()
-        m.call(1)  # from memory
         m.finish_write("ok")
         m.matches_model()
-        assert m.writer.statistics().effect_rows[NAME] == 2
-        m.evict()  # 1 and 2 are written now: they may go, 3 stays
-        assert list(m.cache.values) == [m.eff.key(3)[0]]
-        m.call(2)  # loaded, not run again
-        assert m.calls == [1, 2, 3]
-        m.upgrade()
-        m.call(2)  # the stored int no longer fits: run again, and replace it
-        m.end_batch("transient:commit")
-        m.finish_write("ok")
+        assert m.writer.statistics().effect_rows[NAME] == 3
+        m.evict("ok")  # 2 and 3 are written and the least recently used: they go
+        assert list(m.cache.values) == [m.eff.key(1)[0], m.eff.key(0)[0]]
+        m.call([2])  # loaded, not run again
+        assert m.calls == [1, 2, 3, 0]
+        m.restart(new_version=True)
+        m.call([2], end="transient:commit")  # the stored int no longer fits: run again
+        m.finish_write("ok")  # ... and replace it, after a retry
         m.matches_model()
-        assert m.stored == {1: 0, 2: 1}
-        assert m.writer.statistics().effect_rows[NAME] == 2
+        assert m.stored == {1: 0, 2: 1, 3: 0}
+        assert m.writer.statistics().effect_rows[NAME] == 3
     finally:
         m.teardown()
         Machine.close_shared()

@@ -161,6 +161,9 @@ def test_snapshot_takes_state_at_checkpoint_and_history() -> None:
     t.set("2", acct("2"), 3)
     t.set("1", None, 4)
     store.processed = 4
+    (snap,) = store.snapshot(1, history=True)  # nothing of checkpoints 2..4
+    assert snap.upserts == [acct("1", balance=2)]
+    assert snap.history == [("1", 1, acct("1", balance=2))]
     (snap,) = store.snapshot(2, history=True)
     assert snap.upserts == [acct("1", balance=3)]
     assert snap.deletes == []
@@ -213,6 +216,23 @@ def test_eviction_spares_unwritten_changes_and_breaks_complete_indices() -> None
     assert t.get("3") is MISSING  # evicted: the database may hold it
     store.mark_committed(1)
     assert store.evict_committed() == 0  # at half already
+
+
+def test_effect_cache_eviction_spares_unwritten_outputs() -> None:
+    store = Store([], target=2, effects=[("label", True)])
+    cache = store.effects["label"]
+    cache.load("k0", 0)  # stored
+    cache.put("k1", "1", 10, 1)  # unwritten, and the least recently used after k0
+    cache.load("k2", 2)
+    cache.load("k3", 3)
+    store.processed = 1
+    assert store.evict_committed() == 3  # down to half the target (1): only k1 is left
+    assert cache.get("k1") == 10
+    assert store.effect_snapshot(1) == {"label": [("k1", "1", 10)]}
+    store.mark_committed(1)
+    cache.put("k4", "4", 40, 2)
+    assert store.evict_committed() == 1  # k1 is written now: it may go, k4 may not
+    assert list(cache.values) == ["k4"]
 
 
 def test_eviction_is_least_recently_referenced_first() -> None:

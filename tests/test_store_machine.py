@@ -275,10 +275,11 @@ class StoreMachine(RuleBasedStateMachine):
         return sum(len(ids) for c, ids in self.raw.items() if c <= upto)
 
     @precondition(lambda self: self.in_flight is None and self.batch_end > self.committed)
-    @rule(history=st.booleans(), pick=st.integers(0, 3))
-    def start_write(self, history: bool, pick: int = 99) -> None:
+    @rule(history=st.booleans(), pick=st.integers(0, 3), slow=st.booleans())
+    def start_write(self, history: bool, pick: int = 99, slow: bool = True) -> None:
         """Snapshot up to one of the ended batches (the writer coalesces a
-        varying number of them); later batches stay in memory only."""
+        varying number of them); later batches stay in memory only.  A slow
+        write stays in flight until finish_write, a fast one commits at once."""
         ended = [b for b in self.boundaries if b > self.committed]
         upto = ended[min(pick, len(ended) - 1)]
         tables = self.store.snapshot(upto, history=history)
@@ -308,6 +309,8 @@ class StoreMachine(RuleBasedStateMachine):
             for id, cp, v in t.history:
                 assert _as_model(v) == self.states[cp].get(id), (id, cp, v)
             self.in_flight_history = want
+        if not slow:
+            self.finish_write(None)
 
     def _committed(self, write: Changeset) -> None:
         """The model after ``write`` committed."""
@@ -460,7 +463,7 @@ def test_store_machine(database_url: str, schema: str) -> None:
 
     run: Any = Machine.TestCase
     run.settings = settings(
-        max_examples=300,
+        max_examples=500,
         stateful_step_count=50,
         deadline=None,
         suppress_health_check=[HealthCheck.too_slow],
