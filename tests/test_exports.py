@@ -21,6 +21,7 @@ import indexer
 PUBLIC = ("indexer", "indexer.testing")
 INTERNAL = (
     "indexer.abi",
+    "indexer.api",
     "indexer.cli",
     "indexer.config",
     "indexer.handlers",

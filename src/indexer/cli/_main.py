@@ -1,4 +1,4 @@
-"""``indexer run PROJECT_DIR``: argument parsing, output and exit codes.
+"""``indexer run|serve PROJECT_DIR``: argument parsing, output and exit codes.
 
 Besides parsing, the CLI owns the process: it sets up logging, notes stop
 signals that arrive before the runtime watches for them, tunes the garbage
@@ -32,10 +32,12 @@ from ..runtime import (
     RunSummary,
     load_handlers,
     open_report_query,
+    resolve_database,
     run_project,
     target_from_env,
 )
 from ._progress import LineReporter, LiveReporter
+from ._serve import add_serve_flags, api_options, run_and_serve, serve_until_stopped
 
 __all__ = ["main"]
 
@@ -74,6 +76,18 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--sync-writes", action="store_true", help="await every write (benchmark baseline)"
     )
+    run.add_argument(
+        "--serve",
+        action="store_true",
+        help="serve the HTTP API (GraphQL, SQL, /events) while indexing, and after it until stopped",
+    )
+    add_serve_flags(run)
+    serve = sub.add_parser(
+        "serve", help="serve the HTTP API over a project's database (read-only; no indexing)"
+    )
+    serve.add_argument("project", type=Path, help="project directory (holds indexer.yaml)")
+    serve.add_argument("--debug", action="store_true", help="show tracebacks and debug logs")
+    add_serve_flags(serve)
     return p
 
 
@@ -97,8 +111,12 @@ def _leaf(exc: BaseException) -> BaseException:
 def main(argv: list[str] | None = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
-    if not args.db_retry_seconds >= 0:
+    if not getattr(args, "db_retry_seconds", 0.0) >= 0:
         parser.error("--db-retry-seconds must be a number >= 0")
+    if not 0 <= args.port <= 65535:
+        parser.error("--port must be between 0 and 65535")
+    if not args.statement_timeout > 0:
+        parser.error("--statement-timeout must be a number > 0")
     logging.basicConfig(
         level=logging.DEBUG if args.debug else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
@@ -178,6 +196,17 @@ def _tune_gc() -> None:
 def _run(args: argparse.Namespace) -> int:
     config = load_config(args.project)
     handlers = load_handlers(config)
+    if args.command == "serve":
+        url = resolve_database(config, None)
+        trio.run(
+            serve_until_stopped,
+            config,
+            handlers,
+            url,
+            api_options(args),
+            lambda: bool(_EARLY_SIGNALS),
+        )
+        return 0
     _tune_gc()
     options = RunOptions(
         reset=args.reset,
@@ -193,8 +222,28 @@ def _run(args: argparse.Namespace) -> int:
         server, _thread = start_http_server(
             args.metrics_port, addr=args.metrics_host, registry=options.metrics.registry
         )
-    live = sys.stderr.isatty() and not args.no_progress
+    live = sys.stderr.isatty() and not args.no_progress and not args.serve
     try:
+        if args.serve:
+            options.reporter = LineReporter()
+            options.report_interval = 10.0
+            options.database_url = resolve_database(config, None)
+
+            def finished(summary: RunSummary) -> None:
+                _print_summary(summary)
+                if handlers.report is not None and not summary.stopped:
+                    _call_report(handlers.report, summary, config.schema)
+
+            trio.run(
+                run_and_serve,
+                config,
+                handlers,
+                options.database_url,
+                options,
+                api_options(args),
+                finished,
+            )
+            return 0
         if live:
             with LiveReporter() as reporter:
                 options.reporter = reporter

@@ -30,6 +30,9 @@ from ._effects import create_effect_tables as create_effect_tables
 from ._effects import effect_table as effect_table
 from ._effects import load_effect_outputs as load_effect_outputs
 from ._embedded import start_embedded as start_embedded
+from ._notify import CHANNEL as CHANNEL
+from ._notify import Notification as Notification
+from ._notify import decode_notification as decode_notification
 from ._report import open_report_query as open_report_query
 from ._retry import DEFAULT_RETRY_SECONDS as DEFAULT_RETRY_SECONDS
 from ._retry import RetryPolicy as RetryPolicy
@@ -39,19 +42,24 @@ from ._rollback import Rollback as Rollback
 from ._rollback import execute_rollback as execute_rollback
 from ._rollback import rollback_checkpoint as rollback_checkpoint
 from ._schema import FRAMEWORK_PREFIX as FRAMEWORK_PREFIX
+from ._schema import ChainRow as ChainRow
 from ._schema import create_schema as create_schema
 from ._schema import drop_schema as drop_schema
 from ._schema import history_table as history_table
+from ._schema import read_chain_rows as read_chain_rows
 from ._schema import read_hashes as read_hashes
 from ._schema import read_state as read_state
 from ._schema import table_ident as table_ident
 
 __all__ = [
+    "CHANNEL",
     "DEFAULT_RETRY_SECONDS",
     "FRAMEWORK_PREFIX",
     "ChainProgress",
+    "ChainRow",
     "Changeset",
     "CheckpointRow",
+    "Notification",
     "RetryPolicy",
     "RetryingSession",
     "Rollback",
@@ -62,6 +70,7 @@ __all__ = [
     "count_effect_rows",
     "create_effect_tables",
     "create_schema",
+    "decode_notification",
     "drop_schema",
     "effect_table",
     "entity_columns",
@@ -74,6 +83,7 @@ __all__ = [
     "load_effect_outputs",
     "numeric_as_int",
     "open_report_query",
+    "read_chain_rows",
     "read_hashes",
     "read_state",
     "rollback_checkpoint",

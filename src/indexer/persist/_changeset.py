@@ -21,6 +21,7 @@ from psycopg import sql
 
 from .._errors import WriteError
 from ._effects import write_effect_outputs
+from ._notify import notify
 from ._schema import (
     FRAMEWORK_PREFIX,
     RAW_EVENT_COLUMNS,
@@ -59,6 +60,8 @@ class ChainProgress:
     start_block: int
     block: int
     events: int
+    # The chain's head as the source last saw it (None: not known, e.g. a file).
+    head: int | None = None
 
 
 @dataclass(slots=True)
@@ -322,14 +325,19 @@ def _write_progress(
     cur: psycopg.Cursor[Any], schema: str, upto: int, chains: Sequence[ChainProgress]
 ) -> None:
     if chains:
+        table = table_ident(schema, FRAMEWORK_PREFIX + "chains")
         cur.executemany(
             sql.SQL(
-                "INSERT INTO {} (chain_id, start_block, progress_block, events_processed) VALUES (%s, %s, %s, %s)"
-                " ON CONFLICT (chain_id) DO UPDATE SET progress_block = EXCLUDED.progress_block,"
-                " events_processed = EXCLUDED.events_processed"
-            ).format(table_ident(schema, FRAMEWORK_PREFIX + "chains")),
-            [(c.chain_id, c.start_block, c.block, c.events) for c in chains],
+                "INSERT INTO {} AS c (chain_id, start_block, progress_block, events_processed, head_block)"
+                " VALUES (%s, %s, %s, %s, %s) ON CONFLICT (chain_id) DO UPDATE SET"
+                " progress_block = EXCLUDED.progress_block, events_processed = EXCLUDED.events_processed,"
+                " head_block = COALESCE(EXCLUDED.head_block, c.head_block)"
+            ).format(table),
+            [(c.chain_id, c.start_block, c.block, c.events, c.head) for c in chains],
         )
+        # Delivered to listeners (the HTTP API's /events) only if this
+        # transaction commits, and in commit order.
+        notify(cur, schema, "commit", {c.chain_id: c.block for c in chains})
     cur.execute(
         sql.SQL("UPDATE {} SET checkpoint = %s WHERE id = 1").format(
             table_ident(schema, FRAMEWORK_PREFIX + "state")

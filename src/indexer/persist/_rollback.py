@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from psycopg import sql
 
+from ._notify import notify
 from ._schema import FRAMEWORK_PREFIX, RAW_EVENTS, history_table, table_ident
 
 if TYPE_CHECKING:
@@ -137,6 +138,8 @@ def execute_rollback(
                 sql.SQL("SELECT chain_id, progress_block, events_processed FROM {}").format(chains)
             ).fetchall()
         }
+        moved = {int(c) for c, _b, _e in undone} | set(chain_blocks)
+        notify(cur, schema, "reorg", {c: progress[c][0] for c in sorted(moved) if c in progress})
         step("commit")
     step("rolled back")
     return Rollback(checkpoint, restored, progress)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import psycopg
@@ -27,11 +28,13 @@ __all__ = [
     "FRAMEWORK_PREFIX",
     "RAW_EVENTS",
     "RAW_EVENT_COLUMNS",
+    "ChainRow",
     "check_table_names",
     "create_schema",
     "drop_schema",
     "fingerprint",
     "history_table",
+    "read_chain_rows",
     "read_hashes",
     "read_state",
 ]
@@ -112,8 +115,14 @@ def create_schema(
         conn.execute(
             sql.SQL(
                 "CREATE TABLE IF NOT EXISTS {} (chain_id bigint PRIMARY KEY, start_block bigint NOT NULL,"
-                " progress_block bigint NOT NULL, events_processed bigint NOT NULL)"
+                " progress_block bigint NOT NULL, events_processed bigint NOT NULL, head_block bigint)"
             ).format(_ident(schema, FRAMEWORK_PREFIX + "chains"))
+        )
+        # Added after layout 2 shipped: older schemas gain it in place.
+        conn.execute(
+            sql.SQL("ALTER TABLE {} ADD COLUMN IF NOT EXISTS head_block bigint").format(
+                _ident(schema, FRAMEWORK_PREFIX + "chains")
+            )
         )
         conn.execute(
             sql.SQL(
@@ -271,6 +280,38 @@ def read_state(
         )
     ).fetchall()
     return checkpoint, {int(c): (int(b), int(e)) for c, b, e in rows}
+
+
+@dataclass(frozen=True, slots=True)
+class ChainRow:
+    """A chain's committed state as readers (the HTTP API) see it."""
+
+    chain_id: int
+    start_block: int
+    block: int  # committed through
+    events: int
+    head_block: int | None  # the head the source reported at that commit
+
+
+def read_chain_rows(conn: psycopg.Connection[Any], schema: str) -> dict[int, ChainRow] | None:
+    """Every chain's committed state, or None if the schema has no framework tables yet.
+
+    Checks for the table first instead of catching the error: a failed
+    statement would abort the caller's transaction.
+    """
+    table = _ident(schema, FRAMEWORK_PREFIX + "chains")
+    exists = conn.execute("SELECT to_regclass(%s) IS NOT NULL", (table.as_string(conn),)).fetchone()
+    if not exists or not exists[0]:
+        return None
+    rows = conn.execute(
+        sql.SQL(
+            "SELECT chain_id, start_block, progress_block, events_processed, head_block FROM {}"
+        ).format(table)
+    ).fetchall()
+    return {
+        int(c): ChainRow(int(c), int(s), int(b), int(e), None if h is None else int(h))
+        for c, s, b, e, h in rows
+    }
 
 
 def read_hashes(

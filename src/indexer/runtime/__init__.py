@@ -10,10 +10,11 @@ task, which commits them through ``persist``.  The processor advances the
 store's processed frontier, the writer its committed frontier after each
 COMMIT, and a rollback reaches memory only after the database committed it.
 It is the only package the CLI talks to, so it also re-exports the few
-names of the layers below that the CLI needs (``load_handlers``,
+names of the layers below that the CLI needs (``load_handlers``, ``HandlerSet``,
 ``open_report_query``, ``DEFAULT_RETRY_SECONDS``).
 """
 
+from ..handlers import HandlerSet as HandlerSet
 from ..handlers import load_handlers as load_handlers
 from ..persist import DEFAULT_RETRY_SECONDS as DEFAULT_RETRY_SECONDS
 from ..persist import open_report_query as open_report_query
@@ -42,6 +43,7 @@ __all__ = [
     "Batch",
     "ChainRoutes",
     "ChainStatus",
+    "HandlerSet",
     "Handoff",
     "Processor",
     "RunOptions",

@@ -87,6 +87,8 @@ class ChainStatus:
     processed_block: int
     committed_block: int
     events: int
+    # The newest head the chain's source reported (None for files).
+    head_block: int | None = None
 
 
 @dataclass(frozen=True)

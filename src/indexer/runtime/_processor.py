@@ -100,6 +100,8 @@ class Processor:
         self.raw_events = raw_events
         self.raw_produced = 0
         self.final_blocks: dict[int, int] = {}
+        # chain id -> the newest head its source reported (status, /ready).
+        self.heads: dict[int, int] = {}
         self.history = False
         # chain -> (last processed block, events processed so far)
         self.progress = dict(progress)
@@ -218,8 +220,14 @@ class Processor:
         self.events_total += len(items)
         _, events_before = self.progress.get(chain_id, (rng.first - 1, 0))
         self.progress[chain_id] = (rng.last, events_before + len(items))
+        if rng.head_block is not None:
+            self.heads[chain_id] = rng.head_block
         chain = ChainProgress(
-            chain_id, self.start_blocks[chain_id], rng.last, events_before + len(items)
+            chain_id,
+            self.start_blocks[chain_id],
+            rng.last,
+            events_before + len(items),
+            self.heads.get(chain_id),
         )
         if rng.final_block is not None:
             self.final_blocks[chain_id] = rng.final_block

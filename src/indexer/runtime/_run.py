@@ -392,6 +392,7 @@ class _Runner:
                     block,
                     committed.get(c.id, c.start_block - 1),
                     total,
+                    self.processor.heads.get(c.id),
                 )
             )
         return RunStatus(

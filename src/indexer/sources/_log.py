@@ -82,6 +82,8 @@ class BlockRange(NamedTuple):
     # Highest block of the chain that can no longer be reorganised (head -
     # max_reorg_depth), for sources that can reorganise; None otherwise.
     final_block: int | None = None
+    # The chain's head when the source read this range (None: not known).
+    head_block: int | None = None
 
 
 class Reorg(NamedTuple):

@@ -239,7 +239,7 @@ class _Fetcher:
         raws = self._raw_logs(logs, by_number)
         self.next = last + 1
         self._forget_old()
-        return _split(self.decoder, first, last, raws, self.o.chunk_logs, final)
+        return _split(self.decoder, first, last, raws, self.o.chunk_logs, final, head=self.head)
 
     async def _in_window(
         self,
@@ -277,7 +277,9 @@ class _Fetcher:
         raws = self._raw_logs(logs, by_number)
         self.next = last + 1
         self._forget_old()
-        return _split(self.decoder, first, last, raws, self.o.chunk_logs, final, hashes)
+        return _split(
+            self.decoder, first, last, raws, self.o.chunk_logs, final, hashes, head=self.head
+        )
 
     async def _check_tip(self) -> Reorg | None:
         """Caught up: is the last block sent still canonical?"""
@@ -360,6 +362,8 @@ def _split(
     chunk_logs: int,
     final: int,
     hashes: dict[int, str] | None = None,
+    *,
+    head: int | None = None,
 ) -> list[BlockRange]:
     """Cut a long range into batches of about ``chunk_logs`` whole blocks, decoded."""
     out: list[BlockRange] = []
@@ -369,7 +373,7 @@ def _split(
     def part(lo: int, hi: int, chunk: list[RawLog]) -> BlockRange:
         sub = None if hashes is None else {b: hashes[b] for b in range(lo, hi + 1)}
         items = decoder.decode(chunk)
-        return BlockRange(decoder.chain_id, lo, hi, items, decoder.take_skipped(), sub, final)
+        return BlockRange(decoder.chain_id, lo, hi, items, decoder.take_skipped(), sub, final, head)
 
     while n - begin > chunk_logs:
         i = begin + chunk_logs

@@ -1,0 +1,249 @@
+"""The ASGI application: routes, request limits and error mapping (Starlette).
+
+Every route reads the database through :class:`~indexer.api.Reader` (one
+read-only snapshot per request) or listens to :class:`EventHub`; none holds
+state of its own, so any number of servers can run side by side.  Errors a
+client can cause are 4xx with a JSON body saying what was wrong; a database
+that cannot be reached is 503; no response carries the database URL.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import orjson
+import psycopg
+import trio
+from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.middleware.cors import CORSMiddleware
+from starlette.responses import HTMLResponse, Response, StreamingResponse
+from starlette.routing import Route
+
+from .._errors import DatabaseError
+from ..persist import read_chain_rows
+from ._page import GRAPHQL_PAGE
+from ._sql import SqlRefused, check_select, run_select
+from ._status import readiness, status_body
+
+if TYPE_CHECKING:
+    from collections.abc import AsyncIterator, Sequence
+
+    from starlette.requests import Request
+
+    from ._events import EventHub
+    from ._graphql import GraphQLService
+    from ._reader import Reader
+    from ._status import ChainTarget
+
+__all__ = ["ApiLimits", "build_app"]
+
+log = logging.getLogger("indexer.api")
+
+_KEEPALIVE_SECONDS = 15.0
+
+
+@dataclass(frozen=True)
+class ApiLimits:
+    """Bounds on what one request may ask for (docs/api.md)."""
+
+    max_body_bytes: int = 100_000
+    max_depth: int = 10
+    max_aliases: int = 30
+    sql_row_cap: int = 10_000
+
+
+class JSONResponse(Response):
+    media_type = "application/json"
+
+    def render(self, content: Any) -> bytes:
+        return orjson.dumps(content)
+
+
+def _error(status: int, message: str, **extra: Any) -> JSONResponse:
+    return JSONResponse({"error": message, **extra}, status_code=status)
+
+
+@dataclass
+class _Api:
+    reader: Reader
+    hub: EventHub | None
+    targets: Sequence[ChainTarget]
+    graphql: GraphQLService
+    limits: ApiLimits
+    extra_health: dict[str, Any] = field(default_factory=dict)
+
+    async def _json_body(self, request: Request) -> Any:
+        length = request.headers.get("content-length")
+        if length is not None and length.isdigit() and int(length) > self.limits.max_body_bytes:
+            raise _BadRequest(413, f"request body over {self.limits.max_body_bytes} bytes")
+        body = b""
+        async for chunk in request.stream():
+            body += chunk
+            if len(body) > self.limits.max_body_bytes:
+                raise _BadRequest(413, f"request body over {self.limits.max_body_bytes} bytes")
+        try:
+            return orjson.loads(body)
+        except orjson.JSONDecodeError as exc:
+            raise _BadRequest(400, f"the body is not valid JSON: {exc}") from None
+
+    async def health(self, request: Request) -> Response:
+        return JSONResponse({"status": "ok", **self.extra_health})
+
+    async def _chains(self) -> list[dict[str, Any]]:
+        rows = await self.reader.read(lambda conn: read_chain_rows(conn, self.reader.schema))
+        return status_body(self.targets, rows)
+
+    async def status(self, request: Request) -> Response:
+        chains = await self._chains()
+        ready, _ = readiness(chains)
+        return JSONResponse({"ready": ready, "chains": chains})
+
+    async def ready(self, request: Request) -> Response:
+        chains = await self._chains()
+        ready, waiting = readiness(chains)
+        if ready:
+            return JSONResponse({"ready": True})
+        return JSONResponse({"ready": False, "waiting": waiting}, status_code=503)
+
+    async def graphql_page(self, request: Request) -> Response:
+        return HTMLResponse(GRAPHQL_PAGE)
+
+    async def graphql_post(self, request: Request) -> Response:
+        body = await self._json_body(request)
+        if not isinstance(body, dict):
+            return JSONResponse({"errors": [{"message": "the body must be a JSON object"}]}, 400)
+        query, variables, operation = (
+            body.get("query"),
+            body.get("variables"),
+            body.get("operationName"),
+        )
+        if not isinstance(query, str):
+            return JSONResponse({"errors": [{"message": "`query` must be a string"}]}, 400)
+        if variables is not None and not isinstance(variables, dict):
+            return JSONResponse({"errors": [{"message": "`variables` must be an object"}]}, 400)
+        if operation is not None and not isinstance(operation, str):
+            return JSONResponse({"errors": [{"message": "`operationName` must be a string"}]}, 400)
+        prepared = self.graphql.prepare(query, variables, operation)
+        if isinstance(prepared, dict):
+            return JSONResponse(prepared, status_code=400)
+        result = await self.reader.read(lambda conn: self.graphql.execute(conn, prepared))
+        return JSONResponse(result)
+
+    async def sql(self, request: Request) -> Response:
+        body = await self._json_body(request)
+        if not isinstance(body, dict):
+            return _error(400, "the body must be a JSON object {sql, params}")
+        text, params = body.get("sql"), body.get("params", [])
+        if not isinstance(text, str):
+            return _error(400, "`sql` must be a string")
+        if not isinstance(params, list):
+            return _error(400, "`params` must be a list")
+        try:
+            check_select(text)
+            cap = self.limits.sql_row_cap
+            result = await self.reader.read(
+                lambda conn: run_select(conn, text, params, row_cap=cap)
+            )
+        except SqlRefused as exc:
+            return _error(400, exc.message)
+        return JSONResponse(result)
+
+    async def events(self, request: Request) -> Response:
+        if self.hub is None:
+            return _error(404, "live events are not enabled on this server")
+        hub = self.hub
+
+        async def stream() -> AsyncIterator[bytes]:
+            with hub.subscribe() as receive:
+                yield b": connected\n\n"
+                while True:
+                    with trio.move_on_after(_KEEPALIVE_SECONDS):
+                        try:
+                            event = await receive.receive()
+                        except trio.EndOfChannel:
+                            return  # fell behind: the client reconnects
+                        data = orjson.dumps({"chain_id": event.chain_id, "block": event.block})
+                        yield b"event: " + event.kind.encode() + b"\ndata: " + data + b"\n\n"
+                        continue
+                    yield b": keep-alive\n\n"
+
+        return StreamingResponse(
+            stream(),
+            media_type="text/event-stream",
+            headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+        )
+
+
+class _BadRequest(Exception):
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status, self.message = status, message
+
+
+async def _bad_request(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, _BadRequest)
+    if request.url.path == "/graphql":
+        return JSONResponse({"errors": [{"message": exc.message}]}, status_code=exc.status)
+    return _error(exc.status, exc.message)
+
+
+async def _database_down(request: Request, exc: Exception) -> Response:
+    # psycopg messages name the server but never the password; DatabaseError
+    # messages are redacted where they are made.
+    log.warning("%s %s: database error: %s", request.method, request.url.path, exc)
+    if isinstance(exc, psycopg.errors.QueryCanceled):
+        return _error(504, "the query ran past the statement timeout")
+    return _error(503, "the database is not available", detail=type(exc).__name__)
+
+
+async def _no_tables(request: Request, exc: Exception) -> Response:
+    return _error(
+        503,
+        "the project's tables do not exist yet: no `indexer run` has created them in this schema",
+        detail=str(exc).splitlines()[0],
+    )
+
+
+def build_app(
+    reader: Reader,
+    targets: Sequence[ChainTarget],
+    *,
+    hub: EventHub | None,
+    graphql: GraphQLService,
+    limits: ApiLimits | None = None,
+    cors_origins: Sequence[str] = (),
+) -> Starlette:
+    """The API over ``reader``'s schema (docs/api.md lists the routes)."""
+    api = _Api(reader, hub, targets, graphql, limits or ApiLimits())
+    routes = [
+        Route("/health", api.health, methods=["GET"]),
+        Route("/ready", api.ready, methods=["GET"]),
+        Route("/status", api.status, methods=["GET"]),
+        Route("/graphql", api.graphql_page, methods=["GET"]),
+        Route("/graphql", api.graphql_post, methods=["POST"]),
+        Route("/sql", api.sql, methods=["POST"]),
+        Route("/events", api.events, methods=["GET"]),
+    ]
+    middleware = []
+    if cors_origins:
+        middleware.append(
+            Middleware(
+                CORSMiddleware,
+                allow_origins=list(cors_origins),
+                allow_methods=["GET", "POST"],
+                allow_headers=["content-type"],
+            )
+        )
+    return Starlette(
+        routes=routes,
+        middleware=middleware,
+        exception_handlers={
+            _BadRequest: _bad_request,
+            DatabaseError: _database_down,
+            psycopg.OperationalError: _database_down,
+            psycopg.errors.UndefinedTable: _no_tables,
+        },
+    )

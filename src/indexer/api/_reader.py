@@ -1,0 +1,116 @@
+"""Read-only database access for the HTTP API: a small pool, one snapshot per request.
+
+Every request runs one function in a worker thread on a pooled connection,
+inside a ``REPEATABLE READ, READ ONLY`` transaction: all its statements see
+one snapshot, so a page and its ``totalCount`` agree even while the writer
+commits, and nothing it runs can write.  The connections are synchronous
+psycopg connections driven from Trio worker threads (one thread at a time
+per connection), as everywhere in the framework, so a slow query never
+blocks the event loop that serves other requests or indexes.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import psycopg
+import trio
+from psycopg import IsolationLevel
+
+from .._errors import DatabaseError
+from .._redact import redact_url
+from ..persist import numeric_as_int
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+__all__ = ["DEFAULT_POOL_SIZE", "DEFAULT_STATEMENT_TIMEOUT", "Reader"]
+
+T = TypeVar("T")
+
+DEFAULT_STATEMENT_TIMEOUT = 10.0
+DEFAULT_POOL_SIZE = 8
+
+
+class Reader:
+    """A bounded pool of read-only connections to one project schema.
+
+    Args:
+        url: the PostgreSQL URL (the primary or a read replica).
+        schema: the project schema; it is the connections' ``search_path``.
+        size: at most this many requests read at once; more wait their turn.
+        statement_timeout: seconds any one statement may run.
+    """
+
+    def __init__(
+        self,
+        url: str,
+        schema: str,
+        *,
+        size: int = DEFAULT_POOL_SIZE,
+        statement_timeout: float = DEFAULT_STATEMENT_TIMEOUT,
+        application_name: str = "indexer-api",
+    ) -> None:
+        self.url = url
+        self.schema = schema
+        self.statement_timeout = statement_timeout
+        self._application_name = application_name
+        self._slots = trio.Semaphore(size)
+        self._idle: list[psycopg.Connection[Any]] = []
+        self._closed = False
+
+    def _connect(self) -> psycopg.Connection[Any]:
+        ms = max(1, int(self.statement_timeout * 1000))
+        try:
+            conn = psycopg.connect(
+                self.url,
+                application_name=self._application_name,
+                # Session settings: a request cannot change them (the SQL
+                # endpoint refuses SET and set_config), and every transaction
+                # is read-only even if something slipped through.
+                options=f"-c statement_timeout={ms} -c default_transaction_read_only=on",
+            )
+        except psycopg.Error as exc:
+            raise DatabaseError(
+                f"cannot connect to PostgreSQL at {redact_url(self.url)}: {str(exc).strip()}"
+            ) from None
+        numeric_as_int(conn)
+        conn.isolation_level = IsolationLevel.REPEATABLE_READ
+        conn.read_only = True
+        conn.execute("SELECT set_config('search_path', %s, false)", (self.schema,))
+        conn.commit()
+        return conn
+
+    async def read(self, fn: Callable[[psycopg.Connection[Any]], T]) -> T:
+        """Run ``fn(conn)`` in one read-only snapshot, in a worker thread.
+
+        ``fn`` runs inside the transaction; it must not commit or roll back.
+        psycopg errors propagate as they are (callers map them to responses);
+        a connection that broke is dropped from the pool.
+        """
+        if self._closed:
+            raise RuntimeError("the reader is closed")
+        async with self._slots:
+            box: list[psycopg.Connection[Any] | None] = [self._idle.pop() if self._idle else None]
+
+            def work() -> T:
+                conn = box[0]
+                if conn is None:
+                    conn = box[0] = self._connect()
+                with conn.transaction():
+                    return fn(conn)
+
+            try:
+                # Not abandoned on cancel: the thread owns the connection
+                # until the statement ends (at most the statement timeout).
+                return await trio.to_thread.run_sync(work)
+            finally:
+                conn = box[0]
+                if conn is not None and not conn.closed and not conn.broken:
+                    self._idle.append(conn)
+
+    async def aclose(self) -> None:
+        self._closed = True
+        idle, self._idle = self._idle, []
+        for conn in idle:
+            await trio.to_thread.run_sync(conn.close)

@@ -1,0 +1,123 @@
+"""Serving the API on Trio with Hypercorn: ``serve_api``, started with ``nursery.start``.
+
+Hypercorn has a native Trio worker, so the server runs in the caller's
+nursery: beside the indexing loop for ``indexer run --serve``, alone for
+``indexer serve``.  Requests share the event loop with indexing but never
+its state (they read the database through their own pool, in worker
+threads), and an exception in a request is answered by Hypercorn/Starlette
+as a 500 for that request only; it never reaches the nursery.
+"""
+
+from __future__ import annotations
+
+import logging
+import socket
+from dataclasses import dataclass, field
+from functools import partial
+from typing import TYPE_CHECKING
+
+import trio
+from hypercorn.config import Config
+from hypercorn.trio import serve
+
+from .._errors import ConfigError
+from ._app import ApiLimits, build_app
+from ._events import EventHub
+from ._graphql import GraphQLService
+from ._reader import DEFAULT_POOL_SIZE, DEFAULT_STATEMENT_TIMEOUT, Reader
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    from ..store import EntitySpec
+    from ._status import ChainTarget
+
+__all__ = ["DEFAULT_PORT", "ApiOptions", "serve_api"]
+
+_server_log = logging.getLogger("indexer.api.server")
+_server_log.setLevel(logging.WARNING)
+
+DEFAULT_PORT = 42069
+
+
+@dataclass(frozen=True)
+class ApiOptions:
+    """Where and how to serve (the ``--host``/``--port``/``--cors-origin`` flags)."""
+
+    host: str = "127.0.0.1"
+    port: int = DEFAULT_PORT
+    cors_origins: tuple[str, ...] = ()
+    statement_timeout: float = DEFAULT_STATEMENT_TIMEOUT
+    pool_size: int = DEFAULT_POOL_SIZE
+    limits: ApiLimits = field(default_factory=ApiLimits)
+
+
+def _bind(host: str, port: int) -> str:
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+def _check_bind(host: str, port: int) -> None:
+    """Fail early and cleanly if the address cannot be bound.
+
+    Hypercorn leaks its socket when ``bind`` fails; trying first with a
+    socket of our own (closed at once) keeps that path out of reach.
+    """
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    try:
+        with socket.socket(family, socket.SOCK_STREAM) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            probe.bind((host, port))
+    except OSError as exc:
+        raise ConfigError(
+            f"--host/--port: cannot listen on {_bind(host, port)}: {exc.strerror or exc}"
+        ) from None
+
+
+async def serve_api(
+    url: str,
+    schema: str,
+    specs: Sequence[EntitySpec],
+    targets: Sequence[ChainTarget],
+    options: ApiOptions,
+    *,
+    task_status: trio.TaskStatus[list[str]] = trio.TASK_STATUS_IGNORED,
+) -> None:
+    """Serve the API for ``schema`` until cancelled; ``started`` gets the bound URLs.
+
+    Raises:
+        ConfigError: the address cannot be bound (in use, not local, ...).
+    """
+    reader = Reader(
+        url, schema, size=options.pool_size, statement_timeout=options.statement_timeout
+    )
+    hub = EventHub(url, schema)
+    limits = options.limits
+    graphql = GraphQLService(
+        specs,
+        max_depth=limits.max_depth,
+        max_aliases=limits.max_aliases,
+        max_body_bytes=limits.max_body_bytes,
+    )
+    app = build_app(
+        reader,
+        targets,
+        hub=hub,
+        graphql=graphql,
+        limits=limits,
+        cors_origins=options.cors_origins,
+    )
+    config = Config()
+    config.bind = [_bind(options.host, options.port)]
+    config.accesslog = None
+    # Hypercorn's own start-up line repeats what the CLI prints on stdout.
+    config.errorlog = _server_log
+    config.graceful_timeout = 1.0
+    try:
+        async with trio.open_nursery() as nursery:
+            await nursery.start(hub.serve)
+            _check_bind(options.host, options.port)
+            binds = await nursery.start(partial(serve, app, config))  # type: ignore[arg-type]
+            task_status.started(binds)
+    finally:
+        with trio.CancelScope(shield=True):
+            await reader.aclose()

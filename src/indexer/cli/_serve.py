@@ -1,0 +1,117 @@
+"""``indexer serve`` and ``indexer run --serve``: the HTTP API beside (or without) indexing.
+
+``serve`` holds no state: it reads the project's database, so several may
+run side by side, also against a read replica.  ``run --serve`` starts the
+same server in the nursery that runs the project; when indexing ends it
+keeps serving until a stop signal (a finished index is still worth reading).
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+from typing import TYPE_CHECKING
+
+import trio
+
+from ..api import DEFAULT_PORT, ApiOptions, ChainTarget, serve_api
+
+if TYPE_CHECKING:
+    import argparse
+    from collections.abc import Callable
+
+    from ..config import ProjectConfig
+    from ..runtime import HandlerSet, RunOptions, RunSummary
+
+__all__ = ["add_serve_flags", "api_options", "run_and_serve", "serve_until_stopped"]
+
+log = logging.getLogger("indexer")
+
+
+def add_serve_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--host", default="127.0.0.1", help="address to serve the API on (default 127.0.0.1)"
+    )
+    p.add_argument(
+        "--port", type=int, default=DEFAULT_PORT, help=f"API port (default {DEFAULT_PORT})"
+    )
+    p.add_argument(
+        "--cors-origin",
+        action="append",
+        default=[],
+        metavar="ORIGIN",
+        help="allow browser requests from ORIGIN (repeatable; `*` for any)",
+    )
+    p.add_argument(
+        "--statement-timeout",
+        type=float,
+        default=10.0,
+        metavar="S",
+        help="cancel any API query running longer than S seconds (default 10)",
+    )
+
+
+def api_options(args: argparse.Namespace) -> ApiOptions:
+    return ApiOptions(
+        host=args.host,
+        port=args.port,
+        cors_origins=tuple(args.cors_origin),
+        statement_timeout=args.statement_timeout,
+    )
+
+
+def _targets(config: ProjectConfig) -> list[ChainTarget]:
+    return [
+        ChainTarget(c.id, c.start_block, c.end_block, c.source.rpc is not None)
+        for c in config.chains
+    ]
+
+
+async def _wait_for_stop(already: Callable[[], bool]) -> None:
+    with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+        if already():
+            return
+        async for _ in signals:
+            return
+
+
+async def serve_until_stopped(
+    config: ProjectConfig,
+    handlers: HandlerSet,
+    url: str,
+    options: ApiOptions,
+    stop_early: Callable[[], bool],
+) -> None:
+    """``indexer serve``: the API alone, until SIGINT or SIGTERM."""
+    async with trio.open_nursery() as nursery:
+        binds = await nursery.start(
+            serve_api, url, config.schema, handlers.entities, _targets(config), options
+        )
+        print(f"serving {config.name} on {', '.join(binds)} (GraphQL at /graphql)", flush=True)
+        await _wait_for_stop(stop_early)
+        nursery.cancel_scope.cancel()
+
+
+async def run_and_serve(
+    config: ProjectConfig,
+    handlers: HandlerSet,
+    url: str,
+    run_options: RunOptions,
+    options: ApiOptions,
+    finished: Callable[[RunSummary], None],
+) -> RunSummary:
+    """``indexer run --serve``: index with the API up; after a full run, serve on until stopped."""
+    from ..runtime import run_project
+
+    async with trio.open_nursery() as nursery:
+        binds = await nursery.start(
+            serve_api, url, config.schema, handlers.entities, _targets(config), options
+        )
+        print(f"serving the API on {', '.join(binds)} (GraphQL at /graphql)", flush=True)
+        summary = await run_project(config, handlers, run_options)
+        finished(summary)
+        if not summary.stopped:
+            print("indexing finished; still serving (Ctrl+C to stop)", flush=True)
+            await _wait_for_stop(lambda: False)
+        nursery.cancel_scope.cancel()
+    return summary

@@ -1,0 +1,157 @@
+"""What a client can get wrong, and a database that is down: status codes and messages."""
+
+from __future__ import annotations
+
+import re
+from typing import TYPE_CHECKING
+
+import httpx
+import trio
+
+from indexer import load_config, load_handlers
+from indexer.api import ApiLimits, ApiOptions, serve_api
+
+from .._chains import make_rpc_project
+from ._serving import serving, targets_of
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+
+def _project(tmp_path: Path, schema: str) -> Path:
+    return make_rpc_project(tmp_path, schema, "http://127.0.0.1:9/", end_block=10)
+
+
+async def test_bad_requests_are_4xx_with_the_reason(
+    tmp_path: Path, database_url: str, schema: str
+) -> None:
+    project = _project(tmp_path, schema)
+    limits = ApiLimits(max_body_bytes=2_000)
+    async with serving(project, database_url, limits=limits) as client:
+        r = await client.post("/graphql", content=b"{not json")
+        assert r.status_code == 400
+        assert "not valid JSON" in r.json()["errors"][0]["message"]
+        r = await client.post("/graphql", json={"query": 5})
+        assert r.status_code == 400
+        assert "`query` must be a string" in r.json()["errors"][0]["message"]
+        r = await client.post("/graphql", json={"query": "{ x }", "variables": [1]})
+        assert r.status_code == 400
+        assert "`variables`" in r.json()["errors"][0]["message"]
+        r = await client.post(
+            "/graphql", json={"query": "{ accounts { items { id } } " + " " * 3000}
+        )
+        assert r.status_code == 413
+        assert "2000 bytes" in r.json()["errors"][0]["message"]
+        r = await client.post("/sql", json=["SELECT 1"])
+        assert r.status_code == 400
+        assert "{sql, params}" in r.json()["error"]
+        r = await client.post("/sql", json={"sql": "SELECT 1", "params": {"a": 1}})
+        assert r.status_code == 400
+        assert "`params`" in r.json()["error"]
+        r = await client.post("/sql", json={"sql": "DELETE FROM account"})
+        assert r.status_code == 400
+        r = await client.get("/sql")
+        assert r.status_code == 405
+        r = await client.get("/nowhere")
+        assert r.status_code == 404
+        # Before any run: the schema has no tables; still a clear answer, not a 500.
+        r = await client.get("/status")
+        assert r.status_code == 200
+        assert r.json()["chains"][0]["committed_block"] is None
+        r = await client.post("/graphql", json={"query": "{ accounts { totalCount } }"})
+        assert r.status_code == 503
+        assert "do not exist yet" in r.json()["error"]
+
+
+async def test_query_page_works_offline(tmp_path: Path, database_url: str, schema: str) -> None:
+    async with serving(_project(tmp_path, schema), database_url) as client:
+        r = await client.get("/graphql", headers={"accept": "text/html"})
+        assert r.status_code == 200
+        assert r.headers["content-type"].startswith("text/html")
+        # No asset from anywhere else: no absolute URL in src/href/import/fetch.
+        assert not re.search(r"""(src|href)\s*=\s*["']?(https?:)?//""", r.text)
+        assert "@import" not in r.text
+        assert "fetch(location.pathname" in r.text
+
+
+async def test_cors_only_for_the_configured_origins(
+    tmp_path: Path, database_url: str, schema: str
+) -> None:
+    project = _project(tmp_path, schema)
+    preflight = {
+        "origin": "https://app.example",
+        "access-control-request-method": "POST",
+        "access-control-request-headers": "content-type",
+    }
+    async with serving(project, database_url, cors_origins=("https://app.example",)) as client:
+        r = await client.options("/graphql", headers=preflight)
+        assert r.status_code == 200
+        assert r.headers["access-control-allow-origin"] == "https://app.example"
+        r = await client.options(
+            "/graphql", headers={**preflight, "origin": "https://evil.example"}
+        )
+        assert r.status_code == 400
+        assert "access-control-allow-origin" not in r.headers
+    async with serving(project, database_url) as client:
+        r = await client.get("/health", headers={"origin": "https://app.example"})
+        assert "access-control-allow-origin" not in r.headers
+
+
+async def test_database_down_is_503_without_credentials(
+    tmp_path: Path, database_url: str, schema: str
+) -> None:
+    project = _project(tmp_path, schema)
+    config = load_config(project)
+    handlers = load_handlers(config)
+    # Nothing listens on port 9; the password must not appear anywhere.
+    url = "postgresql://reader:s3cret-pw@127.0.0.1:9/nowhere"
+    async with trio.open_nursery() as nursery:
+        (base,) = await nursery.start(
+            serve_api,
+            url,
+            config.schema,
+            handlers.entities,
+            targets_of(project),
+            ApiOptions(port=0),
+        )
+        async with httpx.AsyncClient(base_url=base, timeout=30) as client:
+            assert (await client.get("/health")).status_code == 200
+            for method, path, body in (
+                ("GET", "/ready", None),
+                ("GET", "/status", None),
+                ("POST", "/graphql", {"query": "{ accounts { totalCount } }"}),
+                ("POST", "/sql", {"sql": "SELECT 1"}),
+            ):
+                r = await client.request(method, path, json=body)
+                assert r.status_code == 503, (path, r.text)
+                assert "s3cret" not in r.text
+                assert "not available" in r.text
+        nursery.cancel_scope.cancel()
+
+
+async def test_port_in_use_is_a_clear_error(tmp_path: Path, database_url: str, schema: str) -> None:
+    project = _project(tmp_path, schema)
+    async with serving(project, database_url) as client:
+        port = int(str(client.base_url).rsplit(":", 1)[1].strip("/"))
+        config = load_config(project)
+        try:
+            async with trio.open_nursery() as nursery:
+                await nursery.start(
+                    serve_api,
+                    database_url,
+                    config.schema,
+                    load_handlers(config).entities,
+                    targets_of(project),
+                    ApiOptions(port=port),
+                )
+        except BaseException as exc:
+            from indexer import ConfigError
+
+            leaf = exc
+            while isinstance(leaf, BaseExceptionGroup):
+                (leaf,) = leaf.exceptions
+            assert isinstance(leaf, ConfigError)
+            assert f"127.0.0.1:{port}" in str(leaf)
+            assert "--port" in str(leaf)
+        else:
+            raise AssertionError("a second server on the same port started")
