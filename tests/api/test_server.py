@@ -76,7 +76,7 @@ async def test_a_run_with_reorgs_seen_through_the_api(
             sse = SseReader()
             watch = CommitWatch()
             done: list[RunSummary] = []
-            reads = 0
+            reads = refused = 0
             async with trio.open_nursery() as nursery:
                 nursery.start_soon(sse.run, client)
                 await sse.connected.wait()
@@ -94,9 +94,27 @@ async def test_a_run_with_reorgs_seen_through_the_api(
                         reads += 1
                         await trio.sleep(0.01)
 
+                async def hostile() -> None:
+                    # Failing requests while the run indexes: each is refused,
+                    # and the run's tables below still equal the fold.
+                    nonlocal refused
+                    await watch.wait_for(1)
+                    while not done:
+                        r = await client.post(
+                            "/graphql", json={"query": "{ accounts(limit: 5000) { totalCount } }"}
+                        )
+                        assert "limit" in r.text
+                        r = await client.post("/sql", json={"sql": "DROP TABLE account"})
+                        assert r.status_code == 400
+                        r = await client.post("/graphql", content=b"{garbage")
+                        assert r.status_code == 400
+                        refused += 3
+                        await trio.sleep(0.01)
+
                 async with trio.open_nursery() as run_nursery:
                     run_nursery.start_soon(indexer)
                     run_nursery.start_soon(reader)
+                    run_nursery.start_soon(hostile)
                     for depth in (2, 5, 3):
                         await watch.wait_for(chain.head)
                         chain.reorg(depth, replace_logs(rng, chain, depth))
@@ -108,6 +126,7 @@ async def test_a_run_with_reorgs_seen_through_the_api(
                 nursery.cancel_scope.cancel()
             (summary,) = done
             assert reads > 0
+            assert refused > 0
 
             # Events: commits in increasing block order, a reorg event after
             # each rollback with the block it went back to, in order.

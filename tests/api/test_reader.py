@@ -1,0 +1,79 @@
+"""The API's read pool: one snapshot per request, read-only, bounded, with a timeout."""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+import psycopg
+import pytest
+import trio
+from psycopg import sql
+
+from indexer.api import Reader
+
+
+@pytest.fixture
+def table(database_url: str, schema: str) -> str:
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        conn.execute(sql.SQL("CREATE SCHEMA {}").format(sql.Identifier(schema)))
+        conn.execute(
+            sql.SQL("CREATE TABLE {}.t (id int PRIMARY KEY)").format(sql.Identifier(schema))
+        )
+        conn.execute(sql.SQL("INSERT INTO {}.t VALUES (1), (2)").format(sql.Identifier(schema)))
+    return "t"
+
+
+async def test_a_request_reads_one_snapshot(database_url: str, schema: str, table: str) -> None:
+    """A commit between two statements of one request is invisible to the second."""
+    reader = Reader(database_url, schema)
+
+    def two_counts(conn: psycopg.Connection[Any]) -> tuple[int, int]:
+        (before,) = conn.execute("SELECT count(*) FROM t").fetchone() or (0,)
+        with psycopg.connect(database_url, autocommit=True) as writer:
+            writer.execute(sql.SQL("INSERT INTO {}.t VALUES (3)").format(sql.Identifier(schema)))
+        (after,) = conn.execute("SELECT count(*) FROM t").fetchone() or (0,)
+        return int(before), int(after)
+
+    assert await reader.read(two_counts) == (2, 2)
+    # The next request sees the commit.
+    assert await reader.read(lambda c: c.execute("SELECT count(*) FROM t").fetchone()) == (3,)
+    await reader.aclose()
+
+
+async def test_requests_cannot_write_or_outlast_the_timeout(
+    database_url: str, schema: str, table: str
+) -> None:
+    reader = Reader(database_url, schema, size=1, statement_timeout=0.2)
+    with pytest.raises(psycopg.errors.ReadOnlySqlTransaction):
+        await reader.read(lambda c: c.execute("DELETE FROM t"))
+    with pytest.raises(psycopg.errors.QueryCanceled):
+        await reader.read(lambda c: c.execute("SELECT pg_sleep(5)"))
+    # The same pooled connection goes on serving, still read-only and bounded.
+    assert await reader.read(lambda c: c.execute("SELECT count(*) FROM t").fetchone()) == (2,)
+    with pytest.raises(psycopg.errors.QueryCanceled):
+        await reader.read(lambda c: c.execute("SELECT pg_sleep(5)"))
+    await reader.aclose()
+
+
+async def test_at_most_size_requests_read_at_once(
+    database_url: str, schema: str, table: str
+) -> None:
+    reader = Reader(database_url, schema, size=2)
+    lock = threading.Lock()
+    running = peak = 0
+
+    def slow(conn: psycopg.Connection[Any]) -> None:
+        nonlocal running, peak
+        with lock:
+            running += 1
+            peak = max(peak, running)
+        conn.execute("SELECT pg_sleep(0.05)")
+        with lock:
+            running -= 1
+
+    async with trio.open_nursery() as nursery:
+        for _ in range(6):
+            nursery.start_soon(reader.read, slow)
+    assert peak == 2
+    await reader.aclose()
