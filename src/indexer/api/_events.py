@@ -53,9 +53,10 @@ class LiveEvent:
 class EventHub:
     """Fans the schema's commit and reorg notifications out to subscribers."""
 
-    def __init__(self, url: str, schema: str) -> None:
+    def __init__(self, url: str, schema: str, *, listen: bool = True) -> None:
         self.url = url
         self.schema = schema
+        self._use_listen = listen
         self._subscribers: set[trio.MemorySendChannel[LiveEvent]] = set()
         self.mode = "starting"  # "listen" or "poll" once running
 
@@ -97,7 +98,7 @@ class EventHub:
                 await trio.sleep(_RECONNECT_DELAY)
                 continue
             try:
-                listening = await trio.to_thread.run_sync(self._listen, conn)
+                listening = self._use_listen and await trio.to_thread.run_sync(self._listen, conn)
                 self.mode = "listen" if listening else "poll"
                 if not started:
                     task_status.started()
@@ -120,7 +121,8 @@ class EventHub:
     def _listen(conn: psycopg.Connection[Any]) -> bool:
         try:
             conn.execute(sql.SQL("LISTEN {}").format(sql.Identifier(CHANNEL)))
-        except psycopg.errors.FeatureNotSupported:  # a hot standby
+        except (psycopg.errors.FeatureNotSupported, psycopg.errors.ReadOnlySqlTransaction):
+            # A hot standby: "cannot execute LISTEN during recovery".
             return False
         return True
 
