@@ -16,6 +16,8 @@ from ._serve import DEFAULT_PORT as DEFAULT_PORT
 from ._serve import ApiOptions as ApiOptions
 from ._serve import serve_api as serve_api
 from ._status import ChainTarget as ChainTarget
+from ._status import readiness as readiness
+from ._status import status_body as status_body
 
 __all__ = [
     "DEFAULT_POOL_SIZE",
@@ -27,5 +29,7 @@ __all__ = [
     "EventHub",
     "LiveEvent",
     "Reader",
+    "readiness",
     "serve_api",
+    "status_body",
 ]
