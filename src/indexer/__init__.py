@@ -21,6 +21,7 @@ The public API is this module and :mod:`indexer.testing`.  The subpackages
 (docs/design.md maps them).
 """
 
+from ._errors import AlreadyRunningError as AlreadyRunningError
 from ._errors import ConfigError as ConfigError
 from ._errors import DatabaseError as DatabaseError
 from ._errors import DecodeError as DecodeError
@@ -49,6 +50,7 @@ from .store import Entity as Entity
 from .store import Index as Index
 
 __all__ = [
+    "AlreadyRunningError",
     "ChainStatus",
     "ConfigError",
     "Context",

@@ -13,6 +13,7 @@ Hierarchy::
     ├── HandlerError         a user handler raised (the cause is chained)
     ├── EntityError          a value given to ctx.set does not fit its field
     ├── SchemaMismatchError  the database was built for other entities
+    ├── AlreadyRunningError  another run is indexing the same schema
     ├── DatabaseError        PostgreSQL failed or could not be reached
     │   └── WriteError       a batch write failed (nothing of it committed)
     └── SourceError          the log source failed (file unreadable, RPC error)
@@ -22,6 +23,7 @@ Hierarchy::
 from __future__ import annotations
 
 __all__ = [
+    "AlreadyRunningError",
     "ConfigError",
     "DatabaseError",
     "DecodeError",
@@ -67,6 +69,12 @@ class EntityError(IndexerError):
 
 class SchemaMismatchError(IndexerError):
     """The database schema was created for different entity definitions."""
+
+    __module__ = "indexer"
+
+
+class AlreadyRunningError(IndexerError):
+    """Another ``indexer run`` is indexing the same schema of the same database."""
 
     __module__ = "indexer"
 

@@ -148,7 +148,7 @@ class _Api:
                 lambda conn: run_select(conn, text, params, row_cap=cap)
             )
         except SqlRefused as exc:
-            return _error(400, exc.message)
+            return _error(504 if exc.timed_out else 400, exc.message)
         return JSONResponse(result)
 
     async def events(self, request: Request) -> Response:

@@ -46,6 +46,7 @@ from ._schema import ChainRow as ChainRow
 from ._schema import create_schema as create_schema
 from ._schema import drop_schema as drop_schema
 from ._schema import history_table as history_table
+from ._schema import lock_schema_for_run as lock_schema_for_run
 from ._schema import read_chain_rows as read_chain_rows
 from ._schema import read_hashes as read_hashes
 from ._schema import read_state as read_state
@@ -81,6 +82,7 @@ __all__ = [
     "load_by_field",
     "load_by_ids",
     "load_effect_outputs",
+    "lock_schema_for_run",
     "numeric_as_int",
     "open_report_query",
     "read_chain_rows",

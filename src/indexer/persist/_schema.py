@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 import psycopg
 from psycopg import sql
 
-from .._errors import ConfigError, SchemaMismatchError
+from .._errors import AlreadyRunningError, ConfigError, SchemaMismatchError
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -34,6 +34,7 @@ __all__ = [
     "drop_schema",
     "fingerprint",
     "history_table",
+    "lock_schema_for_run",
     "read_chain_rows",
     "read_hashes",
     "read_state",
@@ -331,3 +332,43 @@ def read_hashes(
 def table_ident(schema: str, name: str) -> sql.Composed:
     """Schema-qualified identifier (shared with the write and load paths)."""
     return _ident(schema, name)
+
+
+# The class id of the run lock's two-key advisory lock ("IX"); the second key
+# is the schema's hash.  create_schema's one-key transaction lock is a
+# different lock space, so the two never collide.
+_RUN_LOCK_CLASS = 0x4958
+
+
+def lock_schema_for_run(conn: psycopg.Connection[Any], schema: str) -> None:
+    """Take the session-level lock that lets one run at a time index ``schema``.
+
+    Held until ``conn`` closes (also when the process dies: PostgreSQL drops
+    a dead session's locks), so a second run on the same schema fails at
+    once instead of interleaving its writes with the first one's.
+
+    Raises:
+        AlreadyRunningError: another session holds it.
+    """
+    row = conn.execute(
+        "SELECT pg_try_advisory_lock(%s, hashtext(%s))", (_RUN_LOCK_CLASS, schema)
+    ).fetchone()
+    if row and row[0]:
+        return
+    holder = conn.execute(
+        "SELECT a.pid, a.application_name, a.client_addr::text, a.backend_start"
+        " FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid"
+        " WHERE l.locktype = 'advisory' AND l.classid = %s AND l.objid = hashtext(%s)::oid"
+        " AND l.objsubid = 2 AND l.granted",
+        (_RUN_LOCK_CLASS, schema),
+    ).fetchone()
+    who = ""
+    if holder is not None:
+        pid, app, addr, since = holder
+        where = f" from {addr}" if addr else ""
+        who = f" (PostgreSQL backend {pid}, {app or 'no application name'}{where}, since {since:%Y-%m-%d %H:%M:%S %Z})"
+    raise AlreadyRunningError(
+        f"another `indexer run` is already indexing schema {schema!r} in this database{who}. "
+        f"Two runs on one schema would interleave their writes: stop the other one first, or give "
+        f"this project its own `schema:` in indexer.yaml."
+    )

@@ -26,7 +26,14 @@ from typing import TYPE_CHECKING
 import trio
 
 from .._errors import IndexerError
-from ..persist import RetryingSession, RetryPolicy, Session, connect, read_hashes
+from ..persist import (
+    RetryingSession,
+    RetryPolicy,
+    Session,
+    connect,
+    lock_schema_for_run,
+    read_hashes,
+)
 from ..sources import BlockRange, Reorg
 from ..store import Store
 from ._feed import feed_chain
@@ -73,6 +80,8 @@ class _Runner:
         limiter = trio.CapacityLimiter(1)
         loader = await trio.to_thread.run_sync(connect, url, config.schema, limiter=limiter)
         try:
+            # Before anything else, --reset included: one run per schema.
+            await trio.to_thread.run_sync(lock_schema_for_run, loader.conn, config.schema)
             writer_session = await trio.to_thread.run_sync(
                 lambda: connect(url, config.schema, writer=True)
             )
