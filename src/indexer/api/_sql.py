@@ -3,72 +3,88 @@
 A request carries ``{"sql": "...", "params": [...]}``; the answer is
 ``{"columns": [...], "rows": [[...], ...], "truncated": bool}``.  Anything but
 one query is refused with :class:`SqlRefused`, whose ``message`` explains why
-(the HTTP layer answers 400 with it).  Several layers each stop break-outs on
+(the HTTP layer answers 400 with it).  Three layers each stop break-outs on
 their own, because the pooled connection may be a superuser's (the embedded
 PostgreSQL connects as ``postgres``):
 
-1. **The check** (:func:`check_select`), on a tokenizer that follows
-   PostgreSQL's own lexer (``--`` and nested ``/* */`` comments, ``'...'``
-   with ``''``, ``E'...'`` with backslash escapes, ``B''``/``X''``/``N''``/
-   ``U&''`` strings, string continuation across newlines, ``"..."``
-   identifiers, ``$tag$...$tag$`` quotes, ``$1`` parameters), so keywords in
-   strings and comments never count and quotes cannot be unbalanced to hide
-   code.  It refuses:
+1. **The text check** (:func:`check_select`, in ``_sql_check``), on a
+   tokenizer (``_sql_lexer``) that splits the text as PostgreSQL's lexer does
+   (``--`` and nested ``/* */`` comments, ``'...'`` with ``''``, ``E'...'``
+   with backslash escapes, ``B''``/``X''``/``N''``/``U&''`` strings, string
+   continuation across newlines, ``"..."`` identifiers, ``$tag$...$tag$``,
+   ``$1``), so keywords in strings and comments never count and quotes cannot
+   be unbalanced to hide code.  It refuses:
 
    - SQL longer than :data:`MAX_SQL_LENGTH` characters, NUL characters, empty
      SQL, unterminated strings/comments/identifiers;
-   - more than one statement (only one trailing ``;``);
+   - more than one statement (one trailing ``;`` is allowed);
    - statements not starting with ``SELECT``, ``WITH``, ``VALUES`` or
-     ``TABLE`` (leading parentheses allowed);
-   - anywhere outside strings: the keywords of writes, DDL and commands
+     ``TABLE`` (leading parentheses allowed): no ``SET``, ``SHOW``,
+     ``EXPLAIN``, ``COPY``, ``CALL``, ``DO``, ``LOCK``, transaction control...;
+   - anywhere outside strings, the keywords of writes, DDL and commands
      (``INSERT UPDATE DELETE MERGE TRUNCATE CREATE ALTER DROP GRANT REVOKE
      SECURITY REFRESH COPY CALL DO LOCK VACUUM ANALYZE LISTEN UNLISTEN NOTIFY
-     SET RESET DISCARD PREPARE EXECUTE DEALLOCATE INTO``) and the locking
-     clauses ``FOR UPDATE/SHARE``.  A column with such a name must be written
-     quoted (``"set"``); the ``SET`` of a recursive CTE's ``SEARCH``/``CYCLE``
-     clause is refused too;
-   - calls (a name followed by ``(``, also schema-qualified or quoted) of the
-     functions listed in ``_sql_check._DENIED_CALLS``: settings, signals and server
-     control, server files and large objects, sequences, advisory locks and
-     transaction ids, other connections, and the functions that run a SQL
-     string (``query_to_xml``...), which would bypass this check.
-     ``pg_sleep`` is allowed: the statement timeout bounds it;
-   - naming a relation of ``_sql_check._DENIED_RELATIONS`` (credentials, settings,
-     other sessions' queries, column statistics, large objects);
+     SET RESET DISCARD PREPARE EXECUTE DEALLOCATE INTO``), so no
+     data-modifying ``WITH`` and no ``SELECT INTO``, and the locking clauses
+     ``FOR UPDATE/SHARE``.  A column with such a name must be written quoted
+     (``"set"``); the ``SET`` of a recursive CTE's ``SEARCH``/``CYCLE`` clause
+     is refused too;
+   - calls (a name followed by ``(``, schema-qualified or quoted too) of the
+     functions in ``_sql_check._DENIED_CALLS``, because a read-only
+     transaction does not stop them: settings (``set_config``, and
+     ``current_setting``: ``primary_conninfo`` can hold a password), signals
+     and server control (``pg_terminate_backend``, ``pg_reload_conf``...),
+     server files, large objects and the WAL (``pg_read_file``, ``pg_ls_*``,
+     ``lo_*``...), sequences, advisory locks and transaction ids
+     (``nextval``, ``pg_advisory_*``, ``txid_*``), other connections
+     (``dblink*``, ``pg_notify``), other sessions' queries, and the functions
+     that run a SQL string (``query_to_xml``..., ``ts_stat``), which would
+     bypass this check.  ``pg_sleep`` is allowed: the statement timeout
+     bounds it, as it bounds any slow query;
+   - naming a relation of ``_sql_check._DENIED_RELATIONS``: credentials
+     (``pg_authid``, ``pg_shadow``, user mappings, subscriptions), settings,
+     other sessions' queries (``pg_stat_activity``), column statistics
+     (``pg_stats`` samples ``pg_authid`` too) and large objects;
    - ``U&"..."`` identifiers (their escapes could spell a refused name).
 
-   ``standard_conforming_strings`` must be on (the default), as the check
-   assumes; :func:`run_select` refuses everything otherwise.
+   The check assumes ``standard_conforming_strings`` is on (the default);
+   :func:`run_select` refuses every query when it is not.
+2. **PostgreSQL**: the query runs as ``DECLARE ... CURSOR FOR <query>``, sent
+   with the extended protocol (psycopg's ``RawServerCursor``), so PostgreSQL
+   itself refuses a second statement, anything but a query, ``SELECT INTO``
+   and data-modifying ``WITH``; inside the caller's ``READ ONLY`` transaction
+   (made sure of with ``SET TRANSACTION READ ONLY``), writes, ``nextval``,
+   ``lo_import`` and DDL fail; the statement timeout cancels slow queries.
+3. **The session check**: the query runs in a savepoint, and the session's
+   role, settings and advisory locks are compared before and after; a change
+   is refused and undone (the caller's transaction rolls back, the locks are
+   released), also when the query failed after making it.
 
-2. **PostgreSQL**: the query runs as ``DECLARE ... CURSOR FOR <query>`` sent
-   with the extended protocol, so PostgreSQL itself refuses a second statement
-   and anything but a query (and data-modifying ``WITH``), inside the
-   caller's ``READ ONLY`` transaction (writes, ``nextval``, DDL fail) with
-   the connection's statement timeout.
-3. **The session check**: the query runs in a savepoint; the session's role,
-   settings and advisory locks are compared before and after, and a change
-   is refused and undone (the transaction rolls back, locks are released).
+The deny-lists are best effort: a deployment that exposes the API should
+connect with a role that may only read the project schema.
 
-Limits: at most :data:`DEFAULT_ROW_CAP` rows by default (``row_cap``) and
-about :data:`DEFAULT_MAX_BYTES` of JSON (``max_bytes``); beyond either, the
-rows are cut and ``truncated`` is true.  At most :data:`MAX_PARAMS`
-parameters.  Rows are fetched in growing pages from the server-side cursor,
-so a huge result is never materialised; the statement timeout bounds each
-fetch and the fetches together.  A single value can still be as large as
-PostgreSQL allows (1 GB).
+Limits: :data:`DEFAULT_ROW_CAP` rows by default (``row_cap``) and about
+:data:`DEFAULT_MAX_BYTES` of JSON (``max_bytes``); beyond either the rows are
+cut and ``truncated`` is true.  At most :data:`MAX_PARAMS` parameters.  Rows
+are fetched in growing pages (100 to 1,000) from the server-side cursor, so a
+huge (even endless) result is never materialised; the statement timeout
+bounds each fetch, and no fetch starts after it has elapsed since the first,
+so a query runs at most about twice the timeout.  A single value can still be
+as large as PostgreSQL allows (1 GB).
 
-Parameters are PostgreSQL-native ``$1, $2, ...`` (psycopg's ``RawServerCursor``),
-so ``%`` needs no escaping in the SQL; ``params`` is a JSON list of strings,
-numbers, booleans and nulls.
+Parameters are PostgreSQL's ``$1, $2, ...``, so ``%`` needs no escaping;
+``params`` is a list of strings, numbers, booleans and nulls, and must give
+exactly the values the placeholders use.
 
 Values become JSON as: ``numeric`` (entity ints are ``numeric(78,0)``) → a
-decimal string always, exact for JavaScript clients; ``smallint``/``integer``/
-``bigint`` → numbers (cast a ``bigint`` beyond 2^53 to text if a JavaScript
-client reads it); floats → numbers, with ``"NaN"``/``"Infinity"``/
+decimal string always, exact for JavaScript clients whatever the value;
+``smallint``/``integer``/``bigint`` → numbers (cast a ``bigint`` beyond 2^53
+to text for a JavaScript client); floats → numbers, ``"NaN"``/``"Infinity"``/
 ``"-Infinity"`` as strings; ``bytea`` → ``"0x..."`` lowercase hex; dates and
-times → ISO 8601 (PostgreSQL's text when Python cannot hold the value, e.g.
-``infinity``); ``interval`` → PostgreSQL's text; ``json``/``jsonb`` → JSON;
-arrays and records → lists; anything else → its text.
+times → ISO 8601 (PostgreSQL's text where Python cannot hold the value:
+``infinity``, years beyond 9999, ``24:00``); ``interval`` → PostgreSQL's
+text; ``json``/``jsonb`` → JSON (integers beyond 64 bits as strings);
+arrays and records → lists; anything else (uuid, inet, ranges...) → its text.
 """
 
 from __future__ import annotations
@@ -334,15 +350,22 @@ def _execute(
         if refusal is None:
             raise
         refusal = SqlRefused(_redact(refusal.message, conn), timed_out=refusal.timed_out)
-    after = _session_state(conn)
+    changed = SqlRefused(
+        "the query changed the session (its settings, role or locks), which the "
+        "SQL endpoint does not allow; it was rolled back"
+    )
+    try:
+        after = _session_state(conn)
+    except psycopg.Error as exc:
+        # E.g. the query set a tiny statement_timeout.  The caller's rollback
+        # undoes the settings.
+        if _refusal(exc, sql, before) is None:
+            raise
+        raise changed from None
     if after != before:
         if after.advisory_locks != before.advisory_locks:
             conn.execute("SELECT pg_catalog.pg_advisory_unlock_all()")
-        # Raising makes Reader.read roll back, which undoes setting changes.
-        raise SqlRefused(
-            "the query changed the session (its settings, role or locks), which the "
-            "SQL endpoint does not allow; it was rolled back"
-        )
+        raise changed  # Reader.read rolls back, which undoes setting changes
     if refusal is not None:
         raise refusal
     assert result is not None
