@@ -77,6 +77,11 @@ class Metrics:
             "Writes (and rollbacks) retried after a transient database error.",
             registry=r,
         )
+        self.load_retries = Counter(
+            "indexer_storage_load_retries",
+            "Reads (entity, index and effect loads, start-up queries) retried after a transient database error.",
+            registry=r,
+        )
         self.effect_rows = Gauge(
             "indexer_effect_cache_rows",
             "Rows in each effect's cache table (equals its count(*) after every commit).",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import threading
 from typing import Any
 
@@ -76,4 +77,35 @@ async def test_at_most_size_requests_read_at_once(
         for _ in range(6):
             nursery.start_soon(reader.read, slow)
     assert peak == 2
+    await reader.aclose()
+
+
+async def test_a_request_survives_its_connections_being_killed(
+    database_url: str, schema: str, table: str
+) -> None:
+    name = f"indexer-api-test-{os.getpid()}"
+    reader = Reader(database_url, schema, size=3, application_name=name)
+
+    async def count() -> Any:
+        return await reader.read(lambda c: c.execute("SELECT count(*) FROM t").fetchone())
+
+    async with trio.open_nursery() as nursery:
+        for _ in range(3):
+            nursery.start_soon(count)  # three pooled connections
+    with psycopg.connect(database_url, autocommit=True) as admin:
+        killed = admin.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = %s",
+            (name,),
+        ).fetchall()
+    assert len(killed) == 3
+    # Every pooled connection is dead; the request still gets its answer.
+    assert await count() == (2,)
+    # Without retries (the health probes' reads), a lost connection is an error at once.
+    with psycopg.connect(database_url, autocommit=True) as admin:
+        admin.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = %s",
+            (name,),
+        )
+    with pytest.raises(psycopg.OperationalError):
+        await reader.read(lambda c: c.execute("SELECT 1"), retry=False)
     await reader.aclose()

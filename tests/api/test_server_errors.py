@@ -112,7 +112,7 @@ async def test_database_down_is_503_without_credentials(
             config.schema,
             handlers.entities,
             targets_of(project),
-            ApiOptions(port=0),
+            ApiOptions(port=0, read_retry_seconds=0.3),
         )
         async with httpx.AsyncClient(base_url=base, timeout=30) as client:
             assert (await client.get("/health")).status_code == 200

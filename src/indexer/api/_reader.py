@@ -11,6 +11,7 @@ blocks the event loop that serves other requests or indexes.
 
 from __future__ import annotations
 
+import logging
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import psycopg
@@ -19,17 +20,22 @@ from psycopg import IsolationLevel
 
 from .._errors import DatabaseError
 from .._redact import redact_url
-from ..persist import numeric_as_int
+from ..persist import RetryPolicy, is_transient, numeric_as_int
 
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-__all__ = ["DEFAULT_POOL_SIZE", "DEFAULT_STATEMENT_TIMEOUT", "Reader"]
+__all__ = ["DEFAULT_POOL_SIZE", "DEFAULT_READ_RETRY_SECONDS", "DEFAULT_STATEMENT_TIMEOUT", "Reader"]
+
+log = logging.getLogger("indexer.api")
 
 T = TypeVar("T")
 
 DEFAULT_STATEMENT_TIMEOUT = 10.0
 DEFAULT_POOL_SIZE = 8
+# A request waits this long for the database to come back before a 503:
+# long enough for a restart or a failover, short enough for a client.
+DEFAULT_READ_RETRY_SECONDS = 10.0
 
 
 class Reader:
@@ -50,6 +56,7 @@ class Reader:
         size: int = DEFAULT_POOL_SIZE,
         statement_timeout: float = DEFAULT_STATEMENT_TIMEOUT,
         application_name: str = "indexer-api",
+        retry_seconds: float = DEFAULT_READ_RETRY_SECONDS,
     ) -> None:
         self.url = url
         self.schema = schema
@@ -58,6 +65,8 @@ class Reader:
         self._slots = trio.Semaphore(size)
         self._idle: list[psycopg.Connection[Any]] = []
         self._closed = False
+        self.retry_seconds = retry_seconds
+        self._policy = RetryPolicy(seconds=retry_seconds)
 
     def _connect(self) -> psycopg.Connection[Any]:
         ms = max(1, int(self.statement_timeout * 1000))
@@ -81,15 +90,36 @@ class Reader:
         conn.commit()
         return conn
 
-    async def read(self, fn: Callable[[psycopg.Connection[Any]], T]) -> T:
+    async def read(self, fn: Callable[[psycopg.Connection[Any]], T], *, retry: bool = True) -> T:
         """Run ``fn(conn)`` in one read-only snapshot, in a worker thread.
 
         ``fn`` runs inside the transaction; it must not commit or roll back.
-        psycopg errors propagate as they are (callers map them to responses);
-        a connection that broke is dropped from the pool.
+        Transient errors (a connection lost, the server restarting, a
+        serialization failure on a replica) are retried on a fresh
+        connection for up to ``retry_seconds``: a read repeats safely.
+        Other psycopg errors, and a statement cancelled by the timeout,
+        propagate as they are (callers map them to responses).  ``retry=False``
+        fails at once (health probes must answer within their own timeout).
         """
         if self._closed:
             raise RuntimeError("the reader is closed")
+        started = trio.current_time()
+        attempt = 0
+        while True:
+            try:
+                return await self._read_once(fn)
+            except (psycopg.Error, DatabaseError) as exc:
+                if isinstance(exc, psycopg.errors.QueryCanceled) or not (
+                    isinstance(exc, DatabaseError) or is_transient(exc)
+                ):
+                    raise
+                attempt += 1
+                if not retry or trio.current_time() - started >= self.retry_seconds:
+                    raise
+                log.info("API read failed (%s); retry %d", type(exc).__name__, attempt)
+            await trio.sleep(self._policy.delay(attempt))
+
+    async def _read_once(self, fn: Callable[[psycopg.Connection[Any]], T]) -> T:
         async with self._slots:
             box: list[psycopg.Connection[Any] | None] = [self._idle.pop() if self._idle else None]
 
@@ -108,9 +138,22 @@ class Reader:
                 conn = box[0]
                 if conn is not None and not conn.closed and not conn.broken:
                     self._idle.append(conn)
+                elif conn is not None:
+                    # One connection lost usually means all were (a restart,
+                    # a failover): drop the idle ones rather than fail on each.
+                    stale, self._idle = self._idle, []
+                    for other in [conn, *stale]:
+                        await trio.to_thread.run_sync(_close_quietly, other)
 
     async def aclose(self) -> None:
         self._closed = True
         idle, self._idle = self._idle, []
         for conn in idle:
             await trio.to_thread.run_sync(conn.close)
+
+
+def _close_quietly(conn: psycopg.Connection[Any]) -> None:
+    try:
+        conn.close()
+    except psycopg.Error:
+        log.debug("closing a broken connection failed", exc_info=True)

@@ -24,7 +24,12 @@ from .._errors import ConfigError
 from ._app import ApiLimits, build_app
 from ._events import EventHub
 from ._graphql import GraphQLService
-from ._reader import DEFAULT_POOL_SIZE, DEFAULT_STATEMENT_TIMEOUT, Reader
+from ._reader import (
+    DEFAULT_POOL_SIZE,
+    DEFAULT_READ_RETRY_SECONDS,
+    DEFAULT_STATEMENT_TIMEOUT,
+    Reader,
+)
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -49,6 +54,8 @@ class ApiOptions:
     cors_origins: tuple[str, ...] = ()
     statement_timeout: float = DEFAULT_STATEMENT_TIMEOUT
     pool_size: int = DEFAULT_POOL_SIZE
+    # How long a GraphQL or SQL request retries a lost connection before a 503.
+    read_retry_seconds: float = DEFAULT_READ_RETRY_SECONDS
     limits: ApiLimits = field(default_factory=ApiLimits)
 
 
@@ -88,7 +95,11 @@ async def serve_api(
         ConfigError: the address cannot be bound (in use, not local, ...).
     """
     reader = Reader(
-        url, schema, size=options.pool_size, statement_timeout=options.statement_timeout
+        url,
+        schema,
+        size=options.pool_size,
+        statement_timeout=options.statement_timeout,
+        retry_seconds=options.read_retry_seconds,
     )
     hub = EventHub(url, schema)
     limits = options.limits

@@ -18,6 +18,7 @@ from psycopg.adapt import Buffer, Loader
 
 from .._errors import DatabaseError
 from .._redact import redact_url
+from ._retry import is_transient
 from ._schema import table_ident
 
 if TYPE_CHECKING:
@@ -92,15 +93,18 @@ def connect(
 
 @contextmanager
 def load_errors() -> Iterator[None]:
-    """Raise a load's psycopg error as :class:`~indexer.DatabaseError`.
+    """Raise a load's permanent psycopg error as :class:`~indexer.DatabaseError`.
 
-    Database errors are classified here, in persist: the runtime sees only
-    ``DatabaseError`` and adds which event the load was for.  Loads are not
-    retried (a failed load stops the run; the next run resumes).
+    Database errors are classified here, in persist: transient ones pass
+    through unchanged for :class:`RetryingSession` to retry on a fresh
+    connection (it raises ``DatabaseError`` when its time is up); the
+    runtime sees only ``DatabaseError`` and adds which event the load was for.
     """
     try:
         yield
     except psycopg.Error as exc:
+        if is_transient(exc):
+            raise
         raise DatabaseError(f"{type(exc).__name__}: {str(exc).strip()}") from exc
 
 

@@ -25,12 +25,23 @@ DEFAULT_RETRY_SECONDS = 60.0
 
 
 def is_transient(exc: BaseException) -> bool:
-    """True for errors a retry on a fresh connection can fix."""
+    """True for errors a retry on a fresh connection can fix.
+
+    Transient: the connection lost or closed, an administrator's or the
+    server's shutdown, "the database system is starting up" (cannot connect
+    now), too many connections, serialization failures and deadlocks, and a
+    write refused as read-only (after a failover the old primary serves
+    read-only until the client reconnects to the new one).  Permanent:
+    everything else, data and integrity errors in particular.
+    """
     if isinstance(exc, (psycopg.errors.DataError, psycopg.errors.IntegrityError)):
         return False
+    if isinstance(exc, psycopg.errors.ReadOnlySqlTransaction):
+        return True
     # OperationalError covers lost connections, admin shutdown, "the
-    # database system is starting up", serialization failures and
-    # deadlocks (TransactionRollback); InterfaceError a closed connection.
+    # database system is starting up", too many connections, serialization
+    # failures and deadlocks (TransactionRollback); InterfaceError a closed
+    # connection.
     return isinstance(exc, (psycopg.OperationalError, psycopg.InterfaceError))
 
 

@@ -80,8 +80,12 @@ class RetryingSession:
                     return None
                 return await trio.to_thread.run_sync(fn, self.session, limiter=self._limiter)
             except Exception as exc:
-                if self._reconnect_fn is None or not is_transient(exc):
+                if not is_transient(exc):
                     raise
+                if self._reconnect_fn is None:
+                    raise DatabaseError(
+                        f"{what} failed: {type(exc).__name__}: {str(exc).strip()}"
+                    ) from exc
                 attempt += 1
                 elapsed = trio.current_time() - started
                 if elapsed >= self.retry.seconds:

@@ -16,7 +16,7 @@ from ..store import MISSING
 if TYPE_CHECKING:
     from .._metrics import Metrics
     from ..handlers import Effect
-    from ..persist import Session
+    from ..persist import RetryingSession
     from ..store import EffectCache, Store
 
 __all__ = ["EffectCalls"]
@@ -31,12 +31,9 @@ _MAX_CONCURRENT = 16
 class EffectCalls:
     """The effects of one run: outputs from memory, then the database, then the function."""
 
-    def __init__(
-        self, store: Store, session: Session, limiter: trio.CapacityLimiter, metrics: Metrics
-    ) -> None:
+    def __init__(self, store: Store, loads: RetryingSession, metrics: Metrics) -> None:
         self.store = store
-        self.session = session
-        self._db_limiter = limiter
+        self.loads = loads
         self.metrics = metrics
         self._next_call: dict[str, float] = {}
         self._concurrency = trio.CapacityLimiter(_MAX_CONCURRENT)
@@ -101,9 +98,11 @@ class EffectCalls:
 
     async def _load(self, eff: Effect[Any, Any], cache: EffectCache, keys: list[str]) -> bool:
         """Load stored outputs; True if every key was found and still valid."""
-        stored = await trio.to_thread.run_sync(
-            load_effect_outputs, self.session, eff.name, keys, limiter=self._db_limiter
+        stored = await self.loads.run(
+            f"loading the stored outputs of effect {eff.name}",
+            lambda session: load_effect_outputs(session, eff.name, keys),
         )
+        assert stored is not None
         complete = True
         for key in keys:
             if key not in stored:

@@ -11,17 +11,16 @@ a cold batch pays one extra handler pass instead of one round trip per miss.
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-import trio
-
 from .._errors import DatabaseError, EntityError, HandlerError, IndexerError
 from ..handlers import Event, Handler
-from ..persist import ChainProgress, CheckpointRow, Session, load_by_field, load_by_ids
+from ..persist import ChainProgress, CheckpointRow, load_by_field, load_by_ids
 from ..store import MISSING, Entity, EntityTable, Store
 from ._batch import Batch
 from ._context import PreloadContext, StoreContext
@@ -33,6 +32,7 @@ if TYPE_CHECKING:
     from .._metrics import Metrics
     from ..config import ChainConfig
     from ..handlers import Effect
+    from ..persist import RetryingSession
     from ..sources import BlockRange
 from ..sources import DecodedLog, DecodeRoute
 
@@ -68,12 +68,12 @@ def build_routes(
 
 
 class Processor:
-    """Runs handlers over block ranges against ``store``; loads misses through ``session``."""
+    """Runs handlers over block ranges against ``store``; loads misses through ``loads``."""
 
     def __init__(
         self,
         store: Store,
-        session: Session,
+        loads: RetryingSession,
         routes: dict[int, ChainRoutes],
         *,
         start_blocks: dict[int, int],
@@ -84,12 +84,12 @@ class Processor:
         logger: logging.Logger,
     ) -> None:
         self.store = store
-        self.session = session
+        # One connection for loads (entities and effect outputs), one thread
+        # at a time, replaced and retried after transient errors.
+        self.loads = loads
         self.routes = routes
         self.metrics = metrics
-        # One connection for loads (entities and effect outputs): one thread at a time.
-        self._limiter = trio.CapacityLimiter(1)
-        self.effects = EffectCalls(store, session, self._limiter, metrics)
+        self.effects = EffectCalls(store, loads, metrics)
         self.ctx = StoreContext(self, logger)
         self._logger = logger
         self.start_blocks = start_blocks
@@ -266,9 +266,12 @@ class Processor:
 
     async def load_find(self, table: EntityTable[Any], field: str, value: Any) -> list[Entity]:
         started = time.perf_counter()
-        rows = await trio.to_thread.run_sync(
-            load_by_field, self.session, table.spec, field, value, limiter=self._limiter
+        spec = table.spec
+        rows = await self.loads.run(
+            f"loading {spec.cls.__name__} entities by {field}",
+            lambda session: load_by_field(session, spec, field, value),
         )
+        assert rows is not None
         self._count_load(table, "find", started)
         return table.load_find(field, value, rows)
 
@@ -302,9 +305,12 @@ class Processor:
                 continue
             started = time.perf_counter()
             wanted = sorted(ids)
-            rows = await trio.to_thread.run_sync(
-                load_by_ids, self.session, table.spec, wanted, limiter=self._limiter
+            spec = table.spec
+            rows = await self.loads.run(
+                f"loading {spec.cls.__name__} entities",
+                functools.partial(load_by_ids, spec=spec, ids=wanted),
             )
+            assert rows is not None
             table.load(wanted, rows)
             self._count_load(table, "get", started)
         for table, pairs in finds.items():

@@ -18,10 +18,11 @@ batches completed before the failing one, then propagate.
 from __future__ import annotations
 
 import collections
+import functools
 import logging
 import signal
 import time
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 import trio
 
@@ -77,22 +78,40 @@ class _Runner:
 
     async def run(self, url: str) -> RunSummary:
         config, opts = self.config, self.options
-        limiter = trio.CapacityLimiter(1)
-        loader = await trio.to_thread.run_sync(connect, url, config.schema, limiter=limiter)
-        try:
+        schema = config.schema
+
+        def open_loader() -> Session:
             # Before anything else, --reset included: one run per schema.
-            await trio.to_thread.run_sync(lock_schema_for_run, loader.conn, config.schema)
+            # The lock lives with the loader's connection, so it is taken
+            # again on every replacement connection.
+            session = connect(url, schema)
+            try:
+                lock_schema_for_run(session.conn, schema)
+            except BaseException:
+                session.close()
+                raise
+            return session
+
+        loader_session = await trio.to_thread.run_sync(open_loader)
+        try:
             writer_session = await trio.to_thread.run_sync(
-                lambda: connect(url, config.schema, writer=True)
+                lambda: connect(url, schema, writer=True)
             )
         except BaseException:
             with trio.CancelScope(shield=True):
-                await trio.to_thread.run_sync(loader.close)
+                await trio.to_thread.run_sync(loader_session.close)
             raise
+        retry = RetryPolicy(seconds=opts.db_retry_seconds)
+        loader = RetryingSession(
+            loader_session,
+            reconnect=open_loader,
+            retry=retry,
+            on_retry=self.metrics.load_retries.inc,
+        )
         db = RetryingSession(
             writer_session,
-            reconnect=lambda: connect(url, config.schema, writer=True),
-            retry=RetryPolicy(seconds=opts.db_retry_seconds),
+            reconnect=lambda: connect(url, schema, writer=True),
+            retry=retry,
             on_retry=self.metrics.write_retries.inc,
         )
         try:
@@ -100,10 +119,10 @@ class _Runner:
         finally:
             # Shielded: a cancelled run must still close its connections.
             with trio.CancelScope(shield=True):
-                await trio.to_thread.run_sync(loader.close)
+                await loader.close()
                 await db.close()
 
-    async def _run(self, url: str, loader: Session, db: RetryingSession) -> RunSummary:
+    async def _run(self, url: str, loader: RetryingSession, db: RetryingSession) -> RunSummary:
         config, opts, store = self.config, self.options, self.store
         starts = {c.id: c.start_block for c in config.chains}
         start = await start_from_database(
@@ -192,12 +211,13 @@ class _Runner:
                     first = progress[0] + 1 if progress is not None else chain.start_block
                     hashes: dict[int, str] = {}
                     if chain.source.rpc is not None and chain.max_reorg_depth > 0:
-                        hashes = await trio.to_thread.run_sync(
-                            read_hashes,
-                            self.loader.conn,
-                            config.schema,
-                            chain.id,
-                            first - chain.max_reorg_depth - 2,
+                        above = first - chain.max_reorg_depth - 2
+                        hashes = cast(
+                            "dict[int, str]",
+                            await self.loader.run(
+                                f"reading chain {chain.id}'s stored block hashes",
+                                functools.partial(_stored_hashes, chain_id=chain.id, above=above),
+                            ),
                         )
                     feeds.start_soon(
                         feed_chain,
@@ -433,6 +453,10 @@ class _Runner:
             evictions=self.store.statistics().get("evictions", 0),
             rollbacks=list(self.rollbacks),
         )
+
+
+def _stored_hashes(session: Session, *, chain_id: int, above: int) -> dict[int, str]:
+    return read_hashes(session.conn, session.schema, chain_id, above)
 
 
 async def run_project(

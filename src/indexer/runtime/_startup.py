@@ -6,10 +6,9 @@ start exactly alike.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
-
-import trio
+from typing import TYPE_CHECKING, TypeVar, cast
 
 from ..persist import (
     count_effect_rows,
@@ -21,12 +20,14 @@ from ..persist import (
 )
 
 if TYPE_CHECKING:
-    from collections.abc import Mapping, Sequence
+    from collections.abc import Callable, Mapping, Sequence
 
-    from ..persist import Session
+    from ..persist import RetryingSession, Session
     from ..store import Store
 
 __all__ = ["StartState", "start_from_database"]
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,7 +41,7 @@ class StartState:
 
 
 async def start_from_database(
-    session: Session,
+    db: RetryingSession,
     store: Store,
     *,
     start_blocks: Mapping[int, int],
@@ -51,19 +52,39 @@ async def start_from_database(
 
     The store's frontiers move to the committed checkpoint, and each table
     that is empty in the database is marked complete: a miss in it means
-    absent, with no query (a fresh run never waits on loads).
+    absent, with no query (a fresh run never waits on loads).  Each step is
+    one statement or one transaction, safe to repeat, so each is retried
+    alone after a transient error.
     """
-    run = trio.to_thread.run_sync
-    schema = session.schema
+
+    async def run(what: str, fn: Callable[[Session], T]) -> T:
+        # No `done` check: a None result can only be fn's own.
+        return cast("T", await db.run(what, fn))
+
+    schema = db.session.schema
     if reset:
-        await run(drop_schema, session.conn, schema)
+        await run("dropping the schema (--reset)", lambda s: drop_schema(s.conn, schema))
     specs = [t.spec for t in store.tables.values()]
-    await run(create_schema, session.conn, schema, specs, dict(start_blocks))
+    await run(
+        "creating or checking the schema",
+        lambda s: create_schema(s.conn, schema, specs, dict(start_blocks)),
+    )
     if cached_effects:
-        await run(create_effect_tables, session.conn, schema, list(cached_effects))
-    committed, progress = await run(read_state, session.conn, schema)
+        effects = list(cached_effects)
+        await run(
+            "creating the effect tables", lambda s: create_effect_tables(s.conn, schema, effects)
+        )
+    committed, progress = await run("reading the state", lambda s: read_state(s.conn, schema))
     store.reset_frontiers(committed)
     for table in store.tables.values():
-        table.complete = not await run(table_has_rows, session, table.spec)
-    effect_rows = {name: await run(count_effect_rows, session, name) for name in cached_effects}
+        spec = table.spec
+        table.complete = not await run(
+            f"checking table {spec.table}", functools.partial(table_has_rows, spec=spec)
+        )
+    effect_rows = {
+        name: await run(
+            f"counting effect {name}'s rows", functools.partial(count_effect_rows, name=name)
+        )
+        for name in cached_effects
+    }
     return StartState(progress, effect_rows)

@@ -76,7 +76,7 @@ class _Processor(Processor):
     def __init__(
         self,
         store: Store,
-        session: Session,
+        loads: RetryingSession,
         routes: dict[int, ChainRoutes],
         *,
         by_name: dict[tuple[str, str], tuple[Handler, ...]],
@@ -89,7 +89,7 @@ class _Processor(Processor):
             offset = len(chain.handlers)
             self._event_index[chain_id] = {key: offset + i for i, key in enumerate(by_name)}
             extended[chain_id] = ChainRoutes(chain.routes, chain.handlers + tuple(by_name.values()))
-        super().__init__(store, session, extended, **kw)
+        super().__init__(store, loads, extended, **kw)
         self._decoders = {
             chain_id: LogDecoder(chain_id, chain.routes, keep_raw=False)
             for chain_id, chain in routes.items()
@@ -168,19 +168,19 @@ class HandlerHarness:
         self.store = Store(self.handlers.entities, target=1 << 62)
         for table in self.store.tables.values():
             table.complete = True
-        self._processor = self._make_processor(cast("Session", None), {}, memory=True)
+        self._processor = self._make_processor(cast("RetryingSession", None), {}, memory=True)
         self._session: Session | None = None
         self._writer: Writer | None = None
         self._last_block: dict[int, int] = {}
         self._failed: BaseException | None = None
 
     def _make_processor(
-        self, session: Session, progress: dict[int, tuple[int, int]], *, memory: bool
+        self, loads: RetryingSession, progress: dict[int, tuple[int, int]], *, memory: bool
     ) -> _Processor:
         config = self.config
         return _Processor(
             self.store,
-            session,
+            loads,
             {c.id: build_routes(c, self.handlers.handlers) for c in config.chains},
             start_blocks={c.id: c.start_block for c in config.chains},
             progress=progress,
@@ -196,15 +196,16 @@ class HandlerHarness:
         run = trio.to_thread.run_sync
         loader = await run(connect, url, config.schema)
         self._session = loader
+        loads = RetryingSession(loader)
         writer_session = await run(functools.partial(connect, url, config.schema, writer=True))
         self._writer = Writer(self.store, RetryingSession(writer_session))
         start = await start_from_database(
-            loader,
+            loads,
             self.store,
             start_blocks={c.id: c.start_block for c in config.chains},
             reset=reset,
         )
-        self._processor = self._make_processor(loader, dict(start.progress), memory=False)
+        self._processor = self._make_processor(loads, dict(start.progress), memory=False)
 
     async def _detach(self) -> None:
         if self._writer is not None:
