@@ -18,11 +18,11 @@ then plays it out in real time:
 
 Which exits are acceptable: 0 with ``done:`` (the end), 0 with ``stopped:``
 only after our SIGTERM, -9 only after our SIGKILL, and 1 only when its error
-is one an injected fault explains (a connection lost, the database down past
+is one an injected fault explains (the database down past
 ``--db-retry-seconds``, the node failing 8 times) and a fault was injected
-while it ran.  A lost connection explains an exit only if the proxy dropped a
-connection the indexer does not retry (loads, start-up; ``DbProxy.by_role``):
-the writer's must be ridden out.  Anything else fails the seed.
+while it ran.  A lost connection never explains an exit: every connection
+(the writer's, the loads', start-up's) is retried, also when the proxy drops
+all of them at once (``kill_alls``).  Anything else fails the seed.
 
 Checked after every process exit, against an independent computation
 (``tests._chains.expected``) over the chain as it is at that moment: when
@@ -140,6 +140,7 @@ class Plan:
     other_drop_rate: float  # the same for the other connections (loads, start-up)
     db_retry_seconds: float  # --db-retry-seconds
     outages: tuple[tuple[float, float], ...]  # (at, seconds) the database is down
+    kill_alls: tuple[float, ...]  # at: every open database connection dropped at once
     rpc_faults: tuple[tuple[float, str, int, str], ...]  # (at, method, times, kind)
     latencies: tuple[tuple[float, float], ...]  # (at, seconds of latency on every call)
     interruptions: tuple[tuple[float, str], ...]  # (seconds after start, "kill" | "term")
@@ -150,6 +151,7 @@ class Plan:
             f"blocks {self.head0}->{self.final_head}, reorg rate {self.reorg_rate:g}, "
             f"target {self.target}, db drop rate {self.drop_rate:g} (others {self.other_drop_rate:g}), "
             f"{len(self.outages)} outage(s) (retry {self.db_retry_seconds:g}s), "
+            f"{len(self.kill_alls)} kill-all(s), "
             f"{len(self.rpc_faults)} rpc fault burst(s), "
             f"interruptions {'/'.join(kind for _at, kind in self.interruptions) or '-'}"
         )
@@ -175,6 +177,9 @@ def make_plan(seed: int) -> Plan:
         # Down for longer than the writer retries: the run must fail cleanly.
         retry = 1.0
         outages.append((rng.uniform(0, production), rng.uniform(1.5, 3.0)))
+    # What a DBA's pg_terminate_backend, a failover or a pooler restart does:
+    # every connection at once, wherever each one is (a load, a COMMIT...).
+    kill_alls = tuple(sorted(rng.uniform(0, production) for _ in range(rng.randint(0, 4))))
     faults: list[tuple[float, str, int, str]] = []
     for _ in range(rng.randint(0, 8)):
         kind = rng.choice(RPC_KINDS)
@@ -200,6 +205,7 @@ def make_plan(seed: int) -> Plan:
         other_drop_rate=rng.choice((0.0, 0.002, 0.005, 0.01)),
         db_retry_seconds=retry,
         outages=tuple(sorted(outages)),
+        kill_alls=kill_alls,
         rpc_faults=tuple(sorted(faults)),
         latencies=tuple(sorted(latencies)),
         interruptions=interruptions,
@@ -221,7 +227,6 @@ class RunRecord:
     stdout: str = ""
     stderr: str = ""
     faults: int = 0  # faults injected while it ran
-    unretried: int = 0  # of which database faults on connections the indexer does not retry
 
     def line(self) -> str:
         error = _error_line(self.stderr)
@@ -419,6 +424,7 @@ class _Sim:
         plan = self.plan
         events: list[tuple[float, str, tuple[Any, ...]]] = [
             *((at, "outage", (secs,)) for at, secs in plan.outages),
+            *((at, "kill-all", ()) for at in plan.kill_alls),
             *((at, "rpc", (m, n, k)) for at, m, n, k in plan.rpc_faults),
             *((at, "latency", (secs,)) for at, secs in plan.latencies),
         ]
@@ -429,6 +435,9 @@ class _Sim:
             if what == "outage":
                 self.say(f"database down for {args[0]:.2f}s")
                 proxy.down(args[0])
+            elif what == "kill-all":
+                self.say("every database connection dropped")
+                proxy.drop_all()
             elif what == "rpc":
                 method, times, kind = args
                 # One burst at a time: stacked bursts would make one call fail
@@ -480,7 +489,6 @@ class _Sim:
         err_path = self.workdir / f"run-{index:02d}.err"
         # A burst scripted before this run but not yet used up fails this run's calls.
         faults_before = self.injected(proxy) - (not self._burst_consumed(server))
-        unretried_before = proxy.by_role["other"]
         proxy.new_epoch()
         ready_calls = server.calls["eth_chainId"]
         with out_path.open("wb") as out, err_path.open("wb") as err:
@@ -522,7 +530,6 @@ class _Sim:
         rec.stdout = out_path.read_text(errors="replace")
         rec.stderr = err_path.read_text(errors="replace")
         rec.faults = self.injected(proxy) - faults_before
-        rec.unretried = proxy.by_role["other"] - unretried_before
         self.outcome.runs.append(rec)
         if rec.verdict == "hung":
             raise self.fail(f"run {index} did not end within {limit:g}s")
@@ -547,13 +554,20 @@ class _Sim:
                 raise self.fail(f"run {rec.index} is done but its summary lacks {want!r}")
             return "done"
         cause = fault_cause(error)
-        if rc == 1 and cause in ("db-connect", "db-lost", "db-lost-in-load") and not rec.unretried:
-            # Only the writer's connections were hit, and the writer retries
-            # for --db-retry-seconds: a lost connection must not end the run.
+        if rc == 1 and cause in ("db-lost", "db-lost-in-load"):
+            # Every connection (writer, loads, start-up) is retried for
+            # --db-retry-seconds: a lost connection must not end the run.
             raise self.fail(
-                f"run {rec.index} ended with a lost database connection although only the "
-                f"writer's connections (which are retried for {self.plan.db_retry_seconds:g}s) "
-                f"were dropped while it ran: {error[:400]}"
+                f"run {rec.index} ended with a lost database connection although every "
+                f"connection is retried for {self.plan.db_retry_seconds:g}s: {error[:400]}"
+            )
+        long_outage = any(secs > self.plan.db_retry_seconds for _at, secs in self.plan.outages)
+        # (A run that cannot connect at all at start fails at once, by design:
+        # "db-connect" is explained by any fault while it ran.)
+        if rc == 1 and cause == "db-retry-limit" and not long_outage:
+            raise self.fail(
+                f"run {rec.index} gave up on the database although no outage outlasted "
+                f"--db-retry-seconds {self.plan.db_retry_seconds:g}: {error[:400]}"
             )
         if rc == 1 and rec.faults and cause is not None:
             return f"fault-exit:{cause}"
