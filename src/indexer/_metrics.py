@@ -82,6 +82,12 @@ class Metrics:
             "Reads (entity, index and effect loads, start-up queries) retried after a transient database error.",
             registry=r,
         )
+        self.stalled = Gauge(
+            "indexer_stalled",
+            "1 while the chain's committed block has not moved for --stall-seconds although it has blocks to index.",
+            ["chain_id"],
+            registry=r,
+        )
         self.effect_rows = Gauge(
             "indexer_effect_cache_rows",
             "Rows in each effect's cache table (equals its count(*) after every commit).",

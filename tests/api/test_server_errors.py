@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import re
 from typing import TYPE_CHECKING
 
@@ -155,3 +156,34 @@ async def test_port_in_use_is_a_clear_error(tmp_path: Path, database_url: str, s
             assert "--port" in str(leaf)
         else:
             raise AssertionError("a second server on the same port started")
+
+
+async def test_health_carries_the_indexing_process_view(
+    tmp_path: Path, database_url: str, schema: str
+) -> None:
+    """``run --serve`` adds stalled chains to /health; it stays 200 (the process is up)."""
+    project = _project(tmp_path, schema)
+    config = load_config(project)
+    view: dict[str, object] = {}
+    async with trio.open_nursery() as nursery:
+        (base,) = await nursery.start(
+            functools.partial(
+                serve_api,
+                database_url,
+                config.schema,
+                load_handlers(config).entities,
+                targets_of(project),
+                ApiOptions(port=0),
+                health=lambda: dict(view),
+            )
+        )
+        async with httpx.AsyncClient(base_url=base, timeout=30) as client:
+            assert (await client.get("/health")).json() == {"status": "ok"}
+            view.update(status="stalled", stalled=[{"chain_id": 1, "waiting_on": "the sources"}])
+            r = await client.get("/health")
+            assert r.status_code == 200
+            assert r.json() == {
+                "status": "stalled",
+                "stalled": [{"chain_id": 1, "waiting_on": "the sources"}],
+            }
+        nursery.cancel_scope.cancel()

@@ -10,7 +10,7 @@ that cannot be reached is 503; no response carries the database URL.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import orjson
@@ -29,7 +29,7 @@ from ._sql import SqlRefused, check_select, run_select
 from ._status import readiness, status_body
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncIterator, Sequence
+    from collections.abc import AsyncIterator, Callable, Sequence
 
     from starlette.requests import Request
 
@@ -73,7 +73,8 @@ class _Api:
     targets: Sequence[ChainTarget]
     graphql: GraphQLService
     limits: ApiLimits
-    extra_health: dict[str, Any] = field(default_factory=dict)
+    # The indexing process's own view (run --serve): e.g. stalled chains.
+    health_extra: Callable[[], dict[str, Any]] | None = None
 
     async def _json_body(self, request: Request) -> Any:
         length = request.headers.get("content-length")
@@ -90,7 +91,12 @@ class _Api:
             raise _BadRequest(400, f"the body is not valid JSON: {exc}") from None
 
     async def health(self, request: Request) -> Response:
-        return JSONResponse({"status": "ok", **self.extra_health})
+        # 200 while the process is up, whatever it says: a stalled indexer
+        # still serves what it has; the body says what is wrong.
+        body: dict[str, Any] = {"status": "ok"}
+        if self.health_extra is not None:
+            body.update(self.health_extra())
+        return JSONResponse(body)
 
     async def _chains(self) -> list[dict[str, Any]]:
         # No retry: a load balancer's probe wants an answer now, and a 503
@@ -219,9 +225,10 @@ def build_app(
     graphql: GraphQLService,
     limits: ApiLimits | None = None,
     cors_origins: Sequence[str] = (),
+    health: Callable[[], dict[str, Any]] | None = None,
 ) -> Starlette:
     """The API over ``reader``'s schema (docs/api.md lists the routes)."""
-    api = _Api(reader, hub, targets, graphql, limits or ApiLimits())
+    api = _Api(reader, hub, targets, graphql, limits or ApiLimits(), health)
     routes = [
         Route("/health", api.health, methods=["GET"]),
         Route("/ready", api.ready, methods=["GET"]),

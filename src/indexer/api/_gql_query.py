@@ -184,7 +184,7 @@ def _condition(f: FieldSpec, op: str, value: Any, where: str) -> _Frag:
         if op == "eq":
             return _fmt("{} = {}", col, _value(f, value))
         # The complement of `f = v`: NULL rows are "not v" too.
-        return _fmt("{} <> {}" if f.nullable else "{} <> {}", col, _value(f, value))
+        return _fmt("{} IS DISTINCT FROM {}" if f.nullable else "{} <> {}", col, _value(f, value))
     if value is None:
         raise GraphQLError(f"{where}: null is not allowed here; leave the key out instead.")
     if op in ("in", "not_in"):
@@ -477,7 +477,7 @@ class Page:
                 p.order.beyond(key, reverse=not reverse),
             )
             row = self.conn.execute(query.sql, query.params).fetchone()
-            self._other_side = bool(row and row[0])
+            self._other_side = True
         return self._other_side
 
     def has_next(self) -> bool:

@@ -14,7 +14,7 @@ import logging
 import socket
 from dataclasses import dataclass, field
 from functools import partial
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import trio
 from hypercorn.config import Config
@@ -32,7 +32,7 @@ from ._reader import (
 )
 
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    from collections.abc import Callable, Sequence
 
     from ..store import EntitySpec
     from ._status import ChainTarget
@@ -87,9 +87,12 @@ async def serve_api(
     targets: Sequence[ChainTarget],
     options: ApiOptions,
     *,
+    health: Callable[[], dict[str, Any]] | None = None,
     task_status: trio.TaskStatus[list[str]] = trio.TASK_STATUS_IGNORED,
 ) -> None:
     """Serve the API for ``schema`` until cancelled; ``started`` gets the bound URLs.
+
+    ``health`` adds the indexing process's own view to ``/health`` (``run --serve``).
 
     Raises:
         ConfigError: the address cannot be bound (in use, not local, ...).
@@ -116,6 +119,7 @@ async def serve_api(
         graphql=graphql,
         limits=limits,
         cors_origins=options.cors_origins,
+        health=health,
     )
     config = Config()
     config.bind = [_bind(options.host, options.port)]

@@ -28,6 +28,7 @@ from .._redact import redact_url
 from ..config import load_config
 from ..runtime import (
     DEFAULT_RETRY_SECONDS,
+    DEFAULT_STALL_SECONDS,
     RunOptions,
     RunSummary,
     load_handlers,
@@ -77,6 +78,13 @@ def _parser() -> argparse.ArgumentParser:
         "--sync-writes", action="store_true", help="await every write (benchmark baseline)"
     )
     run.add_argument(
+        "--stall-seconds",
+        type=float,
+        default=DEFAULT_STALL_SECONDS,
+        metavar="S",
+        help=f"warn when a chain's committed block stands still for S seconds while it has blocks to index (default {DEFAULT_STALL_SECONDS:g})",
+    )
+    run.add_argument(
         "--serve",
         action="store_true",
         help="serve the HTTP API (GraphQL, SQL, /events) while indexing, and after it until stopped",
@@ -113,6 +121,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if not getattr(args, "db_retry_seconds", 0.0) >= 0:
         parser.error("--db-retry-seconds must be a number >= 0")
+    if not getattr(args, "stall_seconds", 1.0) > 0:
+        parser.error("--stall-seconds must be a number > 0")
     if not 0 <= args.port <= 65535:
         parser.error("--port must be between 0 and 65535")
     if not args.statement_timeout > 0:
@@ -213,6 +223,7 @@ def _run(args: argparse.Namespace) -> int:
         target=target_from_env(),
         sync_writes=args.sync_writes,
         db_retry_seconds=args.db_retry_seconds,
+        stall_seconds=args.stall_seconds,
         stop_early=lambda: bool(_EARLY_SIGNALS),
     )
     server = None

@@ -64,7 +64,7 @@ class LiveReporter:
             )
         table.caption = (
             f"in memory {status.in_memory:,} / target {status.target:,} · writer lag {status.writer_lag} checkpoints"
-            f" · stalled on writer {status.stalled_seconds:.1f}s"
+            f" · stalled on writer {status.stalled_seconds:.1f}s{stall_text(status)}"
         )
         self.live.update(table)
 
@@ -79,11 +79,20 @@ class LineReporter:
             for c in status.chains
         )
         log.info(
-            "%s | %s events, %.0f events/s | in memory %s/%s | writer lag %d",
+            "%s | %s events, %.0f events/s | in memory %s/%s | writer lag %d%s",
             chains,
             f"{status.events:,}",
             status.events_per_second,
             f"{status.in_memory:,}",
             f"{status.target:,}",
             status.writer_lag,
+            stall_text(status),
         )
+
+
+def stall_text(status: RunStatus) -> str:
+    """`` | STALLED chain 1 (420 s, waiting on ...)`` for each stalled chain, or nothing."""
+    return "".join(
+        f" | STALLED chain {s.chain_id} ({s.seconds:.0f} s, waiting on {s.waiting_on})"
+        for s in status.stalls
+    )

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import logging
 import signal
-from typing import TYPE_CHECKING
+from functools import partial
+from typing import TYPE_CHECKING, Any
 
 import trio
 
@@ -21,7 +22,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable
 
     from ..config import ProjectConfig
-    from ..runtime import HandlerSet, RunOptions, RunSummary
+    from ..runtime import HandlerSet, RunOptions, RunStatus, RunSummary
 
 __all__ = ["add_serve_flags", "api_options", "run_and_serve", "serve_until_stopped"]
 
@@ -103,9 +104,43 @@ async def run_and_serve(
     """``indexer run --serve``: index with the API up; after a full run, serve on until stopped."""
     from ..runtime import run_project
 
+    latest: list[RunStatus] = []
+    report = run_options.reporter
+
+    def remember(status: RunStatus) -> None:
+        latest[:] = [status]
+        if report is not None:
+            report(status)
+
+    def health() -> dict[str, Any]:
+        stalls = latest[0].stalls if latest else ()
+        if not stalls:
+            return {}
+        return {
+            "status": "stalled",
+            "stalled": [
+                {
+                    "chain_id": s.chain_id,
+                    "committed_block": s.block,
+                    "seconds": round(s.seconds, 1),
+                    "waiting_on": s.waiting_on,
+                }
+                for s in stalls
+            ],
+        }
+
+    run_options.reporter = remember
     async with trio.open_nursery() as nursery:
         binds = await nursery.start(
-            serve_api, url, config.schema, handlers.entities, _targets(config), options
+            partial(
+                serve_api,
+                url,
+                config.schema,
+                handlers.entities,
+                _targets(config),
+                options,
+                health=health,
+            )
         )
         print(f"serving the API on {', '.join(binds)} (GraphQL at /graphql)", flush=True)
         summary = await run_project(config, handlers, run_options)

@@ -56,6 +56,9 @@ class RetryingSession:
         self._on_retry = on_retry
         self._limiter = trio.CapacityLimiter(1)
         self.retries = 0
+        # What run() is doing now, and its attempt (for the stall watchdog).
+        self.current: str | None = None
+        self.attempt = 0
 
     async def run(
         self,
@@ -71,6 +74,19 @@ class RetryingSession:
         ``what``.
         """
         started = trio.current_time()
+        self.current, self.attempt = what, 1
+        try:
+            return await self._run(what, fn, done, started)
+        finally:
+            self.current = None
+
+    async def _run(
+        self,
+        what: str,
+        fn: Callable[[Session], T],
+        done: Callable[[Session], bool],
+        started: float,
+    ) -> T | None:
         attempt = 0
         while True:
             try:
@@ -96,6 +112,7 @@ class RetryingSession:
                         f"`indexer run` resumes from the last committed checkpoint."
                     ) from exc
                 self.retries += 1
+                self.attempt = attempt + 1
                 if self._on_retry is not None:
                     self._on_retry()
                 delay = self.retry.delay(attempt)

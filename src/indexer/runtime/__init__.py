@@ -34,12 +34,16 @@ from ._processor import build_routes as build_routes
 from ._run import run_project as run_project
 from ._startup import StartState as StartState
 from ._startup import start_from_database as start_from_database
+from ._watchdog import DEFAULT_STALL_SECONDS as DEFAULT_STALL_SECONDS
+from ._watchdog import Stall as Stall
+from ._watchdog import Watchdog as Watchdog
 from ._writer import Writer as Writer
 from ._writer import WriterStatistics as WriterStatistics
 
 __all__ = [
     "DEFAULT_MIN_INTERVAL",
     "DEFAULT_RETRY_SECONDS",
+    "DEFAULT_STALL_SECONDS",
     "Batch",
     "ChainRoutes",
     "ChainStatus",
@@ -49,7 +53,9 @@ __all__ = [
     "RunOptions",
     "RunStatus",
     "RunSummary",
+    "Stall",
     "StartState",
+    "Watchdog",
     "Writer",
     "WriterStatistics",
     "build_routes",

@@ -14,6 +14,7 @@ from .._errors import ConfigError
 from .._metrics import Metrics
 from ..persist import DEFAULT_RETRY_SECONDS, start_embedded
 from ._handoff import DEFAULT_MIN_INTERVAL
+from ._watchdog import DEFAULT_STALL_SECONDS, Stall
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable
@@ -77,6 +78,9 @@ class RunOptions:
     stop_early: Callable[[], bool] | None = None
     # How long the writer keeps retrying transient database errors.
     db_retry_seconds: float = DEFAULT_RETRY_SECONDS
+    # A chain whose committed block stands still this long while it has
+    # blocks to index is reported as stalled (see _watchdog.py).
+    stall_seconds: float = DEFAULT_STALL_SECONDS
 
 
 @dataclass(frozen=True)
@@ -103,6 +107,8 @@ class RunStatus:
     target: int
     writer_lag: int  # processed checkpoints not yet committed
     stalled_seconds: float
+    # Chains the watchdog finds stalled now (committed block not moving).
+    stalls: tuple[Stall, ...] = ()
 
 
 @dataclass

@@ -42,6 +42,7 @@ from ._handoff import Handoff, open_batch_channel
 from ._options import ChainStatus, RunOptions, RunStatus, RunSummary, resolve_database
 from ._processor import Processor, build_routes
 from ._startup import start_from_database
+from ._watchdog import Watchdog
 from ._writer import Writer
 
 if TYPE_CHECKING:
@@ -75,6 +76,7 @@ class _Runner:
         )
         self.cancelled_by_signal = False
         self.rollbacks: list[tuple[int, int, int, float]] = []
+        self.doing = "start-up"
 
     async def run(self, url: str) -> RunSummary:
         config, opts = self.config, self.options
@@ -159,6 +161,15 @@ class _Runner:
         send, receive = open_batch_channel()
         self.handoff = Handoff(send, opts.write_interval)
         self.loader = loader
+        self.watchdog = Watchdog(
+            opts.stall_seconds,
+            ends={c.id: c.end_block for c in config.chains},
+            heads=self.processor.heads,
+            committed=lambda: self.writer.statistics().committed_blocks,
+            doing=lambda: self.doing,
+            sessions=(("a database load", loader), ("the writer", db)),
+            metrics=self.metrics,
+        )
         async with trio.open_nursery() as nursery:
             writer_done = trio.Event()
             nursery.start_soon(self._serve_writer, receive, writer_done)
@@ -168,6 +179,7 @@ class _Runner:
                     aux.start_soon(self._watch_signals, nursery.cancel_scope)
                 if opts.reporter is not None:
                     aux.start_soon(self._report)
+                aux.start_soon(self.watchdog.serve)
                 while True:
                     try:
                         outcome = await self._run_feeds()
@@ -186,6 +198,8 @@ class _Runner:
             with trio.CancelScope(shield=True):
                 await self.handoff.close()
                 await writer_done.wait()
+            # A last look: the final commits may end a stall it reported.
+            self.watchdog.check(trio.current_time())
             if error is not None:
                 raise error
         if self.cancelled_by_signal:
@@ -228,7 +242,14 @@ class _Runner:
                         opts.chunk_logs,
                         self.processor.raw_events,
                         hashes,
-                        opts.rpc_tuning,
+                        # The watchdog compares with the head the node
+                        # reports now, not the one of the last range.
+                        {
+                            **opts.rpc_tuning,
+                            "on_head": functools.partial(
+                                self.processor.heads.__setitem__, chain.id
+                            ),
+                        },
                     )
                 ranges_send.close()
                 outcome: bool | Reorg | IndexerError = False
@@ -256,6 +277,7 @@ class _Runner:
         at all).  The feeds restart from the rolled-back progress.
         """
         started = trio.current_time()
+        self.doing = f"a rollback of chain {reorg.chain_id} to block {reorg.block}"
         await self._wait_committed(self.store.processed)
         with trio.CancelScope():
             result = await self.writer.rollback({reorg.chain_id: reorg.block})
@@ -289,6 +311,7 @@ class _Runner:
         while not self.stop_requested:
             with trio.CancelScope() as idle:
                 self._idle_scope = idle
+                self.doing = "the sources (the next block range of any chain)"
                 try:
                     rng = await self._next_range(ranges)
                 except trio.EndOfChannel:
@@ -299,8 +322,10 @@ class _Runner:
                 return False
             if isinstance(rng, Reorg):
                 return rng
+            self.doing = f"the handlers (chain {rng.chain_id} blocks {rng.first}..{rng.last})"
             batch = await self.processor.process(rng)
             self.handoff.offer(batch)
+            self.doing = "the writer (memory is over its target, or --sync-writes)"
             if self.options.sync_writes:
                 await self._wait_committed(batch.upto)
             await self._make_room()
@@ -433,6 +458,7 @@ class _Runner:
             target=self.store.target,
             writer_lag=self.store.processed - self.store.committed,
             stalled_seconds=self.stalled,
+            stalls=tuple(self.watchdog.stalls.values()),
         )
 
     def _summary(self, url: str) -> RunSummary:

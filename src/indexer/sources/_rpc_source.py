@@ -33,7 +33,7 @@ from ._log import BlockRange, RawLog, Reorg
 from ._rpc import RpcError, RpcRangeError, RpcTimeoutError, open_rpc_client
 
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    from collections.abc import Callable, Sequence
 
     from ._filter import LogFilter
     from ._rpc import RpcClient
@@ -61,6 +61,8 @@ class RpcSourceOptions:
     chunk_logs: int = 2_000
     timeout: float = 30.0
     client_options: dict[str, Any] = field(default_factory=dict)
+    # Told every head the node reports (the runtime's stall watchdog).
+    on_head: Callable[[int], None] | None = None
 
 
 async def feed_rpc(
@@ -136,6 +138,8 @@ class _Fetcher:
             now = trio.current_time()
             if self.next > self.head or now - self.head_at >= o.poll_interval:
                 self.head, self.head_at = await self.client.block_number(), now
+                if o.on_head is not None:
+                    o.on_head(self.head)
             if self.next > self.head:
                 reorg = await self._check_tip()
                 if reorg is not None:
