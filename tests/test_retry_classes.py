@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import os
-from typing import TYPE_CHECKING
+import random
+from typing import TYPE_CHECKING, cast
 
 import psycopg
 import pytest
+import trio
+import trio.testing
 from psycopg import sql
 
-from indexer.persist import is_transient
+from indexer import DatabaseError
+from indexer.persist import RetryPolicy, Session, is_transient, open_session
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -104,3 +108,33 @@ def test_permanent_errors_are_not_retried(database_url: str) -> None:
         exc = _raised(lambda: conn.execute("INSERT INTO u VALUES (1)"))
         assert isinstance(exc, psycopg.errors.UniqueViolation)
         assert not is_transient(exc)
+
+
+def test_opening_a_session_retries_a_drop_during_setup_but_not_an_unreachable_server() -> None:
+    """A connection lost in its first statements (the run lock, SET) is opened again."""
+    calls: list[str] = []
+    opened = cast("Session", object())
+
+    def flaky() -> Session:
+        calls.append("open")
+        if len(calls) < 3:
+            raise psycopg.OperationalError("server closed the connection unexpectedly")
+        return opened
+
+    def unreachable() -> Session:
+        calls.append("unreachable")
+        raise DatabaseError("cannot connect to PostgreSQL at postgresql://***@nowhere")
+
+    async def main() -> None:
+        policy = RetryPolicy(seconds=60, rng=random.Random(0))
+        assert await open_session(flaky, policy) is opened
+        with pytest.raises(DatabaseError, match="cannot connect"):
+            await open_session(unreachable, policy)
+        with pytest.raises(DatabaseError, match="giving up"):
+            await open_session(
+                lambda: (_ for _ in ()).throw(psycopg.OperationalError("down")),
+                RetryPolicy(seconds=5, rng=random.Random(0)),
+            )
+
+    trio.run(main, clock=trio.testing.MockClock(autojump_threshold=0))
+    assert calls == ["open", "open", "open", "unreachable"]

@@ -351,7 +351,7 @@ class _Order:
             return _fmt(template, col, rid, cid)
         v = _value(self.field, key.value)
         # `col >= v` alone narrows an index scan on col; the OR settles ties by id.
-        template = "{} " + cmp + " {} AND ({} " + cmp[0] + " {} OR {} " + strict_id + " {})"
+        template = "{} " + cmp + " {} AND ({} " + cmp + " {} OR {} " + strict_id + " {})"
         after = _fmt(template, col, v, col, v, rid, cid)
         if asc and self.field.nullable:
             return _fmt("({}) OR {} IS NULL", after, col)
@@ -477,7 +477,7 @@ class Page:
                 p.order.beyond(key, reverse=not reverse),
             )
             row = self.conn.execute(query.sql, query.params).fetchone()
-            self._other_side = True
+            self._other_side = bool(row and row[0])
         return self._other_side
 
     def has_next(self) -> bool:

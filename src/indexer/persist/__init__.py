@@ -38,6 +38,7 @@ from ._retry import DEFAULT_RETRY_SECONDS as DEFAULT_RETRY_SECONDS
 from ._retry import RetryPolicy as RetryPolicy
 from ._retry import is_transient as is_transient
 from ._retrying import RetryingSession as RetryingSession
+from ._retrying import open_session as open_session
 from ._rollback import Rollback as Rollback
 from ._rollback import execute_rollback as execute_rollback
 from ._rollback import rollback_checkpoint as rollback_checkpoint
@@ -85,6 +86,7 @@ __all__ = [
     "lock_schema_for_run",
     "numeric_as_int",
     "open_report_query",
+    "open_session",
     "read_chain_rows",
     "read_hashes",
     "read_state",

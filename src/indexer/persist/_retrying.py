@@ -25,7 +25,7 @@ if TYPE_CHECKING:
 
     from ._connection import Session
 
-__all__ = ["RetryingSession"]
+__all__ = ["RetryingSession", "open_session"]
 
 log = logging.getLogger("indexer.persist")
 T = TypeVar("T")
@@ -150,3 +150,38 @@ def _close_quietly(session: Session) -> None:
         session.close()
     except Exception:
         log.debug("closing a broken connection failed", exc_info=True)
+
+
+async def open_session(open_fn: Callable[[], Session], retry: RetryPolicy) -> Session:
+    """``open_fn()`` in a worker thread, retried when the connection drops while it sets up.
+
+    A server that cannot be reached at all fails at once (``connect``'s
+    ``DatabaseError``: a wrong URL should not take a minute to report); a
+    connection that was made and then lost in its first statements (a
+    restart, a failover, an administrator) is opened again, as any other
+    connection of the run would be, within the retry time.
+    """
+    started = trio.current_time()
+    attempt = 0
+    while True:
+        try:
+            return await trio.to_thread.run_sync(open_fn)
+        except Exception as exc:
+            if not is_transient(exc):
+                raise
+            attempt += 1
+            elapsed = trio.current_time() - started
+            if elapsed >= retry.seconds:
+                raise DatabaseError(
+                    f"opening a database connection failed {attempt} times over {elapsed:.1f}s "
+                    f"with transient errors; giving up (the limit is {retry.seconds:g}s). Last error: "
+                    f"{type(exc).__name__}: {str(exc).strip()}"
+                ) from exc
+            delay = retry.delay(attempt)
+            log.warning(
+                "opening a database connection failed (%s); retry %d in %.2fs",
+                type(exc).__name__,
+                attempt,
+                delay,
+            )
+            await trio.sleep(delay)

@@ -33,6 +33,7 @@ from ..persist import (
     Session,
     connect,
     lock_schema_for_run,
+    open_session,
     read_hashes,
 )
 from ..sources import BlockRange, Reorg
@@ -94,16 +95,14 @@ class _Runner:
                 raise
             return session
 
-        loader_session = await trio.to_thread.run_sync(open_loader)
+        retry = RetryPolicy(seconds=opts.db_retry_seconds)
+        loader_session = await open_session(open_loader, retry)
         try:
-            writer_session = await trio.to_thread.run_sync(
-                lambda: connect(url, schema, writer=True)
-            )
+            writer_session = await open_session(lambda: connect(url, schema, writer=True), retry)
         except BaseException:
             with trio.CancelScope(shield=True):
                 await trio.to_thread.run_sync(loader_session.close)
             raise
-        retry = RetryPolicy(seconds=opts.db_retry_seconds)
         loader = RetryingSession(
             loader_session,
             reconnect=open_loader,
