@@ -13,7 +13,7 @@ import trio.testing
 from psycopg import sql
 
 from indexer import DatabaseError
-from indexer.persist import RetryPolicy, Session, is_transient, open_session
+from indexer.persist import RetryPolicy, Session, is_transient, open_report_query, open_session
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -138,3 +138,18 @@ def test_opening_a_session_retries_a_drop_during_setup_but_not_an_unreachable_se
 
     trio.run(main, clock=trio.testing.MockClock(autojump_threshold=0))
     assert calls == ["open", "open", "open", "unreachable"]
+
+
+def test_a_report_query_survives_its_connection_being_killed(database_url: str) -> None:
+    with open_report_query(database_url, "public") as query:
+        ((pid,),) = query("SELECT pg_backend_pid()")
+        with psycopg.connect(database_url, autocommit=True) as admin:
+            admin.execute("SELECT pg_terminate_backend(%s)", (pid,))
+        ((other, two),) = query("SELECT pg_backend_pid(), 1 + %s", 1)
+    assert other != pid
+    assert two == 2
+    with (
+        pytest.raises(psycopg.errors.UndefinedTable),
+        open_report_query(database_url, "public") as query,
+    ):
+        query("SELECT * FROM no_such_table_here")  # permanent: raised at once

@@ -351,7 +351,7 @@ class _Order:
             return _fmt(template, col, rid, cid)
         v = _value(self.field, key.value)
         # `col >= v` alone narrows an index scan on col; the OR settles ties by id.
-        template = "{} " + cmp + " {} AND ({} " + cmp + " {} OR {} " + strict_id + " {})"
+        template = "{} " + cmp + " {} AND ({} " + cmp[0] + " {} OR {} " + strict_id + " {})"
         after = _fmt(template, col, v, col, v, rid, cid)
         if asc and self.field.nullable:
             return _fmt("({}) OR {} IS NULL", after, col)

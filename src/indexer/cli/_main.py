@@ -243,7 +243,7 @@ def _run(args: argparse.Namespace) -> int:
             def finished(summary: RunSummary) -> None:
                 _print_summary(summary)
                 if handlers.report is not None and not summary.stopped:
-                    _call_report(handlers.report, summary, config.schema)
+                    _call_report(handlers.report, summary, config.schema, args.db_retry_seconds)
 
             trio.run(
                 run_and_serve,
@@ -269,7 +269,7 @@ def _run(args: argparse.Namespace) -> int:
             server.shutdown()
     _print_summary(summary)
     if handlers.report is not None and not summary.stopped:
-        _call_report(handlers.report, summary, config.schema)
+        _call_report(handlers.report, summary, config.schema, args.db_retry_seconds)
     return 0
 
 
@@ -297,8 +297,8 @@ def _print_summary(s: RunSummary) -> None:
     print(f"  database: {redact_url(s.database_url)}")
 
 
-def _call_report(report: Any, summary: RunSummary, schema: str) -> None:
-    with open_report_query(summary.database_url, schema) as query:
+def _call_report(report: Any, summary: RunSummary, schema: str, retry_seconds: float) -> None:
+    with open_report_query(summary.database_url, schema, retry_seconds=retry_seconds) as query:
         out = report(query)
         if out:
             print(out)
