@@ -60,7 +60,7 @@ def random_logs(
 def make_rpc_project(
     tmp: Path,
     schema: str,
-    url: str,
+    url: str | Sequence[str],
     *,
     end_block: int | None,
     max_reorg_depth: int = 10,
@@ -74,6 +74,8 @@ def make_rpc_project(
     project.mkdir(exist_ok=True)
     (project / "handlers.py").write_text(HANDLERS)
     end = f"    end_block: {end_block}\n" if end_block is not None else ""
+    # A list of URLs is a chain with several nodes (failover).
+    rpc = f"'{url}'" if isinstance(url, str) else "[" + ", ".join(f"'{u}'" for u in url) + "]"
     (project / "indexer.yaml").write_text(
         f"name: reorg-test\n"
         f"handlers: handlers.py\n"
@@ -84,7 +86,7 @@ def make_rpc_project(
         f"    start_block: {start_block}\n"
         f"{end}"
         f"    max_reorg_depth: {max_reorg_depth}\n"
-        f"    source: {{rpc: '{url}', poll_interval: {poll_interval}}}\n"
+        f"    source: {{rpc: {rpc}, poll_interval: {poll_interval}}}\n"
         f"    contracts:\n"
         f"      - name: Token\n"
         f'        events: ["event Transfer(address indexed from, address indexed to, uint256 value)"]\n'

@@ -72,6 +72,13 @@ class Metrics:
             buckets=_WRITE_BUCKETS,
             registry=r,
         )
+        self.rpc_requests = Counter(
+            "indexer_rpc_requests",
+            "Requests to each JSON-RPC node of a chain with several `rpc` URLs, by outcome "
+            "(ok, rate_limit, lagging, timeout, down); `node` is the redacted URL.",
+            ["chain", "node", "outcome"],
+            registry=r,
+        )
         self.write_retries = Counter(
             "indexer_storage_write_retries",
             "Writes (and rollbacks) retried after a transient database error.",

@@ -89,11 +89,20 @@ class ContractConfig:
 
 @dataclass(frozen=True)
 class SourceConfig:
-    """Where a chain's logs come from: exactly one of a local `file` or an `rpc` URL."""
+    """Where a chain's logs come from: exactly one of a local `file` or `rpc` URLs."""
 
     file: Path | None = None
     rpc: str | None = None
     poll_interval: float = 1.0
+    rpc_urls: tuple[str, ...] = ()
+    """Every node URL, in order of preference; ``rpc`` is the first (kept for one-URL code)."""
+
+    def __post_init__(self) -> None:
+        # Either field may be given; each is filled from the other.
+        if self.rpc_urls and self.rpc is None:
+            object.__setattr__(self, "rpc", self.rpc_urls[0])
+        elif self.rpc is not None and not self.rpc_urls:
+            object.__setattr__(self, "rpc_urls", (self.rpc,))
 
 
 @dataclass(frozen=True)
@@ -263,18 +272,34 @@ def _source(raw: object, at: Where, root: Path) -> SourceConfig:
                 f"the log file {path} does not exist{' (it is a directory)' if path.exists() else ''}."
             )
         return SourceConfig(file=path)
-    url = as_str(m["rpc"], at.key("rpc")).strip()
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.netloc:
-        at.key("rpc").fail(
-            f"{redact_url(url)!r} is not an http:// or https:// URL of a JSON-RPC node."
-        )
+    raw, where = m["rpc"], at.key("rpc")
+    if isinstance(raw, list):
+        if not raw:
+            where.fail("is an empty list; give one URL, or a list of at least one.")
+        urls: list[str] = []
+        for i, item in enumerate(raw):
+            url = _rpc_url(item, where.item(i))
+            if url in urls:
+                where.item(i).fail(
+                    f"{redact_url(url)!r} is already rpc[{urls.index(url)}]; list each node once."
+                )
+            urls.append(url)
+    else:
+        urls = [_rpc_url(raw, where)]
     interval = (
         1.0
         if m.get("poll_interval") is None
         else as_float(m["poll_interval"], at.key("poll_interval"))
     )
-    return SourceConfig(rpc=url, poll_interval=interval)
+    return SourceConfig(rpc=urls[0], poll_interval=interval, rpc_urls=tuple(urls))
+
+
+def _rpc_url(raw: object, at: Where) -> str:
+    url = as_str(raw, at).strip()
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        at.fail(f"{redact_url(url)!r} is not an http:// or https:// URL of a JSON-RPC node.")
+    return url
 
 
 def _contract(raw: object, at: Where, root: Path) -> ContractConfig:

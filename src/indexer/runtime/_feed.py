@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 from ..sources import BlockRange, LogDecoder, Reorg, RpcSourceOptions, feed_rpc, open_file_reader
 
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    from collections.abc import Callable, Sequence
 
     import trio
 
@@ -26,12 +26,14 @@ async def feed_chain(
     keep_raw: bool,
     stored_hashes: dict[int, str] | None = None,
     rpc_tuning: dict[str, Any] | None = None,
+    on_rpc_request: Callable[[str, str], None] | None = None,
 ) -> None:
     """Send ``chain``'s block ranges from ``first_block`` to its end, in order, decoded.
 
     An ``rpc`` source follows the chain (see ``sources/_rpc_source.py``) and
     may end with a :class:`Reorg` instead; ``stored_hashes`` are the hashes
-    of processed blocks near the head it checks against.
+    of processed blocks near the head it checks against; with several URLs,
+    ``on_rpc_request(node, outcome)`` is told of every request to a node.
 
     A file is read, parsed and decoded in a child process (see
     ``sources/_process.py``), one chunk at a time; the channel's small buffer
@@ -43,6 +45,8 @@ async def feed_chain(
     if chain.source.rpc is not None:
         options = RpcSourceOptions(
             url=chain.source.rpc,
+            urls=chain.source.rpc_urls,
+            on_request=on_rpc_request,
             chain_id=chain.id,
             poll_interval=chain.source.poll_interval,
             max_reorg_depth=chain.max_reorg_depth,

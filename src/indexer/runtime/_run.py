@@ -249,6 +249,7 @@ class _Runner:
                                 self.processor.heads.__setitem__, chain.id
                             ),
                         },
+                        functools.partial(self._count_rpc_request, str(chain.id)),
                     )
                 ranges_send.close()
                 outcome: bool | Reorg | IndexerError = False
@@ -264,6 +265,9 @@ class _Runner:
         if isinstance(outcome, IndexerError):
             raise outcome
         return outcome
+
+    def _count_rpc_request(self, chain: str, node: str, outcome: str) -> None:
+        self.metrics.rpc_requests.labels(chain, node, outcome).inc()
 
     async def _rollback(self, reorg: Reorg) -> None:
         """Roll back to ``reorg.block``: drain the writer, then one rollback transaction.

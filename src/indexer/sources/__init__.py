@@ -8,8 +8,8 @@ Every source hands the loop one shape: :class:`BlockRange`\ s whose logs are
 already routed and decoded by a :class:`LogDecoder` (:data:`DecodedLog`
 tuples), or a :class:`Reorg` notice.  Files are read and decoded in a child
 process (:func:`open_file_reader`); a JSON-RPC node is followed by
-:func:`feed_rpc` through :func:`open_rpc_client`, which decodes each range
-before it hands it over.
+:func:`feed_rpc` through :func:`open_rpc_client` (several nodes: through
+:func:`open_rpc_pool`), which decodes each range before it hands it over.
 """
 
 from ._decode import DecodeRoute as DecodeRoute
@@ -28,6 +28,8 @@ from ._read_stats import FileReadStats as FileReadStats
 from ._rpc import RpcClient as RpcClient
 from ._rpc import RpcError as RpcError
 from ._rpc import open_rpc_client as open_rpc_client
+from ._rpc_pool import RpcPool as RpcPool
+from ._rpc_pool import open_rpc_pool as open_rpc_pool
 from ._rpc_source import RpcSourceOptions as RpcSourceOptions
 from ._rpc_source import feed_rpc as feed_rpc
 
@@ -42,11 +44,13 @@ __all__ = [
     "Reorg",
     "RpcClient",
     "RpcError",
+    "RpcPool",
     "RpcSourceOptions",
     "feed_rpc",
     "last_block_in_file",
     "open_file_reader",
     "open_rpc_client",
+    "open_rpc_pool",
     "read_log_file",
     "route_filter",
     "topic0s_in_file",

@@ -28,10 +28,13 @@ if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Sequence
 
 __all__ = [
+    "RpcBeyondHeadError",
     "RpcClient",
     "RpcError",
     "RpcRangeError",
     "RpcTimeoutError",
+    "RpcUnavailableError",
+    "is_beyond_head",
     "is_range_error",
     "open_rpc_client",
 ]
@@ -54,6 +57,11 @@ _RANGE_RE = re.compile(
     r"more than [\d,]+ results|range (?:is )?too (?:large|wide|big)"
     r"|exceeds? (?:the )?max(?:imum)? (?:block )?range|response size (?:exceeded|limit|is too)"
     r"|limited to (?:a )?[\d,]+ (?:blocks? )?range|block range limit|ranges over [\d,]+ blocks"
+)
+# geth and the execution-apis tests: -32602 "block range extends beyond current head block";
+# anvil: "BlockOutOfRangeError: ...".
+_BEYOND_HEAD_RE = re.compile(
+    r"beyond (?:the )?(?:current )?head|blockoutofrange|block out of range"
 )
 
 
@@ -79,6 +87,39 @@ class RpcTimeoutError(RpcError):
     """A request made with ``retry_timeouts=False`` timed out."""
 
 
+class RpcBeyondHeadError(RpcError):
+    """The node refused a query for blocks above its own head.
+
+    Not a "range too large": the node lags, or its head moved back (a reorg
+    to a shorter chain).  Asking for less would not help; asking again after
+    re-reading the head (or another node) does.
+    """
+
+
+class RpcUnavailableError(RpcError):
+    """Every attempt failed transiently (connection, timeout, 429/5xx, rate limit, lag).
+
+    Attributes:
+        kind: What the last failure was: ``"rate_limit"`` (429, -32005 rate
+            limits), ``"lagging"`` (the node lacks a block: "header not
+            found", "unknown block") or ``"down"`` (anything else transient).
+        cause: The last failure in short, for logs.
+    """
+
+    def __init__(
+        self, message: str, *, method: str, kind: str, cause: str = "", code: int | None = None
+    ) -> None:
+        super().__init__(message, method=method, code=code)
+        self.kind = kind
+        self.cause = cause or message
+
+
+def is_beyond_head(code: int | None, message: str) -> bool:
+    """Whether `code` / `message` means "those blocks are above my head" (see RpcBeyondHeadError)."""
+    del code  # the codes vary (-32602, -32000); the wordings do not
+    return _BEYOND_HEAD_RE.search(message.lower()) is not None
+
+
 def is_range_error(code: int | None, message: str) -> bool:
     """Whether JSON-RPC error `code` / `message` means "this log query asks for too much".
 
@@ -87,19 +128,22 @@ def is_range_error(code: int | None, message: str) -> bool:
     "more than" or -32602 with "range" in the message.
     """
     msg = message.lower()
+    if is_beyond_head(code, message):
+        return False  # "block range extends beyond current head block" has "range" in it
     if _RANGE_RE.search(msg) or ("limit exceeded" in msg and "block range" in msg):
         return True
     return (code == -32005 and "more than" in msg) or (code == -32602 and "range" in msg)
 
 
-def _is_transient_error(code: int | None, message: str) -> bool:
+def _transient_kind(code: int | None, message: str) -> str | None:
+    """The RpcUnavailableError kind of a node error worth retrying, or None."""
     msg = message.lower()
     # Load-balanced nodes lag each other: a block one has served another may not know yet.
-    if code == 429 or "header not found" in msg or "unknown block" in msg:
-        return True
-    if code == -32005 and ("rate" in msg or "limit exceeded" in msg):
-        return True
-    return "rate limit" in msg or "too many requests" in msg
+    if "header not found" in msg or "unknown block" in msg:
+        return "lagging"
+    if code == 429 or (code == -32005 and ("rate" in msg or "limit exceeded" in msg)):
+        return "rate_limit"
+    return "rate_limit" if "rate limit" in msg or "too many requests" in msg else None
 
 
 def _error_fields(error: object) -> tuple[int | None, str]:
@@ -119,9 +163,10 @@ class _Req(NamedTuple):
 class _Retry(Exception):
     """An attempt failed in a way worth another; `cause` says how, for the log and the error."""
 
-    def __init__(self, cause: str) -> None:
+    def __init__(self, cause: str, kind: str = "down") -> None:
         super().__init__(cause)
         self.cause = cause
+        self.kind = kind
 
 
 class RpcClient:
@@ -278,10 +323,13 @@ class RpcClient:
         code, message = _error_fields(error)
         cause = f"{code} {message}" if code is not None else message
         where = f"{method} (in a {req.what})" if req.is_batch else req.what
+        if is_beyond_head(code, message):
+            return self._fail(RpcBeyondHeadError, where, cause, method, code)
         if is_range_error(code, message):
             return self._fail(RpcRangeError, where, f"{cause}. {_TOO_LARGE}", method, code)
-        if _is_transient_error(code, message):
-            return _Retry(cause.replace(self._url, self._shown))
+        kind = _transient_kind(code, message)
+        if kind is not None:
+            return _Retry(cause.replace(self._url, self._shown), kind)
         return self._fail(RpcError, where, f"{cause}. {_NOT_TRANSIENT}", method, code)
 
     async def _request(self, calls: list[_Call], is_batch: bool, retry_timeouts: bool) -> list[Any]:
@@ -306,7 +354,10 @@ class RpcClient:
             )
             await trio.sleep(delay)
         text = f"gave up after {self._max_attempts} attempts; the last error was: {last.cause}"
-        raise self._fail(RpcError, what, f"{text}. {_UNREACHABLE}", methods) from last.__cause__
+        error = self._fail(RpcError, what, f"{text}. {_UNREACHABLE}", methods)
+        raise RpcUnavailableError(
+            str(error), method=methods, kind=last.kind, cause=f"{what}: {last.cause}"
+        ) from last.__cause__
 
     async def _attempt(self, req: _Req, pending: dict[int, _Call], done: dict[int, Any]) -> None:
         """One HTTP request for the `pending` calls; moves the answered ones to `done`."""
@@ -332,7 +383,9 @@ class RpcClient:
             raise self._fail(RpcError, what, f"{cause}. {_NOT_TRANSIENT}", methods) from exc
         status, content = response.status_code, response.content
         if status == 429 or status >= 500:
-            raise _Retry(f"HTTP {status} {response.reason_phrase}")
+            raise _Retry(
+                f"HTTP {status} {response.reason_phrase}", "rate_limit" if status == 429 else "down"
+            )
         try:
             data = orjson.loads(content)
         except orjson.JSONDecodeError:

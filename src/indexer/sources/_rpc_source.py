@@ -16,6 +16,12 @@ back over the stored hashes to the newest block the node still has, sends
 :class:`Reorg` and stops; the runtime rolls back and starts a new fetcher.
 With no stored block still canonical it raises
 :class:`~indexer.ReorgTooDeepError` rather than continue on a forked state.
+
+With several URLs the requests go through an :class:`RpcPool`
+(``_rpc_pool.py``); the checks above are the same, as two answers from two
+nodes on different forks disagree exactly as two answers from one node
+across a reorg do.  Only a *missing* block means less: one node may lag, so
+with several nodes a missing tip is waited for, never taken for a reorg.
 """
 
 from __future__ import annotations
@@ -30,10 +36,19 @@ from .._errors import ReorgTooDeepError, SourceError
 from .._redact import redact_url
 from ._decode import LogDecoder, route_filter
 from ._log import BlockRange, RawLog, Reorg
-from ._rpc import RpcError, RpcRangeError, RpcTimeoutError, open_rpc_client
+from ._rpc import (
+    RpcBeyondHeadError,
+    RpcError,
+    RpcRangeError,
+    RpcTimeoutError,
+    RpcUnavailableError,
+    open_rpc_client,
+)
+from ._rpc_pool import RpcPool, open_rpc_pool
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
+    from contextlib import AbstractAsyncContextManager
 
     from ._filter import LogFilter
     from ._rpc import RpcClient
@@ -45,11 +60,22 @@ log = logging.getLogger("indexer.sources.rpc")
 # Consecutive inconsistent answers (logs of one fork, headers of another)
 # tolerated before giving up: one or two happen when a block lands mid-fetch.
 _MAX_INCONSISTENT = 5
+# Consecutive "beyond the head" answers to ranges at or below the head just
+# read: a node that keeps contradicting its own head is broken, not lagging.
+_MAX_BEYOND_HEAD = 10
+_POOL_ONLY_OPTIONS = frozenset({"transports", "head_grace"})
 
 
 @dataclass
 class RpcSourceOptions:
-    """How one chain is fetched (from indexer.yaml, plus knobs for tests)."""
+    """How one chain is fetched (from indexer.yaml, plus knobs for tests).
+
+    ``urls``: every node of the chain (``url`` is the first); with more than
+    one, requests go through an :class:`RpcPool`, and ``client_options`` may
+    hold ``transports`` (URL -> httpx transport) besides ``transport``, and
+    ``head_grace``.  ``on_request(node, outcome)`` is told of each pool
+    request, for metrics.
+    """
 
     url: str
     chain_id: int
@@ -61,8 +87,14 @@ class RpcSourceOptions:
     chunk_logs: int = 2_000
     timeout: float = 30.0
     client_options: dict[str, Any] = field(default_factory=dict)
+    urls: tuple[str, ...] = ()
+    on_request: Callable[[str, str], None] | None = None
     # Told every head the node reports (the runtime's stall watchdog).
     on_head: Callable[[int], None] | None = None
+
+    @property
+    def all_urls(self) -> tuple[str, ...]:
+        return self.urls or (self.url,)
 
 
 async def feed_rpc(
@@ -81,12 +113,24 @@ async def feed_rpc(
             (from the database on start), the reference for detection.
     """
     with send:  # no checkpoint on close while an error propagates
-        async with open_rpc_client(
-            options.url,
-            timeout=options.timeout,
-            chain_id=options.chain_id,
-            **options.client_options,
-        ) as client:
+        urls = options.all_urls
+        opened: AbstractAsyncContextManager[RpcClient | RpcPool]
+        if len(urls) > 1:
+            opened = open_rpc_pool(
+                urls,
+                timeout=options.timeout,
+                chain_id=options.chain_id,
+                on_request=options.on_request,
+                **options.client_options,
+            )
+        else:
+            single = {
+                k: v for k, v in options.client_options.items() if k not in _POOL_ONLY_OPTIONS
+            }
+            opened = open_rpc_client(
+                urls[0], timeout=options.timeout, chain_id=options.chain_id, **single
+            )
+        async with opened as client:
             await client.check_chain_id()
             fetcher = _Fetcher(client, options, decoder, first_block, stored_hashes)
             await fetcher.run(send)
@@ -95,7 +139,7 @@ async def feed_rpc(
 class _Fetcher:
     def __init__(
         self,
-        client: RpcClient,
+        client: RpcClient | RpcPool,
         options: RpcSourceOptions,
         decoder: LogDecoder,
         first_block: int,
@@ -121,10 +165,22 @@ class _Fetcher:
         self.span = options.initial_span
         self.successes = 0
         self.inconsistent = 0
+        self.beyond_head = 0
+        self.pooled = isinstance(client, RpcPool)
 
     @property
     def where(self) -> str:
-        return f"chain {self.o.chain_id} ({redact_url(self.o.url)})"
+        return f"chain {self.o.chain_id} ({', '.join(map(redact_url, self.o.all_urls))})"
+
+    async def _lagging(self) -> list[BlockRange]:
+        """No node has the blocks asked for yet: re-read the head after a poll interval.
+
+        With one node, the next head tells: lower than the blocks sent, the
+        tip check decides whether they were replaced.
+        """
+        self.head_at = -float("inf")
+        await trio.sleep(self.o.poll_interval)
+        return []
 
     async def run(self, send: trio.MemorySendChannel[BlockRange | Reorg]) -> None:
         o = self.o
@@ -188,11 +244,31 @@ class _Fetcher:
             logs = await self.client.get_logs(
                 first, last, addresses=self.addresses, topic0s=self.topic0s
             )
+        except RpcBeyondHeadError as exc:
+            # Not "too large": the node's head is below the range (it lags,
+            # or moved back).  Halving would end in a fatal single-block error.
+            # With several nodes it means that none has the blocks now (the one
+            # that had them may be down): waited for like a head, without limit.
+            self.beyond_head += 0 if self.pooled else 1
+            if self.beyond_head >= _MAX_BEYOND_HEAD:
+                raise SourceError(
+                    f"{self.where}: eth_getLogs {first}..{last} was refused as beyond the head "
+                    f"{_MAX_BEYOND_HEAD} times in a row although the head read was {self.head}: {exc}"
+                ) from exc
+            log.info(
+                "%s: blocks %d..%d are beyond the node's head; polling", self.where, first, last
+            )
+            return await self._lagging()
         except RpcError as exc:
             # A node-side query timeout (e.g. -32000 "query timeout exceeded")
             # is the node saying the range is too expensive, like a range error.
-            too_big = isinstance(exc, (RpcRangeError, RpcTimeoutError)) or any(
-                w in str(exc).lower() for w in ("query timeout", "timed out", "execution timeout")
+            # (Not when retries ran out: their causes may say "timed out" too.)
+            too_big = isinstance(exc, (RpcRangeError, RpcTimeoutError)) or (
+                not isinstance(exc, RpcUnavailableError)
+                and any(
+                    w in str(exc).lower()
+                    for w in ("query timeout", "timed out", "execution timeout")
+                )
             )
             if not too_big:
                 raise
@@ -207,6 +283,7 @@ class _Fetcher:
                 "%s: eth_getLogs %d..%d too large, span now %d", self.where, first, last, self.span
             )
             return []
+        self.beyond_head = 0
         self.successes += 1
         if self.successes >= 3 and last - first + 1 >= self.span:
             self.span = min(o.max_span, self.span * 2)
@@ -235,7 +312,7 @@ class _Fetcher:
         for n, h in zip(numbers, headers, strict=True):
             if h is None:
                 # A load-balanced node may lag behind the head it reported.
-                return []
+                return await self._lagging() if self.pooled else []
             by_number[n] = h
         if known is not None and by_number[first]["parentHash"] != known:
             return await self._find_fork(first - 1)
@@ -255,7 +332,8 @@ class _Fetcher:
     ) -> list[BlockRange] | Reorg:
         numbers = list(range(first, last + 1))
         if any(h is None for h in headers):
-            return []  # the node lags (or the chain got shorter): poll again
+            # The node lags (or the chain got shorter): poll again.
+            return await self._lagging() if self.pooled else []
         by_number = {n: h for n, h in zip(numbers, headers, strict=True) if h is not None}
         parent = by_number[first]["parentHash"]
         known = self.hashes.get(first - 1)
@@ -293,6 +371,12 @@ class _Fetcher:
             return None
         (header,) = await self.client.get_blocks([last])
         if header is not None and header["hash"] == known:
+            return None
+        if header is None and self.pooled:
+            # No node has the block: the one that served it may be down and
+            # the rest lag.  A shorter chain shows once a block at this height
+            # (or the parent check of the next range) differs; a lagging node
+            # shows the same hash once it catches up.
             return None
         return await self._find_fork(last)
 

@@ -23,6 +23,10 @@ latency are scripted per method on the :class:`RpcServer`.
         ...  # run the indexer against server.url
         chain.reorg(3)
 
+Several servers may serve one chain, each with its own faults, for a
+project with several ``rpc`` URLs; ``server.lag(blocks)`` makes one a node
+that lags (an older head, the blocks above it unknown).
+
 Everything is deterministic; every wait is a ``trio.sleep``.
 
 Under Trio's mock clock (pytest-trio's ``autojump_clock``), skip the

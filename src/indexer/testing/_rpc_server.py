@@ -120,6 +120,10 @@ class RpcServer:
         calls: Method name -> calls received, counted when the server
             takes a call up (before any latency), whether it is then
             answered or fails.  Each call of a batch counts.
+
+    Several servers may serve one chain, each with its own failures,
+    latency and :meth:`lag`: the way to test a project with several
+    ``rpc`` URLs (failover).
     """
 
     def __init__(self, chain: ScriptedChain, url: str = "") -> None:
@@ -128,9 +132,10 @@ class RpcServer:
         self.calls: collections.Counter[str] = collections.Counter()
         self._failures: dict[str, collections.deque[_Failure]] = {}
         self._latency: dict[str, float] = {}
+        self._lag = 0
         self._methods: dict[str, Callable[[list[Any]], Any]] = {
             "eth_chainId": lambda params: hex(self.chain.chain_id),
-            "eth_blockNumber": lambda params: hex(self.chain.head),
+            "eth_blockNumber": lambda params: hex(self.head),
             "eth_getBlockByNumber": self._get_block_by_number,
             "eth_getBlockByHash": self._get_block_by_hash,
             "eth_getLogs": self._get_logs,
@@ -163,7 +168,30 @@ class RpcServer:
 
         return InProcessTransport(self)
 
+    @property
+    def head(self) -> int:
+        """The head this server serves: the chain's, less its :meth:`lag`."""
+        return max(0, self.chain.head - self._lag)
+
     # -- scripting -------------------------------------------------------
+
+    def lag(self, blocks: int) -> None:
+        """Serve the chain as a node ``blocks`` behind its head would (0: in sync again).
+
+        ``eth_blockNumber`` and the block tags say ``chain.head - blocks``;
+        blocks above that are unknown (``eth_getBlockByNumber`` and
+        ``eth_getBlockByHash`` answer null) and ``eth_getLogs`` answers only
+        up to it, as for any range reaching past the head (geth's clamping).
+        Blocks at or below it are the chain's current ones.  Set while a
+        client runs, it is a node that fell behind: a client that read the
+        higher head before finds blocks it expected missing.
+
+        Raises:
+            ValueError: ``blocks`` is negative.
+        """
+        if blocks < 0:
+            raise ValueError(f"lag must not be negative, got {blocks}")
+        self._lag = blocks
 
     def fail(
         self,
@@ -337,7 +365,7 @@ class RpcServer:
         if value is None:  # an omitted block means the latest, as in geth
             value = "latest"
         if isinstance(value, str) and value in _TAG_DEPTH:
-            return max(0, self.chain.head - _TAG_DEPTH[value])
+            return max(0, self.head - _TAG_DEPTH[value])
         if value == "earliest":
             return 0
         if not _is_hex(value):
@@ -348,7 +376,7 @@ class RpcServer:
         if not 1 <= len(params) <= 2:
             raise _invalid("expected [block, fullTransactions]")
         number = self._block_number(params[0], "block number")
-        if number > self.chain.head:
+        if number > self.head:
             return None
         return _block_json(self.chain.block(number))
 
@@ -358,7 +386,7 @@ class RpcServer:
         if not _is_hex(params[0], 64):
             raise _invalid(f"block hash {params[0]!r} is not 0x followed by 64 hex digits")
         block = self.chain.block_by_hash(params[0])
-        return None if block is None else _block_json(block)
+        return None if block is None or block.number > self.head else _block_json(block)
 
     def _get_logs(self, params: list[Any]) -> list[dict[str, Any]]:
         if len(params) != 1 or not isinstance(params[0], dict):
@@ -378,7 +406,7 @@ class RpcServer:
             if not _is_hex(block_hash, 64):
                 raise _invalid(f"blockHash {block_hash!r} is not 0x followed by 64 hex digits")
             block = chain.block_by_hash(block_hash)
-            if block is None:
+            if block is None or block.number > self.head:
                 raise _RpcError(-32000, "unknown block")
             first = last = block.number
         else:
@@ -386,9 +414,9 @@ class RpcServer:
             last = self._block_number(criteria.get("toBlock"), "toBlock")
             if last < first:
                 raise _invalid(f"toBlock {last} is before fromBlock {first}")
-            if first > chain.head:
+            if first > self.head:
                 return []
-            last = min(last, chain.head)  # geth answers up to the head
+            last = min(last, self.head)  # geth answers up to the head
             limit = chain.max_block_range
             if limit is not None and last - first + 1 > limit:
                 raise _RpcError(-32600, f"block range too large, max is {limit}")
