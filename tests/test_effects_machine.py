@@ -244,7 +244,7 @@ class EffectsMachine(RuleBasedStateMachine):
             fault=self._fault,
             pre_write=self._pre_write,
         )
-        self.effects = EffectCalls(self.store, self.loader, trio.CapacityLimiter(1), self.metrics)
+        self.effects = EffectCalls(self.store, RetryingSession(self.loader), self.metrics)
         self.pending: dict[int, int] = {}  # input -> checkpoint of its unwritten output
         self.processed = committed
         self.cp = committed + 1

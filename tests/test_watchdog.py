@@ -118,10 +118,12 @@ async def test_a_node_that_keeps_failing_is_reported_then_the_run_completes(
 
             async def trouble() -> None:
                 # Once the first blocks are committed, new blocks arrive but
-                # eth_getLogs fails 5 times in a row (0.2 s between attempts:
-                # longer than --stall-seconds, fewer than the client's 8).
+                # eth_getLogs fails 7 times in a row (fewer than the client's
+                # 8 attempts), sleeping up to 0.3 s (jittered) between them:
+                # they last longer than --stall-seconds but for one chance in
+                # thousands (7 uniform draws summing under 0.3 s: 1/5040).
                 await first_part.wait()
-                node.fail("eth_getLogs", 5, kind="http_503")
+                node.fail("eth_getLogs", 7, kind="http_503")
                 chain.advance(30)
 
             nursery.start_soon(trouble)
@@ -130,9 +132,9 @@ async def test_a_node_that_keeps_failing_is_reported_then_the_run_completes(
                 database_url,
                 reporter=report,
                 report_interval=0.02,
-                stall_seconds=0.3,
+                stall_seconds=0.2,
                 metrics=metrics,
-                rpc_tuning={"client_options": {"backoff_base": 0.2, "backoff_cap": 0.2}},
+                rpc_tuning={"client_options": {"backoff_base": 0.3, "backoff_cap": 0.3}},
             )
     stalls = [s for status in statuses for s in status.stalls]
     assert stalls

@@ -112,7 +112,7 @@ async def session(reader: Reader) -> Any:
 async def assert_unchanged(reader: Reader, admin: psycopg.Connection[Any], before: Any) -> None:
     assert snapshot(admin, reader.schema) == before
     _pid, timeout, read_only, path, user, locks = await session(reader)
-    assert (timeout, read_only, path, locks) == ("500ms", "on", reader.schema, 0)
+    assert (timeout, read_only, path, locks) == ("500ms", "on", f'"{reader.schema}", pg_catalog', 0)
     assert user == admin.execute("SELECT current_user").fetchone()[0]  # type: ignore[index]
 
 

@@ -1,4 +1,4 @@
-"""The mutant list: realistic one-line mistakes in store, persist and runtime.
+"""The mutant list: realistic one-line mistakes in store, persist, runtime and the API.
 
 Each mutant replaces ``old`` (which must occur exactly once in ``file``,
 relative to src/indexer; a few lines of context make it unique) with
@@ -25,6 +25,9 @@ CLASSES: dict[str, str] = {
     "frontier": "the committed frontier advanced before COMMIT",
     "retry": "a retry after a lost COMMIT repeating a landed write",
     "capacity": "the capacity rule waiting wrongly (deadlock or unbounded memory)",
+    "outage": "a database path that does not survive a lost connection, or two runs on one schema",
+    "stall": "the stall watchdog silent, or never clearing",
+    "api": "the HTTP API reading across commits, or missing a commit or rollback event",
 }
 
 
@@ -59,6 +62,11 @@ RAW_REORG = "tests/test_raw_events.py::test_raw_events_follow_the_canonical_chai
 EFFECTS = "tests/test_effects.py"
 EFFECT_FAILURES = "tests/test_effects.py::test_row_count_equals_the_table_after_failed_writes"
 RUNTIME = "tests/test_runtime.py"
+OUTAGES = "tests/test_db_outages.py::test_every_connection_killed_again_and_again"
+RUN_LOCK = "tests/test_run_lock.py"
+WATCHDOG = "tests/test_watchdog.py"
+READER = "tests/api/test_reader.py"
+SERVER = "tests/api/test_server.py"
 
 _M = Mutant
 # fmt: off
@@ -311,10 +319,43 @@ MUTANTS: tuple[Mutant, ...] = (
        "EntityTable.forget keeps the filter of evicted ids",
        (STORE, STORE_MACHINE)),
     _M("resume-marks-tables-complete", "complete", "runtime/_startup.py",
-       "table.complete = not await run(table_has_rows, session, table.spec)",
+       "table.complete = not await run(\n            f\"checking table {spec.table}\", functools.partial(table_has_rows, spec=spec)\n        )",
        "table.complete = True",
        "a resumed run treats tables that hold rows as complete",
        (RUNTIME + "::test_write_failure_keeps_last_commit_and_resume_matches",), fast=True),
+    # -- outage: every database path retries; one run per schema
+    _M("loads-not-retried", "outage", "persist/_connection.py",
+       "        if is_transient(exc):\n            raise\n",
+       "",
+       "a load's transient error is wrapped as a DatabaseError, so it is never retried",
+       (OUTAGES,)),
+    _M("run-lock-skipped", "outage", "runtime/_run.py",
+       "                lock_schema_for_run(session.conn, schema)",
+       "                pass",
+       "a second run on the same schema is not refused",
+       (RUN_LOCK,), fast=True),
+    # -- stall
+    _M("stall-never-clears", "stall", "runtime/_watchdog.py",
+       "                if self.stalls.pop(chain, None) is not None:",
+       "                if self.stalls.get(chain) is not None and False:",
+       "a stalled chain stays stalled after it moves again",
+       (WATCHDOG,), fast=True),
+    # -- api
+    _M("api-reads-committed", "api", "api/_reader.py",
+       "conn.isolation_level = IsolationLevel.REPEATABLE_READ",
+       "conn.isolation_level = IsolationLevel.READ_COMMITTED",
+       "an API request's statements see different commits (items and totalCount disagree)",
+       (READER + "::test_a_request_reads_one_snapshot",), fast=True),
+    _M("commit-not-announced", "api", "persist/_changeset.py",
+       "        notify(cur, schema, \"commit\", {c.chain_id: c.block for c in chains})\n",
+       "",
+       "a commit is not announced on /events",
+       (SERVER,)),
+    _M("rollback-not-announced", "api", "persist/_rollback.py",
+       "        notify(cur, schema, \"reorg\", {c: progress[c][0] for c in sorted(moved) if c in progress})\n",
+       "",
+       "a rollback is not announced on /events",
+       (SERVER,)),
     # -- capacity
     _M("capacity-wait-keeps-pending", "capacity", "runtime/_run.py",
        "            await handoff.flush()\n            # The write just handed",

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import psycopg
 import trio
-from psycopg import IsolationLevel
+from psycopg import IsolationLevel, sql
 
 from .._errors import DatabaseError
 from .._redact import redact_url
@@ -86,7 +86,13 @@ class Reader:
         numeric_as_int(conn)
         conn.isolation_level = IsolationLevel.REPEATABLE_READ
         conn.read_only = True
-        conn.execute("SELECT set_config('search_path', %s, false)", (self.schema,))
+        # pg_catalog after the schema, not before (its implicit place): an
+        # entity table named like a catalog (class PgClass -> pg_class) must
+        # be the entity's.
+        conn.execute(
+            "SELECT set_config('search_path', %s, false)",
+            (sql.SQL("{}, pg_catalog").format(sql.Identifier(self.schema)).as_string(None),),
+        )
         conn.commit()
         return conn
 
