@@ -1,20 +1,4 @@
-"""SQL for the GraphQL API: filters, order, keyset cursors, and the statements a field runs.
-
-Filters (``where``), combined by AND within one object:
-
-- ``f: v`` is ``f = v``; ``f: null`` is ``f IS NULL``.
-- ``f_not: v`` is the exact complement of ``f: v``: ``f IS DISTINCT FROM v``
-  (rows where ``f`` is NULL match ``f_not: 5``); ``f_not: null`` is ``f IS NOT NULL``.
-- ``f_in: [...]`` matches a value in the list (a ``null`` item matches NULL;
-  ``[]`` matches nothing); ``f_not_in`` is its exact complement (NULL rows
-  match unless the list holds ``null``; ``[]`` matches everything).
-- ``f_gt``/``f_gte``/``f_lt``/``f_lte`` (int, str, float, bytes) and
-  ``f_contains``/``f_starts_with``/``f_ends_with`` (str) never match NULL;
-  ``null`` as their value is an error (omit the key instead).  The string
-  operators use ``strpos``/``left``/``right``, so ``%``, ``_`` and ``\\`` are
-  plain characters.
-- ``AND: [...]`` holds when all hold (``[]``: true), ``OR: [...]`` when any
-  holds (``[]``: false).  ``null`` for them, or for ``f_in``, is an error.
+"""SQL for the GraphQL list fields: order, keyset cursors, pages, and the single-row reads.
 
 Order: ``orderBy`` (default ``id``) then ``id`` as tie-break, both in
 ``orderDirection``.  NULLs come last in ``asc`` and first in ``desc``
@@ -25,11 +9,13 @@ the ``Index`` indexes usable for ordering; bytes compare byte-wise.
 
 Cursors are base64url JSON ``[orderBy, direction, value, id]`` of a page's
 first or last row; a page ``after`` a cursor holds the rows strictly after
-that key and ``before`` those strictly before it, so a deleted cursor row
-still pages correctly.  ``hasNextPage``/``hasPreviousPage`` are exact: the
-side the page was fetched toward comes from fetching ``limit + 1`` rows, the
-other side (only when there is a cursor on it, and only when selected) from
-one ``EXISTS`` over the matching rows at or beyond the cursor.
+that key and ``before`` those strictly before it (still in the requested
+order), so a deleted cursor row still pages correctly.  A cursor made for
+another orderBy or direction is an error.  ``hasNextPage``/``hasPreviousPage``
+are exact: the side the page was fetched toward comes from fetching
+``limit + 1`` rows, the other side (only when there is a cursor on it, and
+only when selected) from one ``EXISTS`` over the matching rows at or beyond
+the cursor; without a cursor ``hasPreviousPage`` is false.
 
 Every value is a bound parameter with an explicit cast; every identifier
 goes through ``sql.Identifier``.  Tables are named unqualified: the
@@ -43,14 +29,13 @@ import binascii
 import json
 import re
 from dataclasses import dataclass, field
-from decimal import Decimal
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import TYPE_CHECKING, Any
 
 from graphql import GraphQLError
 from psycopg import sql
 from psycopg.rows import dict_row
 
-from .._errors import ConfigError
+from ._gql_filter import TRUE, Frag, bound, check_text, compile_where, fmt
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -62,187 +47,21 @@ if TYPE_CHECKING:
 __all__ = [
     "BIGINT_LIMIT",
     "DEFAULT_LIMIT",
-    "MAX_FILTER_DEPTH",
     "MAX_LIMIT",
     "Page",
     "PagePlan",
-    "check_text",
     "fetch_by_id",
     "fetch_chains",
-    "filter_keys",
     "plan_page",
 ]
 
 DEFAULT_LIMIT = 50
 MAX_LIMIT = 1000
-#: AND/OR nesting allowed in one ``where`` (deeper is an error, not a stack overflow).
-MAX_FILTER_DEPTH = 32
 #: numeric(78,0) bounds every entity int; a BigInt input outside it is an error.
 BIGINT_LIMIT = 10**78
 
-_CAST = {int: "numeric", str: "text", bool: "boolean", bytes: "bytea", float: "float8"}
-_ORDERED = frozenset({int, str, float, bytes})
-_COMPARE = {"gt": ">", "gte": ">=", "lt": "<", "lte": "<="}
 _INT_RE = re.compile(r"-?[0-9]+")
 _HEX_RE = re.compile(r"0x(?:[0-9a-fA-F]{2})*")
-
-
-def filter_keys(spec: EntitySpec) -> dict[str, tuple[FieldSpec, str]]:
-    """The ``where`` keys of an entity: key -> (field, operator).
-
-    Raises:
-        ConfigError: two fields give the same key (``a_not`` beside ``a``) or
-            a field is named ``AND``/``OR``.
-    """
-    keys: dict[str, tuple[FieldSpec, str]] = {}
-    for f in spec.fields:
-        ops = ["eq", "not", "in", "not_in"]
-        if f.py_type in _ORDERED:
-            ops += ["gt", "gte", "lt", "lte"]
-        if f.py_type is str:
-            ops += ["contains", "starts_with", "ends_with"]
-        for op in ops:
-            key = f.name if op == "eq" else f"{f.name}_{op}"
-            if key in keys or key in ("AND", "OR"):
-                other = keys[key][0].name if key in keys else key
-                raise ConfigError(
-                    f"entity {spec.cls.__name__}: the GraphQL filter key {key!r} of field {f.name!r} "
-                    f"clashes with field {other!r}; rename one of them."
-                )
-            keys[key] = (f, op)
-    return keys
-
-
-def check_text(value: str, where: str) -> str:
-    """Refuse strings PostgreSQL text cannot hold (NUL, lone surrogates)."""
-    if "\x00" in value:
-        raise GraphQLError(f"{where}: strings cannot contain NUL (\\u0000).")
-    try:
-        value.encode()
-    except UnicodeEncodeError:
-        raise GraphQLError(f"{where}: the string is not valid Unicode (lone surrogate).") from None
-    return value
-
-
-class _Frag(NamedTuple):
-    """A piece of SQL and its parameters, in placeholder order."""
-
-    sql: sql.SQL | sql.Composed
-    params: tuple[Any, ...] = ()
-
-
-_TRUE = _Frag(sql.SQL("TRUE"))
-_FALSE = _Frag(sql.SQL("FALSE"))
-
-
-def _join(frags: list[_Frag], sep: str, empty: _Frag) -> _Frag:
-    if not frags:
-        return empty
-    if len(frags) == 1:
-        return frags[0]
-    joined = sql.SQL(sep).join(sql.SQL("({})").format(f.sql) for f in frags)
-    return _Frag(joined, tuple(p for f in frags for p in f.params))
-
-
-def _fmt(template: str, *parts: sql.Composable | _Frag) -> _Frag:
-    """``template`` with ``{}`` filled by identifiers/SQL or by fragments (params in order)."""
-    params: list[Any] = []
-    pieces: list[sql.Composable] = []
-    for part in parts:
-        if isinstance(part, _Frag):
-            pieces.append(part.sql)
-            params.extend(part.params)
-        else:
-            pieces.append(part)
-    return _Frag(sql.SQL(template).format(*pieces), tuple(params))
-
-
-def _value(f: FieldSpec, value: Any) -> _Frag:
-    """One bound value, cast to the column's type (psycopg would otherwise guess int sizes)."""
-    if f.py_type is int:
-        value = Decimal(value)  # exact: a Decimal dumps as numeric whatever its size
-    elif f.py_type is float:
-        value = float(value)
-    return _Frag(sql.SQL("{}::{}").format(sql.Placeholder(), sql.SQL(_CAST[f.py_type])), (value,))
-
-
-def _array(f: FieldSpec, values: list[Any]) -> _Frag:
-    if f.py_type is int:
-        values = [Decimal(v) for v in values]
-    elif f.py_type is float:
-        values = [float(v) for v in values]
-    cast = sql.SQL(_CAST[f.py_type] + "[]")
-    return _Frag(sql.SQL("{}::{}").format(sql.Placeholder(), cast), (values,))
-
-
-def _condition(f: FieldSpec, op: str, value: Any, where: str) -> _Frag:
-    col = sql.Identifier(f.name)
-    if op in ("eq", "not"):
-        if value is None:
-            return _fmt("{} IS NULL" if op == "eq" else "{} IS NOT NULL", col)
-        _check_value(f, value, where)
-        if op == "eq":
-            return _fmt("{} = {}", col, _value(f, value))
-        # The complement of `f = v`: NULL rows are "not v" too.
-        return _fmt("{} IS DISTINCT FROM {}" if f.nullable else "{} <> {}", col, _value(f, value))
-    if value is None:
-        raise GraphQLError(f"{where}: null is not allowed here; leave the key out instead.")
-    if op in ("in", "not_in"):
-        items = [v for v in value if v is not None]
-        for i, v in enumerate(items):
-            _check_value(f, v, f"{where}[{i}]")
-        has_null = len(items) != len(value)
-        member = _join(
-            ([_fmt("{} = ANY({})", col, _array(f, items))] if items else [])
-            + ([_fmt("{} IS NULL", col)] if has_null else []),
-            " OR ",
-            _FALSE,
-        )
-        if op == "in":
-            return member
-        # NOT of a NULL membership test would be NULL: say what NULL rows do.
-        if not items:
-            return _fmt("{} IS NOT NULL", col) if has_null else _TRUE
-        outside = _fmt("{} <> ALL({})", col, _array(f, items))
-        if not f.nullable:
-            return outside
-        return _fmt("{} IS NOT NULL AND {}" if has_null else "{} IS NULL OR {}", col, outside)
-    _check_value(f, value, where)
-    if op in _COMPARE:
-        return _fmt("{} " + _COMPARE[op] + " {}", col, _value(f, value))
-    if op == "contains":
-        return _fmt("strpos({}, {}) > 0", col, _value(f, value))
-    side = "left" if op == "starts_with" else "right"
-    length = _Frag(sql.SQL("{}::int").format(sql.Placeholder()), (len(value),))
-    return _fmt(side + "({}, {}) = {}", col, length, _value(f, value))
-
-
-def _check_value(f: FieldSpec, value: Any, where: str) -> None:
-    if f.py_type is str:
-        check_text(value, where)
-
-
-def _compile_where(
-    keys: Mapping[str, tuple[FieldSpec, str]], where: Mapping[str, Any], path: str, depth: int
-) -> _Frag:
-    if depth > MAX_FILTER_DEPTH:
-        raise GraphQLError(f"{path}: AND/OR are nested more than {MAX_FILTER_DEPTH} levels deep.")
-    parts: list[_Frag] = []
-    for key, value in where.items():
-        here = f"{path}.{key}"
-        if key in ("AND", "OR"):
-            if value is None:
-                raise GraphQLError(f"{here}: null is not allowed here; leave the key out instead.")
-            subs = [
-                _compile_where(keys, sub, f"{here}[{i}]", depth + 1) for i, sub in enumerate(value)
-            ]
-            parts.append(
-                _join(subs, " AND ", _TRUE) if key == "AND" else _join(subs, " OR ", _FALSE)
-            )
-        else:
-            f, op = keys[key]  # the schema admits only these keys
-            parts.append(_condition(f, op, value, here))
-    return _join(parts, " AND ", _TRUE)
 
 
 # -- order and cursors -------------------------------------------------------
@@ -331,7 +150,7 @@ class _Order:
         except (ValueError, GraphQLError):
             raise GraphQLError(f"`{arg}` is not a cursor made by this API.") from None
 
-    def beyond(self, key: _Key, *, reverse: bool = False) -> _Frag:
+    def beyond(self, key: _Key, *, reverse: bool = False) -> Frag:
         """Rows strictly after ``key`` in this order (in the reverse order if ``reverse``).
 
         NULL-free wherever the row comes after; it may be NULL (not FALSE) for
@@ -340,21 +159,21 @@ class _Order:
         asc = self.desc == reverse
         cmp, strict_id = (">=", ">") if asc else ("<=", "<")
         rid = sql.Identifier("id")
-        cid = _Frag(sql.SQL("{}::text").format(sql.Placeholder()), (key.id,))
+        cid = Frag(sql.SQL("{}::text").format(sql.Placeholder()), (key.id,))
         if self.field.name == "id":
-            return _fmt("{} " + strict_id + " {}", rid, cid)
+            return fmt("{} " + strict_id + " {}", rid, cid)
         col = sql.Identifier(self.field.name)
         if key.value is None:
             # NULLs are last in asc: after a NULL only NULLs with a later id;
             # first in desc: every non-NULL, and NULLs with an earlier id.
             template = "{} IS NULL AND {} > {}" if asc else "{} IS NOT NULL OR {} < {}"
-            return _fmt(template, col, rid, cid)
-        v = _value(self.field, key.value)
+            return fmt(template, col, rid, cid)
+        v = bound(self.field, key.value)
         # `col >= v` alone narrows an index scan on col; the OR settles ties by id.
         template = "{} " + cmp + " {} AND ({} " + cmp[0] + " {} OR {} " + strict_id + " {})"
-        after = _fmt(template, col, v, col, v, rid, cid)
+        after = fmt(template, col, v, col, v, rid, cid)
         if asc and self.field.nullable:
-            return _fmt("({}) OR {} IS NULL", after, col)
+            return fmt("({}) OR {} IS NULL", after, col)
         return after
 
 
@@ -366,7 +185,7 @@ class PagePlan:
     """A validated list request: everything but the connection."""
 
     spec: EntitySpec
-    where: _Frag
+    where: Frag
     order: _Order
     limit: int
     after: _Key | None
@@ -409,7 +228,7 @@ def plan_page(
     where = args.get("where")
     return PagePlan(
         spec=spec,
-        where=_compile_where(keys, where, "where", 0) if where else _TRUE,
+        where=compile_where(keys, where, "where") if where else TRUE,
         order=order,
         limit=limit,
         after=None if after is None else order.decode(after, "after"),
@@ -446,16 +265,16 @@ class Page:
                 if p.before is not None
                 else p.order.beyond(p.after)
                 if p.after is not None
-                else _TRUE
+                else TRUE
             )
-            query = _fmt(
+            query = fmt(
                 "SELECT {} FROM {} WHERE ({}) AND ({}) ORDER BY {} LIMIT {}",
                 _columns(p.spec),
                 sql.Identifier(p.spec.table),
                 p.where,
                 bound,
                 p.order.sql(reverse=backward),
-                _Frag(sql.Composed([sql.Placeholder()]), (p.limit + 1,)),
+                Frag(sql.Composed([sql.Placeholder()]), (p.limit + 1,)),
             )
             with self.conn.cursor(row_factory=dict_row) as cur:
                 rows = cur.execute(query.sql, query.params).fetchall()
@@ -470,7 +289,7 @@ class Page:
         """Whether a matching row is at ``key`` or past it (in the reverse order if ``reverse``)."""
         if self._other_side is None:
             p = self.plan
-            query = _fmt(
+            query = fmt(
                 "SELECT EXISTS (SELECT FROM {} WHERE ({}) AND ({}) IS NOT TRUE)",
                 sql.Identifier(p.spec.table),
                 p.where,
@@ -506,7 +325,7 @@ class Page:
         """Rows matching ``where``, whatever the cursor and limit."""
         if self._count is None:
             p = self.plan
-            query = _fmt("SELECT count(*) FROM {} WHERE {}", sql.Identifier(p.spec.table), p.where)
+            query = fmt("SELECT count(*) FROM {} WHERE {}", sql.Identifier(p.spec.table), p.where)
             row = self.conn.execute(query.sql, query.params).fetchone()
             self._count = int(row[0]) if row else 0
         return self._count

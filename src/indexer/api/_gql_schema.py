@@ -2,7 +2,7 @@
 
 ``class Holding(Entity)`` gives the object type ``Holding`` (fields named
 exactly as the Python attributes, ``!`` unless ``| None``), the input type
-``HoldingFilter`` (see :mod:`._gql_query` for the operators and their NULL
+``HoldingFilter`` (see :mod:`._gql_filter` for the operators and their NULL
 semantics), ``HoldingPage { items, pageInfo, totalCount }``, and two root
 fields: ``holding(id: String!): Holding`` and ``holdings(where, orderBy,
 orderDirection, limit, after, before): HoldingPage!`` (the class name with a
@@ -55,12 +55,12 @@ from graphql import (
 )
 
 from .._errors import ConfigError
+from ._gql_filter import filter_keys
 from ._gql_query import (
     BIGINT_LIMIT,
     Page,
     fetch_by_id,
     fetch_chains,
-    filter_keys,
     plan_page,
 )
 
