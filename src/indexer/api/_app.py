@@ -43,6 +43,9 @@ __all__ = ["ApiLimits", "build_app"]
 log = logging.getLogger("indexer.api")
 
 _KEEPALIVE_SECONDS = 15.0
+# Queries up to this long parse in well under a millisecond (and are cached):
+# a thread hop would cost more than it saves.
+_INLINE_PARSE_CHARS = 2_000
 
 
 @dataclass(frozen=True)
@@ -136,7 +139,15 @@ class _Api:
             return JSONResponse({"errors": [{"message": "`variables` must be an object"}]}, 400)
         if operation is not None and not isinstance(operation, str):
             return JSONResponse({"errors": [{"message": "`operationName` must be a string"}]}, 400)
-        prepared = self.graphql.prepare(query, variables, operation)
+        if len(query) <= _INLINE_PARSE_CHARS:
+            prepared = self.graphql.prepare(query, variables, operation)
+        else:
+            # Parsing and validating a large document on a cache miss can
+            # take a good part of a second: not on the event loop, which
+            # also runs indexing under run --serve.
+            prepared = await trio.to_thread.run_sync(
+                self.graphql.prepare, query, variables, operation
+            )
         if isinstance(prepared, dict):
             return JSONResponse(prepared, status_code=400)
         result = await self.reader.read(lambda conn: self.graphql.execute(conn, prepared))
