@@ -19,9 +19,27 @@ import psycopg
 import pytest
 import trio
 
-from indexer import DatabaseError, Metrics, RunOptions, load_config, load_handlers, run_project
-from indexer.testing import start_embedded
+from indexer import (
+    DatabaseError,
+    Metrics,
+    RunOptions,
+    RunSummary,
+    load_config,
+    load_handlers,
+    run_project,
+)
+from indexer.testing import open_rpc_server, start_embedded
 
+from ._chains import (
+    CommitWatch,
+    expected,
+    framework_rows,
+    make_rpc_project,
+    replace_logs,
+    run,
+    scripted_chain,
+    tables,
+)
 from ._projects import expected_balances, leaf, make_project, raised, table_rows
 
 if TYPE_CHECKING:
@@ -182,3 +200,60 @@ async def test_an_outage_past_the_retry_time_fails_and_the_next_run_resumes(
     assert progress is not None
     await _run(project, server.url, _options(Metrics()))
     assert table_rows(server.url, schema) == expected_balances()
+
+
+@pytest.mark.parametrize("step", ["rollback", "commit"])
+async def test_following_a_reorging_chain_through_restarts_and_killed_rollbacks(
+    tmp_path: Path, server: PrivateServer, step: str
+) -> None:
+    """The same while following a live chain: a rollback whose connection is killed (before
+    its work, or before its COMMIT) is retried as a whole and happens exactly once; a restart
+    between writes is ridden out."""
+    chain, rng = scripted_chain(31, head=30)
+    schema = f"follow_{step}_{os.getpid()}"
+    steps: list[str] = []
+    killed: list[int] = []
+
+    def fault(name: str) -> None:
+        # Runs in the writer's thread, on the transaction's own connection.
+        steps.append(name)
+        if name == step and "rollback" in steps and not killed:
+            killed.append(server.kill_indexer_connections())
+        if name == "entities" and steps.count("entities") == 4:
+            server.pg_ctl("restart")
+
+    async with open_rpc_server(chain) as node:
+        project = make_rpc_project(tmp_path, schema, node.url, end_block=60, max_reorg_depth=10)
+        watch = CommitWatch()
+        async with trio.open_nursery() as nursery:
+            done: list[RunSummary] = []
+
+            async def indexer() -> None:
+                done.append(
+                    await run(
+                        project,
+                        server.url,
+                        reporter=watch,
+                        report_interval=0.01,
+                        fault=fault,
+                        db_retry_seconds=30,
+                    )
+                )
+
+            nursery.start_soon(indexer)
+            for depth in (3, 5):
+                await watch.wait_for(chain.head)
+                chain.reorg(depth, replace_logs(rng, chain, depth))
+                chain.advance(5, {n: [] for n in range(chain.head + 1, chain.head + 6)})
+            await watch.wait_for(chain.head)
+            chain.advance(60 - chain.head)
+    (summary,) = done
+    assert killed
+    assert killed[0] >= 1
+    assert steps.count("rollback") >= 3  # two rollbacks, the first one twice
+    assert len(summary.rollbacks) == 2  # each done exactly once
+    assert tables(server.url, schema) == expected(chain, 60)
+    cps = framework_rows(
+        server.url, schema, "SELECT id, block_number FROM {}._indexer_checkpoints ORDER BY id"
+    )
+    assert [i for i, _b in cps] == list(range(cps[0][0], cps[0][0] + len(cps)))
