@@ -107,9 +107,9 @@ class RetryingSession:
                 if elapsed >= self.retry.seconds:
                     raise DatabaseError(
                         f"{what} failed {attempt} times over {elapsed:.1f}s with transient database errors; "
-                        f"giving up (the limit is {self.retry.seconds:g}s). Last error: "
-                        f"{type(exc).__name__}: {str(exc).strip()}. Nothing of it was committed; "
-                        f"`indexer run` resumes from the last committed checkpoint."
+                        f"giving up (the limit is {self.retry.seconds:g}s, --db-retry-seconds). Last error: "
+                        f"{type(exc).__name__}: {str(exc).strip()}. The database keeps its last commit "
+                        f"and `indexer run` resumes from there once PostgreSQL is back."
                     ) from exc
                 self.retries += 1
                 self.attempt = attempt + 1
@@ -174,8 +174,9 @@ async def open_session(open_fn: Callable[[], Session], retry: RetryPolicy) -> Se
             if elapsed >= retry.seconds:
                 raise DatabaseError(
                     f"opening a database connection failed {attempt} times over {elapsed:.1f}s "
-                    f"with transient errors; giving up (the limit is {retry.seconds:g}s). Last error: "
-                    f"{type(exc).__name__}: {str(exc).strip()}"
+                    f"with transient errors; giving up (the limit is {retry.seconds:g}s, --db-retry-seconds). "
+                    f"Last error: {type(exc).__name__}: {str(exc).strip()}. Check that PostgreSQL is up; "
+                    f"`indexer run` resumes from the last commit."
                 ) from exc
             delay = retry.delay(attempt)
             log.warning(
