@@ -19,6 +19,7 @@ The reference is a plain fold over the scripted chain's logs.
 from __future__ import annotations
 
 import itertools
+import math
 import shutil
 import tempfile
 from dataclasses import dataclass
@@ -134,6 +135,8 @@ def run_plan(plan: Plan, url: str) -> tuple[str, PacedTransport]:
         gate = Gate(plan.holds)
         transport = PacedTransport(RpcServer(chain).transport(), plan.dry)
         options = RunOptions(
+            # No watchdog: its periodic check would hide a hang from drive_clock.
+            stall_seconds=math.inf,
             database_url=url,
             reset=True,
             handle_signals=False,

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import itertools
+import math
 import random
 import shutil
 import tempfile
@@ -79,6 +80,8 @@ def _run(
     """Run ``project`` to its end under the driven clock; ``beside`` runs in the same nursery."""
     transport = PacedTransport(RpcServer(chain).transport())
     run_options = RunOptions(
+        # No watchdog: its periodic check would hide a hang from drive_clock.
+        stall_seconds=math.inf,
         database_url=url,
         reset=True,
         handle_signals=False,

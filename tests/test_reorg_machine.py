@@ -31,6 +31,7 @@ the interleaving a schedule makes replays exactly.
 from __future__ import annotations
 
 import dataclasses
+import math
 import random
 import shutil
 import tempfile
@@ -273,6 +274,8 @@ class ReorgMachine(RuleBasedStateMachine):
         transport = PacedTransport(RpcServer(self.chain).transport())
         client = {"transport": transport, "backoff_base": 0.01, "backoff_cap": 0.05}
         options = RunOptions(
+            # No watchdog: its periodic check would hide a hang from drive_clock.
+            stall_seconds=math.inf,
             database_url=self.url,
             reset=self.reset_next,
             handle_signals=False,

@@ -29,9 +29,12 @@ async def test_a_second_run_on_the_same_schema_is_refused(
                 lambda: run(project, database_url, reporter=watch, report_interval=0.01)
             )
             await watch.wait_for(20)
+            # A second project on the same schema, which would otherwise end at
+            # once (block 20 is committed): refused, whether it resets or not.
+            second = make_rpc_project(tmp_path, schema, node.url, end_block=20, name="second")
             for reset in (False, True):
                 with raised(AlreadyRunningError, match=f"already indexing schema '{schema}'"):
-                    await run(project, database_url, reset=reset)
+                    await run(second, database_url, reset=reset)
             nursery.cancel_scope.cancel()
         # The refused runs changed nothing; the lock went with the first run.
         assert tables(database_url, schema) == expected(chain, 20)

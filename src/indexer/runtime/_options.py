@@ -79,7 +79,7 @@ class RunOptions:
     # How long the writer keeps retrying transient database errors.
     db_retry_seconds: float = DEFAULT_RETRY_SECONDS
     # A chain whose committed block stands still this long while it has
-    # blocks to index is reported as stalled (see _watchdog.py).
+    # blocks to index is reported as stalled (see _watchdog.py); inf: off.
     stall_seconds: float = DEFAULT_STALL_SECONDS
 
 

@@ -11,6 +11,7 @@ it never cancels anything (the retry limits and timeouts do that).
 from __future__ import annotations
 
 import logging
+import math
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -125,9 +126,13 @@ class Watchdog:
             self.stalls[chain] = stall
 
     async def serve(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
-        """Check every few seconds until cancelled."""
-        interval = max(0.01, min(5.0, self.stall_seconds / 4))
+        """Check every few seconds until cancelled (never, if ``stall_seconds`` is infinite)."""
         task_status.started()
+        if math.isinf(self.stall_seconds):
+            # Off: no periodic deadline at all (tests that drive a mock clock
+            # detect a hang as "no deadline left").
+            return
+        interval = max(0.01, min(5.0, self.stall_seconds / 4))
         while True:
             self.check(trio.current_time())
             await trio.sleep(interval)
