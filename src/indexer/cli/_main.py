@@ -37,6 +37,8 @@ from ..runtime import (
     run_project,
     target_from_env,
 )
+from ._codegen import write_types
+from ._init import add_codegen_parser, add_init_parser, run_codegen, run_init
 from ._progress import LineReporter, LiveReporter
 from ._serve import add_serve_flags, api_options, run_and_serve, serve_until_stopped
 
@@ -96,6 +98,8 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("project", type=Path, help="project directory (holds indexer.yaml)")
     serve.add_argument("--debug", action="store_true", help="show tracebacks and debug logs")
     add_serve_flags(serve)
+    add_init_parser(sub)
+    add_codegen_parser(sub)
     return p
 
 
@@ -119,6 +123,8 @@ def _leaf(exc: BaseException) -> BaseException:
 def main(argv: list[str] | None = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
+    if args.command in ("init", "codegen"):
+        return _scaffold(args)
     if not getattr(args, "db_retry_seconds", 0.0) >= 0:
         parser.error("--db-retry-seconds must be a number >= 0")
     if not getattr(args, "stall_seconds", 1.0) > 0:
@@ -168,6 +174,18 @@ def main(argv: list[str] | None = None) -> int:
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
 
 
+def _scaffold(args: argparse.Namespace) -> int:
+    """``init`` and ``codegen``: no database, no signals to note, the same error paragraph."""
+    logging.basicConfig(level=logging.DEBUG if args.debug else logging.WARNING, stream=sys.stderr)
+    try:
+        return run_init(args) if args.command == "init" else run_codegen(args)
+    except IndexerError as exc:
+        if args.debug:
+            log.exception("indexer %s failed", args.command)
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+
+
 _EARLY_SIGNALS: list[int] = []
 
 
@@ -205,6 +223,8 @@ def _tune_gc() -> None:
 
 def _run(args: argparse.Namespace) -> int:
     config = load_config(args.project)
+    if args.command == "run":
+        _regenerate(config)
     handlers = load_handlers(config)
     if args.command == "serve":
         url = resolve_database(config, None)
@@ -271,6 +291,13 @@ def _run(args: argparse.Namespace) -> int:
     if handlers.report is not None and not summary.stopped:
         _call_report(handlers.report, summary, config.schema, args.db_retry_seconds)
     return 0
+
+
+def _regenerate(config: Any) -> None:
+    """Rewrite the project's generated types (if it has them) when the config changed."""
+    written = write_types(config, only_if_present=True)
+    if written is not None:
+        log.info("codegen: the config changed; rewrote %s", written)
 
 
 def _print_summary(s: RunSummary) -> None:
