@@ -441,3 +441,64 @@ def test_init_refusals_are_clear(tmp_path: Path) -> None:
     assert "--abi is required" in _fails("init", str(new), "--file", str(LOGS))
     assert "--rpc URL or --file PATH is required" in _fails("init", str(new), "--abi", str(abi))
     assert not new.exists()
+
+
+# -- on a terminal: prompts --------------------------------------------------------------
+
+
+def test_on_a_terminal_init_asks_for_what_the_flags_leave_out(tmp_path: Path) -> None:
+    import pty
+    import select
+    import time
+
+    abi = tmp_path / "erc20.txt"
+    abi.write_text(ERC20_SIGNATURES)
+    project = tmp_path / "asked"
+    answers = [
+        (b"ABI file", f"{abi}\n".encode()),
+        (b"Contract name", b"\n"),  # the default, from the file name
+        (b"addresses", f"{TOKEN.upper().replace('0X', '0x')}\n".encode()),
+        (b"'file'", b"file\n"),
+        (b"Log file", f"{LOGS}\n".encode()),
+        (b"Chain id", b"\n"),
+        (b"Start block", f"{FIRST_BLOCK}\n".encode()),
+    ]
+    # A pseudo-terminal as stdin/stdout (no fork of this multi-threaded process).
+    fd, terminal = pty.openpty()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "indexer", "init", str(project)],
+        stdin=terminal,
+        stdout=terminal,
+        stderr=terminal,
+        start_new_session=True,
+    )
+    os.close(terminal)
+    seen = b""
+    deadline = time.monotonic() + 60
+    try:
+        while time.monotonic() < deadline and proc.poll() is None:
+            ready, _, _ = select.select([fd], [], [], 0.5)
+            if not ready:
+                continue
+            try:
+                chunk = os.read(fd, 4096)
+            except OSError:  # the child closed the terminal
+                break
+            seen += chunk
+            while answers and answers[0][0] in seen:
+                question, answer = answers.pop(0)
+                seen = seen.replace(question, b"", 1)
+                os.write(fd, answer)
+        status = proc.wait(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        os.close(fd)
+    assert answers == [], seen.decode(errors="replace")
+    assert status == 0, seen.decode(errors="replace")
+    config = (project / "indexer.yaml").read_text()
+    assert "- name: Erc20\n" in config
+    assert f'- "{TOKEN}"' in config
+    assert f"start_block: {FIRST_BLOCK}\n" in config
+    assert "  - id: 1\n" in config
