@@ -22,6 +22,7 @@ import pytest
 from psycopg import sql
 
 from indexer.cli._dev import watch_filter
+from indexer.testing import open_rpc_server
 
 from ._projects import FIRST_BLOCK, LAST_BLOCK, LOGS
 
@@ -211,3 +212,23 @@ def test_a_reset_keeping_caches_keeps_only_the_effect_tables(
             sql.SQL("SELECT k FROM {}").format(sql.Identifier(schema, "_indexer_effect_price"))
         ).fetchall()
         assert rows == [("cached",)]
+
+
+async def test_a_run_reset_keeping_caches_calls_no_cached_effect_again(
+    tmp_path: Path, database_url: str, schema: str
+) -> None:
+    from ._chains import TOKENS, scripted_chain
+    from .test_effects import cache_rows, handlers_source, project_with, run_counting
+
+    chain, _rng = scripted_chain(31, head=40)
+    async with open_rpc_server(chain) as server:
+        project = project_with(tmp_path, schema, server.url, 20, handlers_source())
+        calls, _ = await run_counting(project, database_url)
+        assert calls["label"] == len(TOKENS)
+        # What each dev reload does: --reset --keep-caches.
+        calls, _ = await run_counting(project, database_url, reset=True, keep_caches=True)
+        assert calls["label"] == 0  # every output came from the kept cache
+        assert cache_rows(database_url, schema) == len(TOKENS)
+        # A plain --reset drops the cache with the rest.
+        calls, _ = await run_counting(project, database_url, reset=True)
+        assert calls["label"] == len(TOKENS)
