@@ -187,6 +187,22 @@ async def test_init_on_the_scripted_rpc_chain_fills_the_chain_id_and_runs(
     )
     project = projects / _name("rpc")
     async with open_rpc_server(chain) as server:
+        wrong = await trio.to_thread.run_sync(
+            lambda: indexer(
+                "init",
+                str(project),
+                "--abi",
+                str(signatures),
+                "--rpc",
+                server.url,
+                "--chain-id",
+                "1",
+            )
+        )
+        assert wrong.returncode == 1
+        assert "--chain-id 1 does not match the node" in wrong.stderr
+        assert "eth_chainId is 137" in wrong.stderr
+        assert not project.exists()
         out = await trio.to_thread.run_sync(
             lambda: indexer(
                 "init",
@@ -436,6 +452,11 @@ def test_init_refusals_are_clear(tmp_path: Path) -> None:
     assert "cannot reach the RPC URL" in err
     assert "eth_chainId" in err
     assert "secret" not in err
+
+    same_names = tmp_path / "same.txt"
+    same_names.write_text("event Set(uint256 x)\nevent Set(int256 x)\n")
+    err = _fails("init", str(new), "--abi", str(same_names), "--file", str(LOGS))
+    assert "Set(uint256) and Set(int256) have the same parameter names" in err
 
     # stdin is not a terminal: never asks, names the missing flag.
     assert "--abi is required" in _fails("init", str(new), "--file", str(LOGS))
