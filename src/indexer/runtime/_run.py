@@ -132,6 +132,7 @@ class _Runner:
             start_blocks=starts,
             cached_effects=[e.name for e in self.handlers.effects if e.cache],
             reset=opts.reset,
+            keep_caches=opts.keep_caches,
         )
         routes = {c.id: build_routes(c, self.handlers.handlers) for c in config.chains}
         logger = logging.getLogger(f"indexer.project.{config.name}")

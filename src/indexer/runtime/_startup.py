@@ -47,6 +47,7 @@ async def start_from_database(
     start_blocks: Mapping[int, int],
     cached_effects: Sequence[str] = (),
     reset: bool = False,
+    keep_caches: bool = False,
 ) -> StartState:
     """Create (or, with ``reset``, recreate) the schema and set ``store`` from it.
 
@@ -63,7 +64,10 @@ async def start_from_database(
 
     schema = db.session.schema
     if reset:
-        await run("dropping the schema (--reset)", lambda s: drop_schema(s.conn, schema))
+        await run(
+            "dropping the schema (--reset)",
+            lambda s: drop_schema(s.conn, schema, keep_caches=keep_caches),
+        )
     specs = [t.spec for t in store.tables.values()]
     await run(
         "creating or checking the schema",

@@ -1,0 +1,234 @@
+"""``indexer dev``, as a real process editing real files.
+
+The project comes from ``indexer init`` on the shared mainnet log file (51
+blocks: one run takes about a second).  The waits are generous "within N
+seconds" polls of the database and the output: they only fail when a reload
+does not happen at all.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from typing import TYPE_CHECKING
+
+import httpx
+import psycopg
+import pytest
+from psycopg import sql
+
+from indexer.cli._dev import watch_filter
+from indexer.testing import open_rpc_server
+
+from ._projects import FIRST_BLOCK, LAST_BLOCK, LOGS
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterator
+    from pathlib import Path
+
+SIGNATURES = (
+    "event Transfer(address indexed from, address indexed to, uint256 value)\n"
+    "event Approval(address indexed owner, address indexed spender, uint256 value)\n"
+)
+TRANSFERS = 7430
+WAIT = 60.0  # seconds; a reload takes about two
+
+
+class Dev:
+    """``indexer dev`` in a child process, its output collected line by line."""
+
+    def __init__(self, *args: str, env: dict[str, str]) -> None:
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "indexer", "dev", *args],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            env={**os.environ, **env},
+        )
+        self.lines: list[str] = []
+        self.reader = threading.Thread(target=self._read, daemon=True)
+        self.reader.start()
+
+    def _read(self) -> None:
+        assert self.proc.stdout is not None
+        for line in self.proc.stdout:
+            self.lines.append(line.rstrip("\n"))
+
+    @property
+    def output(self) -> str:
+        return "\n".join(self.lines)
+
+    def wait_for(self, what: str, check: Callable[[], bool], after: int = 0) -> None:
+        deadline = time.monotonic() + WAIT
+        while time.monotonic() < deadline:
+            if check():
+                return
+            assert self.proc.poll() is None, f"dev exited while waiting for {what}:\n{self.output}"
+            time.sleep(0.2)
+        pytest.fail(f"not within {WAIT:.0f}s: {what}\n{self.output}")
+
+    def text_after(self, mark: int) -> str:
+        return "\n".join(self.lines[mark:])
+
+
+def _count(url: str, schema: str, where: str) -> int:
+    try:
+        with psycopg.connect(url) as conn:
+            row = conn.execute(
+                sql.SQL("SELECT count(*) FROM {} WHERE " + where).format(
+                    sql.Identifier(schema, "erc20_transfer")
+                )
+            ).fetchone()
+    except psycopg.Error:
+        return -1  # between a reset and the next commit
+    assert row is not None
+    return int(row[0])
+
+
+@pytest.fixture
+def project(tmp_path: Path, database_url: str) -> Iterator[Path]:
+    abi = tmp_path / "erc20.txt"
+    abi.write_text(SIGNATURES)
+    path = tmp_path / f"dev_{os.getpid()}"
+    made = subprocess.run(
+        [
+            *(sys.executable, "-m", "indexer", "init", str(path), "--abi", str(abi)),
+            *("--contract", "ERC20", "--file", str(LOGS)),
+            *("--start-block", str(FIRST_BLOCK), "--end-block", str(LAST_BLOCK)),
+        ],
+        capture_output=True,
+        text=True,
+        stdin=subprocess.DEVNULL,
+        timeout=120,
+    )
+    assert made.returncode == 0, made.stderr
+    yield path
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        conn.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(path.name)))
+
+
+def test_dev_reloads_on_edits_survives_broken_ones_and_keeps_serving(
+    project: Path, database_url: str
+) -> None:
+    schema = project.name
+    handlers = project / "handlers.py"
+    original = handlers.read_text()
+    marker = "transaction_hash=event.transaction_hash,"
+    assert original.count(marker) == 2
+    dev = Dev(str(project), "--serve", "--port", "0", env={"INDEXER_DATABASE_URL": database_url})
+    try:
+        dev.wait_for("the first run", lambda: _count(database_url, schema, "true") == TRANSFERS)
+        serving = next(line for line in dev.lines if line.startswith("dev: serving"))
+        base = serving.split(" on ", 1)[1].split(" ", 1)[0]
+        assert httpx.get(f"{base}/health", timeout=10).status_code == 200
+
+        # 1. An edit: the Transfer handler stores another transaction_hash.
+        handlers.write_text(original.replace(marker, 'transaction_hash="edited",', 1))
+        dev.wait_for(
+            "the edited handler's results",
+            lambda: _count(database_url, schema, "transaction_hash = 'edited'") == TRANSFERS,
+        )
+        assert httpx.get(f"{base}/health", timeout=10).status_code == 200  # same server
+
+        # 2. A syntax error: shown with file and line; dev mode waits.
+        mark = len(dev.lines)
+        handlers.write_text(original + "\ndef broken(:\n")
+        dev.wait_for("the syntax error", lambda: "SyntaxError" in dev.text_after(mark))
+        dev.wait_for("waiting", lambda: "waiting for a change" in dev.text_after(mark))
+        shown = dev.text_after(mark)
+        assert "handlers.py" in shown
+        assert "line " in shown
+
+        # 3. A handler that raises: the error paragraph names the handler's file and line.
+        mark = len(dev.lines)
+        raising = original.replace("    p = event.params\n", "    p = event.params\n    1 / 0\n", 1)
+        handlers.write_text(raising)
+        dev.wait_for("the handler error", lambda: "ZeroDivisionError" in dev.text_after(mark))
+        dev.wait_for("waiting", lambda: "waiting for a change" in dev.text_after(mark))
+        assert "handlers.py" in dev.text_after(mark)
+        assert dev.proc.poll() is None
+
+        # 4. The fix: new results again, and the API answered throughout.
+        handlers.write_text(original.replace(marker, 'transaction_hash="fixed",', 1))
+        dev.wait_for(
+            "the fixed handler's results",
+            lambda: _count(database_url, schema, "transaction_hash = 'fixed'") == TRANSFERS,
+        )
+        response = httpx.get(f"{base}/status", timeout=10)
+        assert response.status_code == 200, response.text
+
+        # Ctrl+C: the run (if any) flushes, dev mode exits 0.
+        dev.proc.send_signal(signal.SIGINT)
+        assert dev.proc.wait(timeout=WAIT) == 0, dev.output
+    finally:
+        if dev.proc.poll() is None:
+            dev.proc.kill()
+            dev.proc.wait()
+        dev.reader.join(timeout=10)
+        assert dev.proc.stdout is not None
+        dev.proc.stdout.close()
+
+
+def test_the_watch_filter_takes_code_and_config_only(tmp_path: Path) -> None:
+    accept = watch_filter(tmp_path)
+    yes = ["handlers.py", "helpers/math.py", "indexer.yaml", "abis/Token.json"]
+    no = [
+        "indexer_types.py",  # generated: dev writes it itself
+        "tests/test_handlers.py",
+        ".indexer/pgdata/postgresql.conf",
+        "__pycache__/handlers.cpython-311.pyc",
+        "README.md",
+        ".handlers.py.swp",
+    ]
+    assert [p for p in yes if not accept(None, str(tmp_path / p))] == []
+    assert [p for p in no if accept(None, str(tmp_path / p))] == []
+
+
+def test_a_reset_keeping_caches_keeps_only_the_effect_tables(
+    database_url: str, schema: str
+) -> None:
+    from indexer.persist import drop_schema
+
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        conn.execute(sql.SQL("CREATE SCHEMA {}").format(sql.Identifier(schema)))
+        for table in ("account", "_indexer_state", "_indexer_effect_price", "_indexerXeffect_x"):
+            conn.execute(sql.SQL("CREATE TABLE {} (k text)").format(sql.Identifier(schema, table)))
+        conn.execute(
+            sql.SQL("INSERT INTO {} VALUES ('cached')").format(
+                sql.Identifier(schema, "_indexer_effect_price")
+            )
+        )
+        drop_schema(conn, schema, keep_caches=True)
+        left = conn.execute(
+            "SELECT tablename FROM pg_tables WHERE schemaname = %s", (schema,)
+        ).fetchall()
+        assert left == [("_indexer_effect_price",)]
+        rows = conn.execute(
+            sql.SQL("SELECT k FROM {}").format(sql.Identifier(schema, "_indexer_effect_price"))
+        ).fetchall()
+        assert rows == [("cached",)]
+
+
+async def test_a_run_reset_keeping_caches_calls_no_cached_effect_again(
+    tmp_path: Path, database_url: str, schema: str
+) -> None:
+    from ._chains import TOKENS, scripted_chain
+    from .test_effects import cache_rows, handlers_source, project_with, run_counting
+
+    chain, _rng = scripted_chain(31, head=40)
+    async with open_rpc_server(chain) as server:
+        project = project_with(tmp_path, schema, server.url, 20, handlers_source())
+        calls, _ = await run_counting(project, database_url)
+        assert calls["label"] == len(TOKENS)
+        # What each dev reload does: --reset --keep-caches.
+        calls, _ = await run_counting(project, database_url, reset=True, keep_caches=True)
+        assert calls["label"] == 0  # every output came from the kept cache
+        assert cache_rows(database_url, schema) == len(TOKENS)
+        # A plain --reset drops the cache with the rest.
+        calls, _ = await run_counting(project, database_url, reset=True)
+        assert calls["label"] == len(TOKENS)
