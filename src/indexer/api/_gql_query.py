@@ -336,11 +336,22 @@ def fetch_by_id(
 ) -> dict[str, Any] | None:
     """One entity row by primary key, or None."""
     check_text(row_id, "`id`")
-    query = sql.SQL("SELECT {} FROM {} WHERE {} = %s::text").format(
-        _columns(spec), sql.Identifier(spec.table), sql.Identifier("id")
-    )
+    key = (spec.table, tuple(f.name for f in spec.fields))
+    query = _BY_ID.get(key)
+    if query is None:
+        # Rendered once per table: composing it took ~65 µs a lookup, a
+        # quarter of the whole by-id request, and an identical text lets
+        # psycopg prepare it on the server after a few uses.
+        query = _BY_ID[key] = (
+            sql.SQL("SELECT {} FROM {} WHERE {} = %s::text")
+            .format(_columns(spec), sql.Identifier(spec.table), sql.Identifier("id"))
+            .as_bytes(conn)
+        )
     with conn.cursor(row_factory=dict_row) as cur:
         return cur.execute(query, (row_id,)).fetchone()
+
+
+_BY_ID: dict[tuple[str, tuple[str, ...]], bytes] = {}
 
 
 def fetch_chains(conn: psycopg.Connection[Any]) -> list[dict[str, Any]]:

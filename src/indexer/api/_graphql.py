@@ -50,6 +50,7 @@ from graphql.language import SKIP, ArgumentNode, VisitorAction
 from graphql.utilities import validate_input_literal
 from graphql.validation import ValuesOfCorrectTypeRule
 
+from ._gql_fast import ByIdPlan, plan_by_id, run_by_id
 from ._gql_schema import GqlContext, build_schema
 
 if TYPE_CHECKING:
@@ -80,6 +81,8 @@ class Prepared:
     document: DocumentNode
     variables: dict[str, Any] | None
     operation_name: str | None
+    # Set for a plain by-id document: answered without the general executor.
+    by_id: ByIdPlan | None = None
 
 
 def _errors(*messages: str) -> dict[str, Any]:
@@ -224,6 +227,7 @@ class GraphQLService:
         max_body_bytes: int = 100_000,
     ) -> None:
         self.schema = build_schema(specs)
+        self._by_field = {s.cls.__name__[0].lower() + s.cls.__name__[1:]: s for s in specs}
         self.max_depth = max_depth
         self.max_aliases = max_aliases
         self.max_body_bytes = max_body_bytes
@@ -253,7 +257,8 @@ class GraphQLService:
             return _errors("The query has several operations: choose one with `operationName`.")
         if operation.operation is not OperationType.QUERY:
             return _errors("Only queries are supported (no mutations or subscriptions).")
-        return Prepared(checked, variables, operation_name)
+        plan = plan_by_id(self.schema, self._by_field, checked, operation_name)
+        return Prepared(checked, variables, operation_name, plan)
 
     def _document(self, query: str) -> DocumentNode | list[GraphQLError]:
         with self._lock:
@@ -331,6 +336,10 @@ class GraphQLService:
         connection) is re-raised as it is, for the caller to map: the
         transaction is aborted and nothing further could run on it.
         """
+        if prepared.by_id is not None:
+            fast = run_by_id(conn, prepared.by_id, prepared.variables)
+            if fast is not None:
+                return fast
         result = execute_sync(
             self.schema,
             prepared.document,
