@@ -1,0 +1,77 @@
+"""The API benchmark in smoke mode: it runs end to end and every scenario was answered correctly.
+
+A benchmark is not a test: nothing here looks at a time beyond "positive".  This checks
+that ``bench/api.py --smoke`` (tiny sizes, one repetition) exits 0, that every query ran
+at every client count with answers and no errors (the load generator checks the answers
+it parses: the id asked for, pages ordered and of the token asked), that the indexing
+pair ran with the API loaded, and that the report was written.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from typing import TYPE_CHECKING
+
+import pytest
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+CLIENTS = [1, 16, 64]
+
+
+@pytest.mark.slow
+def test_bench_api_smoke(database_url: str, schema: str, tmp_path: Path, repo_root: Path) -> None:
+    results_dir = tmp_path / "results"
+    out = subprocess.run(
+        [
+            sys.executable,
+            str(repo_root / "bench" / "api.py"),
+            "--smoke",
+            "--url",
+            database_url,
+            "--schema",
+            schema,
+            "--work-dir",
+            str(tmp_path / "work"),
+            "--results-dir",
+            str(results_dir),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert out.returncode == 0, out.stdout[-4000:] + out.stderr[-4000:]
+    results = json.loads((results_dir / "api.json").read_text())
+    assert (results_dir / "api.md").read_text().startswith("# API benchmark")
+    assert results["smoke"] is True
+    assert results["errors"] == []
+    assert results["data"]["rows"] == 5_000
+
+    ran = {(r["kind"], r["clients"]) for r in results["scenarios"]}
+    assert ran == {(kind, c) for kind in ("by_id", "page") for c in CLIENTS}
+    for r in results["scenarios"]:
+        assert r["requests"] > 0, r["name"]
+        assert r["errors"] == 0, (r["name"], r["error_samples"])
+        assert r["verified"] > 0, r["name"]  # smoke parses and checks every answer
+        assert r["requests_per_second"] > 0
+        assert 0 < r["latency_ms"]["p50"] <= r["latency_ms"]["p99"] <= r["latency_ms"]["max"]
+    assert len(results["scenario_summary"]) == len(ran)
+
+    runs = results["indexing"]["runs"]
+    assert sorted(r["variant"] for r in runs) == ["alone", "loaded"]
+    for run in runs:
+        assert run["ok"], run.get("error")
+        assert run["events"] == results["indexing"]["file"]["events"]
+    assert results["indexing"]["tables_equal"] is True
+    (loaded,) = (r["load"] for r in runs if r["variant"] == "loaded")
+    assert loaded["errors"] == 0
+    for kind in ("by_id", "page"):
+        assert loaded["kinds"][kind]["requests"] > 0, kind
+        assert loaded["kinds"][kind]["verified"] > 0, kind
+    summary = results["indexing_summary"]
+    assert summary["loaded_over_alone"]["n"] == 1
+    assert {t["target"].split()[0] for t in results["targets"]} == {"≥", "p99", "indexing"}
