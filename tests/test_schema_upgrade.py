@@ -39,3 +39,21 @@ def test_chains_table_without_head_block_gains_it(database_url: str, schema: str
 def test_no_chains_table_reads_as_none(database_url: str, schema: str) -> None:
     with psycopg.connect(database_url, autocommit=True) as conn:
         assert read_chain_rows(conn, schema) is None
+
+
+def test_checking_an_existing_schema_does_not_lock_out_readers(
+    database_url: str, schema: str
+) -> None:
+    """A run's start-up must not block /status readers (nor they it) on a current schema."""
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        create_schema(conn, schema, [], {1: 5})
+    with (
+        psycopg.connect(database_url, autocommit=True) as starting,
+        psycopg.connect(database_url, autocommit=True) as reader,
+    ):
+        reader.execute("SET lock_timeout = '1s'")
+        # The start-up check with its transaction still open (held open here
+        # by an outer one, as a slow network would hold it before COMMIT).
+        with starting.transaction():
+            create_schema(starting, schema, [], {1: 5})
+            assert read_chain_rows(reader, schema) == {}  # LockNotAvailable if it locked the table

@@ -119,12 +119,23 @@ def create_schema(
                 " progress_block bigint NOT NULL, events_processed bigint NOT NULL, head_block bigint)"
             ).format(_ident(schema, FRAMEWORK_PREFIX + "chains"))
         )
-        # Added after layout 2 shipped: older schemas gain it in place.
-        conn.execute(
-            sql.SQL("ALTER TABLE {} ADD COLUMN IF NOT EXISTS head_block bigint").format(
-                _ident(schema, FRAMEWORK_PREFIX + "chains")
+        # Added after layout 2 shipped: older schemas gain it in place.  Only
+        # then: ALTER TABLE takes an ACCESS EXCLUSIVE lock even when the
+        # column exists, and held to the end of this transaction it blocked
+        # every reader of the table (the HTTP API's /status; the simulation
+        # caught its checker waiting on it while the run waited on it).
+        chains_table = _ident(schema, FRAMEWORK_PREFIX + "chains")
+        has_head = conn.execute(
+            "SELECT EXISTS (SELECT 1 FROM pg_attribute WHERE attrelid = to_regclass(%s)"
+            " AND attname = 'head_block' AND NOT attisdropped)",
+            (chains_table.as_string(conn),),
+        ).fetchone()
+        if not (has_head and has_head[0]):
+            conn.execute(
+                sql.SQL("ALTER TABLE {} ADD COLUMN IF NOT EXISTS head_block bigint").format(
+                    chains_table
+                )
             )
-        )
         conn.execute(
             sql.SQL(
                 "CREATE TABLE IF NOT EXISTS {} (id bigint PRIMARY KEY, chain_id bigint NOT NULL,"
