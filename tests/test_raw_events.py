@@ -12,6 +12,7 @@ from ._chains import (
     expected,
     framework_rows,
     make_rpc_project,
+    raw_rows,
     replace_logs,
     run,
     scripted_chain,
@@ -21,8 +22,6 @@ from ._chains import (
 
 if TYPE_CHECKING:
     from pathlib import Path
-
-    from indexer.testing import ScriptedChain
 
 
 def stored(url: str, schema: str) -> list[tuple[object, ...]]:
@@ -34,31 +33,6 @@ def stored(url: str, schema: str) -> list[tuple[object, ...]]:
     )
 
 
-def canonical(chain: ScriptedChain) -> list[tuple[object, ...]]:
-    out: list[tuple[object, ...]] = []
-    for lg in chain.logs(1, chain.head, topic0s=[TRANSFER]):
-        topics = lg["topics"]
-        params = {
-            "from": "0x" + topics[1][-40:],
-            "to": "0x" + topics[2][-40:],
-            "value": int(lg["data"], 16),
-        }
-        out.append(
-            (
-                int(lg["blockNumber"], 16),
-                int(lg["logIndex"], 16),
-                lg["transactionHash"],
-                lg["blockHash"],
-                lg["address"],
-                topics,
-                lg["data"],
-                "Token.Transfer",
-                params,
-            )
-        )
-    return out
-
-
 async def test_raw_events_follow_the_canonical_chain_through_a_reorg(
     tmp_path: Path, database_url: str, schema: str
 ) -> None:
@@ -68,14 +42,14 @@ async def test_raw_events_follow_the_canonical_chain_through_a_reorg(
             tmp_path, schema, server.url, end_block=30, max_reorg_depth=10, raw_events=True
         )
         await run(project, database_url)
-        assert stored(database_url, schema) == canonical(chain)
+        assert stored(database_url, schema) == raw_rows(chain)
         chain.reorg(5, replace_logs(rng, chain, 5))
         chain.advance(2)
         set_end_block(project, 32)
         summary = await run(project, database_url)
     assert [(c, b) for c, b, _r, _s in summary.rollbacks] == [(1, 25)]
     # Rows of the replaced blocks are gone with the rollback, none duplicated.
-    assert stored(database_url, schema) == canonical(chain)
+    assert stored(database_url, schema) == raw_rows(chain)
     assert tables(database_url, schema) == expected(chain)
 
 

@@ -22,7 +22,7 @@ import functools
 import logging
 import signal
 import time
-from typing import TYPE_CHECKING, cast
+from typing import TYPE_CHECKING
 
 import trio
 
@@ -47,7 +47,7 @@ from ._watchdog import Watchdog
 from ._writer import Writer
 
 if TYPE_CHECKING:
-    from ..config import ProjectConfig
+    from ..config import ChainConfig, ProjectConfig
     from ..handlers import HandlerSet
     from ._batch import Batch
 
@@ -211,7 +211,6 @@ class _Runner:
 
     async def _run_feeds(self) -> bool | Reorg:
         """Start every chain's feed from its progress and process until done, stopped or a reorg."""
-        config, opts = self.config, self.options
         ranges_send, ranges_receive = trio.open_memory_channel[BlockRange | Reorg](2)
         with ranges_receive:
             # The feeds get a nursery of their own that is cancelled only
@@ -220,38 +219,8 @@ class _Runner:
             # error, and cancelling it then would replace that error with
             # Cancelled and lose it.
             async with trio.open_nursery() as feeds:
-                for chain in config.chains:
-                    progress = self.processor.progress.get(chain.id)
-                    first = progress[0] + 1 if progress is not None else chain.start_block
-                    hashes: dict[int, str] = {}
-                    if chain.source.rpc is not None and chain.max_reorg_depth > 0:
-                        above = first - chain.max_reorg_depth - 2
-                        hashes = cast(
-                            "dict[int, str]",
-                            await self.loader.run(
-                                f"reading chain {chain.id}'s stored block hashes",
-                                functools.partial(_stored_hashes, chain_id=chain.id, above=above),
-                            ),
-                        )
-                    feeds.start_soon(
-                        feed_chain,
-                        chain,
-                        first,
-                        self.processor.routes[chain.id].routes,
-                        ranges_send.clone(),
-                        opts.chunk_logs,
-                        self.processor.raw_events,
-                        hashes,
-                        # The watchdog compares with the head the node
-                        # reports now, not the one of the last range.
-                        {
-                            **opts.rpc_tuning,
-                            "on_head": functools.partial(
-                                self.processor.heads.__setitem__, chain.id
-                            ),
-                        },
-                        functools.partial(self._count_rpc_request, str(chain.id)),
-                    )
+                for chain in self.config.chains:
+                    await self._start_feed(feeds, chain, ranges_send.clone())
                 ranges_send.close()
                 outcome: bool | Reorg | IndexerError = False
                 try:
@@ -269,6 +238,38 @@ class _Runner:
 
     def _count_rpc_request(self, chain: str, node: str, outcome: str) -> None:
         self.metrics.rpc_requests.labels(chain, node, outcome).inc()
+
+    async def _start_feed(
+        self,
+        feeds: trio.Nursery,
+        chain: ChainConfig,
+        send: trio.MemorySendChannel[BlockRange | Reorg],
+    ) -> None:
+        """Start ``chain``'s feed from its progress, with its stored hashes near the head."""
+        progress = self.processor.progress.get(chain.id)
+        first = progress[0] + 1 if progress is not None else chain.start_block
+        hashes: dict[int, str] | None = {}
+        if chain.source.rpc is not None and chain.max_reorg_depth > 0:
+            above = first - chain.max_reorg_depth - 2
+            hashes = await self.loader.run(
+                f"reading chain {chain.id}'s stored block hashes",
+                lambda s: read_hashes(s.conn, s.schema, chain.id, above),
+            )
+        # The watchdog compares with the head the node reports now, not the
+        # one of the last range.
+        on_head = functools.partial(self.processor.heads.__setitem__, chain.id)
+        feeds.start_soon(
+            feed_chain,
+            chain,
+            first,
+            self.processor.routes[chain.id].routes,
+            send,
+            self.options.chunk_logs,
+            self.processor.raw_events,
+            hashes or {},
+            {**self.options.rpc_tuning, "on_head": on_head},
+            functools.partial(self._count_rpc_request, str(chain.id)),
+        )
 
     async def _rollback(self, reorg: Reorg) -> None:
         """Roll back to ``reorg.block``: drain the writer, then one rollback transaction.
@@ -483,10 +484,6 @@ class _Runner:
             evictions=self.store.statistics().get("evictions", 0),
             rollbacks=list(self.rollbacks),
         )
-
-
-def _stored_hashes(session: Session, *, chain_id: int, above: int) -> dict[int, str]:
-    return read_hashes(session.conn, session.schema, chain_id, above)
 
 
 async def run_project(
