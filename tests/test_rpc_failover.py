@@ -46,7 +46,7 @@ from ._chains import (
 from .test_config import base_config, load_error, make_project
 
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    from collections.abc import Callable, Sequence
     from pathlib import Path
 
     from indexer import RunSummary
@@ -285,14 +285,24 @@ async def test_a_slow_node_does_not_hold_the_head_poll(
 # --------------------------------------------------------------------------
 
 
-async def collect(options: RpcSourceOptions, first: int = 1) -> list[BlockRange | Reorg]:
+async def collect(
+    options: RpcSourceOptions,
+    first: int = 1,
+    *,
+    stored: dict[int, str] | None = None,
+    seen: Callable[[BlockRange | Reorg], None] | None = None,
+) -> list[BlockRange | Reorg]:
+    """What feed_rpc sends until it ends (the end block, or a Reorg); `seen` on arrival."""
     send, receive = trio.open_memory_channel[BlockRange | Reorg](2)
     decoder = LogDecoder(1, [DecodeRoute("ERC20", TRANSFER_SPEC, None)], keep_raw=False)
     got: list[BlockRange | Reorg] = []
     async with trio.open_nursery() as nursery:
-        nursery.start_soon(feed_rpc, options, decoder, first, {}, send)
+        nursery.start_soon(feed_rpc, options, decoder, first, stored or {}, send)
         with receive:
-            got.extend([message async for message in receive])
+            async for message in receive:
+                got.append(message)
+                if seen is not None:
+                    seen(message)
     return got
 
 
@@ -354,6 +364,58 @@ async def test_a_missing_tip_on_lagging_nodes_is_not_a_reorg(
     assert not [m for m in got if isinstance(m, Reorg)]
     assert [m for m in got if isinstance(m, BlockRange)][-1].last == 40
     assert "reorg" not in caplog.text
+
+
+async def test_a_shorter_chain_is_rolled_back_before_it_grows_past_the_old_tip(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """Both nodes go back to a shorter fork: roll back now, not once the chain regrows.
+
+    The node that served the tip answers without it, so its own chain went back.
+    (Before RpcPool.get_tip a missing tip was always waited for: the reorg was seen
+    only when the chain grew past block 30 again.)
+    """
+    chain, _rng = scripted_chain(9, head=30)
+    ahead, behind = servers(chain, 2)
+    behind.lag(3)
+    transports = {URLS[0]: ahead.transport(), URLS[1]: behind.transport()}
+    options = source_options(URLS[:2], transports, end_block=40)
+    heads: list[int] = []  # the chain's head as each message arrived
+
+    async def script() -> None:
+        await trio.sleep(5)  # caught up at 30, polling every second
+        assert heads == [30] * len(heads)
+        chain.reorg(5, length=2)  # blocks 26..30 become 26', 27': head 27
+        await trio.sleep(60)
+        chain.advance(13)  # past the old tip; the run's end
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(script)
+        got = await collect(options, seen=lambda _: heads.append(chain.head))
+    assert isinstance(got[-2], BlockRange)
+    assert got[-2].last == 30
+    assert got[-1] == Reorg(1, 25, 30)
+    assert heads[-1] == 27, "the shorter chain was noticed only once it grew past the old tip"
+
+
+@pytest.mark.parametrize("lagging", [0, 2])
+async def test_a_shorter_chain_after_the_end_block_is_rolled_back_on_restart(
+    autojump_clock: trio.testing.MockClock, lagging: int
+) -> None:
+    """A run that already reached its end_block, restarted after the chain went back.
+
+    A fresh pool knows no node's history: every node answering without the stored tip
+    is a shorter chain (if they merely lagged, the blocks rolled back would be
+    fetched again once they have them).
+    """
+    chain, _rng = scripted_chain(10, head=30)
+    stored = {n: chain.block(n).hash for n in range(24, 31)}
+    chain.reorg(5, length=3)  # 26'..28': head 28, below the stored tip 30
+    nodes = servers(chain, 2)
+    nodes[1].lag(lagging)
+    transports = {url: node.transport() for url, node in zip(URLS, nodes, strict=False)}
+    options = source_options(URLS[:2], transports, end_block=30)
+    assert await collect(options, 31, stored=stored) == [Reorg(1, 25, 30)]
 
 
 # --------------------------------------------------------------------------

@@ -68,6 +68,7 @@ WATCHDOG = "tests/test_watchdog.py"
 READER = "tests/api/test_reader.py"
 SERVER = "tests/api/test_server.py"
 
+SHORTER = "tests/test_rpc_failover.py::test_a_shorter_chain_is_rolled_back_before_it_grows_past_the_old_tip"
 _M = Mutant
 # fmt: off
 # One mutant per block of lines, read like a table.  A fast mutant names only
@@ -334,6 +335,11 @@ MUTANTS: tuple[Mutant, ...] = (
        "                pass",
        "a second run on the same schema is not refused",
        (RUN_LOCK,), fast=True),
+    _M("shorter-chain-waited", "rollback", "sources/_rpc_pool.py",
+       "        return None, went_back or everyone",
+       "        return None, False",
+       "with several nodes a shorter chain is waited for instead of rolled back",
+       (SHORTER,), fast=True),
     # -- stall
     _M("stall-never-clears", "stall", "runtime/_watchdog.py",
        "                if self.stalls.pop(chain, None) is not None:",

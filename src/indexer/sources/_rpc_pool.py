@@ -24,10 +24,8 @@ from __future__ import annotations
 
 import itertools
 import logging
-import math
 import random
 from contextlib import AsyncExitStack, asynccontextmanager
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import trio
@@ -41,6 +39,9 @@ from ._rpc import (
     RpcUnavailableError,
     open_rpc_client,
 )
+from ._rpc_node import Lacks as _Lacks
+from ._rpc_node import Node as _Node
+from ._rpc_node import NoNode as _NoNode
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
@@ -51,45 +52,14 @@ __all__ = ["RpcPool", "open_rpc_pool"]
 
 _log = logging.getLogger("indexer.sources")
 _T = TypeVar("_T")
-# Latency is an exponentially weighted mean: recent answers count most.
-_LATENCY_WEIGHT = 0.3
-
-
-class _Lacks(Exception):
-    """A node answered, but without block `number`: it lags behind it."""
-
-    def __init__(self, number: int) -> None:
-        super().__init__(number)
-        self.number = number
-
-
-class _NoNode(Exception):
-    """No node left that could serve the request (all lack the block, or timed out)."""
-
-
-@dataclass(eq=False)
-class _Node:
-    index: int
-    shown: str  # the redacted URL
-    client: RpcClient
-    head: int = -1
-    verified: bool = False  # eth_chainId checked
-    failures: int = 0  # consecutive
-    ready_at: float = -math.inf  # cooling down until then
-    spacing: float = 0.0  # seconds between request starts, after rate limits
-    next_send: float = -math.inf
-    latency: float = 0.0
-
-    @property
-    def label(self) -> str:
-        return f"rpc[{self.index}] {self.shown}"
 
 
 class RpcPool:
     """Requests of one chain spread over several nodes; see the module docstring.
 
     Offers what the fetcher uses of :class:`RpcClient`: :meth:`check_chain_id`,
-    :meth:`block_number`, :meth:`get_logs` and :meth:`get_blocks`.
+    :meth:`block_number`, :meth:`get_logs` and :meth:`get_blocks`; and
+    :meth:`get_tip`, which tells a shorter chain from lagging nodes.
 
     Args:
         clients: One client per node, in config order; each should make a
@@ -209,21 +179,25 @@ class RpcPool:
             return logs
 
         try:
-            _node, logs = await self._run("eth_getLogs", to_block, ask, set(), fallback=False)
+            node, logs = await self._run("eth_getLogs", to_block, ask, set(), fallback=False)
         except _NoNode:
             raise RpcBeyondHeadError(
                 f"JSON-RPC eth_getLogs {from_block}..{to_block}: no node has block {to_block} "
                 f"now ({self._heads()})",
                 method="eth_getLogs",
             ) from None
+        node.served = max(node.served, to_block)
         return logs
 
-    async def get_blocks(self, numbers: Sequence[int]) -> list[dict[str, Any] | None]:
+    async def get_blocks(
+        self, numbers: Sequence[int], *, denied: set[int] | None = None
+    ) -> list[dict[str, Any] | None]:
         """The headers of `numbers`; None only for a block no node has.
 
         A node's null header for a block another node may have marks it as
         lagging there (its head drops below the block) and the block is
         asked of the next node: one node's lag must not look like a reorg.
+        `denied` collects the nodes that answered without some block.
         """
         found: dict[int, dict[str, Any]] = {}
         todo, asked = list(numbers), set[int]()
@@ -238,11 +212,39 @@ class RpcPool:
                 break
             asked.add(node.index)
             missing = [n for n, h in zip(todo, headers, strict=True) if h is None]
-            found.update((n, h) for n, h in zip(todo, headers, strict=True) if h is not None)
+            got = [(n, h) for n, h in zip(todo, headers, strict=True) if h is not None]
+            found.update(got)
+            if got:
+                node.served = max(node.served, max(n for n, _ in got))
             if missing:
                 node.head = min(node.head, min(missing) - 1)
+                if denied is not None:
+                    denied.add(node.index)
             todo = missing
         return [found.get(n) for n in numbers]
+
+    async def get_tip(self, number: int) -> tuple[dict[str, Any] | None, bool]:
+        """The header of `number`, the last block a fetcher sent, and whether
+        its absence means the chain went back rather than that it is late.
+
+        No node having it now is a shorter chain when a node that served it
+        (or a later block) answers without it: that node's own chain went
+        back, which is all one node can tell us too.  Or when every node
+        answered and none has it: a fresh pool (a fetcher after a restart or
+        a rollback) knows nothing better; if they merely lag, the blocks
+        rolled back are fetched again once they have them, so the tables
+        stay exact either way.  Otherwise (a node that may have it is down
+        or resting) it is late: wait, rather than roll back good blocks.
+        """
+        denied: set[int] = set()
+        (header,) = await self.get_blocks([number], denied=denied)
+        if header is not None:
+            return header, False
+        went_back = any(self.nodes[i].served >= number for i in denied)
+        everyone = all(
+            n.index in denied or (n.failures == 0 and 0 <= n.head < number) for n in self.nodes
+        )
+        return None, went_back or everyone
 
     # -- choosing and running ------------------------------------------------
 
@@ -395,20 +397,11 @@ class RpcPool:
     # -- health ---------------------------------------------------------------
 
     def _succeeded(self, node: _Node, seconds: float) -> None:
-        node.failures = 0
-        node.latency += _LATENCY_WEIGHT * (seconds - node.latency)
-        # Creep back towards no spacing; a limit that still holds answers 429 again.
-        node.spacing = 0.0 if node.spacing < 0.01 else node.spacing * 0.8
+        node.succeeded(seconds)
         self._count(node, "ok")
 
     def _failed(self, node: _Node, kind: str, cause: str) -> None:
-        node.failures += 1
-        bound = min(self._cap, self._base * 2 ** (node.failures - 1))
-        pause = self._rng.uniform(0.0, bound)
-        if kind == "rate_limit":
-            node.spacing = min(self._cap, max(2 * node.spacing, self._base))
-            pause = max(pause, node.spacing)
-        node.ready_at = trio.current_time() + pause
+        pause = node.failed(kind, self._base, self._cap, self._rng)
         self._count(node, kind)
         self._logger.warning(
             "JSON-RPC node %s failed (%s); it rests %.2f s, the other nodes serve meanwhile: %s",

@@ -21,7 +21,9 @@ With several URLs the requests go through an :class:`RpcPool`
 (``_rpc_pool.py``); the checks above are the same, as two answers from two
 nodes on different forks disagree exactly as two answers from one node
 across a reorg do.  Only a *missing* block means less: one node may lag, so
-with several nodes a missing tip is waited for, never taken for a reorg.
+with several nodes a missing tip is a shorter chain only when a node that
+served it answers without it, or every node answers and none has it
+(:meth:`RpcPool.get_tip`); while one that may have it is down, it is waited for.
 """
 
 from __future__ import annotations
@@ -369,14 +371,16 @@ class _Fetcher:
         known = self.hashes.get(last)
         if known is None:
             return None
-        (header,) = await self.client.get_blocks([last])
+        if isinstance(self.client, RpcPool):
+            header, gone = await self.client.get_tip(last)
+        else:
+            # One node's word is all there is: a missing tip is a shorter chain.
+            (header,), gone = await self.client.get_blocks([last]), True
         if header is not None and header["hash"] == known:
             return None
-        if header is None and self.pooled:
-            # No node has the block: the one that served it may be down and
-            # the rest lag.  A shorter chain shows once a block at this height
-            # (or the parent check of the next range) differs; a lagging node
-            # shows the same hash once it catches up.
+        if header is None and not gone:
+            # The node that served it may be down while the rest lag: wait
+            # (the pool decides; see RpcPool.get_tip).
             return None
         return await self._find_fork(last)
 
