@@ -8,12 +8,7 @@ does not happen at all.
 
 from __future__ import annotations
 
-import os
 import signal
-import subprocess
-import sys
-import threading
-import time
 from typing import TYPE_CHECKING
 
 import httpx
@@ -24,92 +19,16 @@ from psycopg import sql
 from indexer.cli._dev import watch_filter
 from indexer.testing import open_rpc_server
 
-from ._projects import FIRST_BLOCK, LAST_BLOCK, LOGS
+from ._dev import TRANSFERS, WAIT, Dev, count_rows, init_project
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterator
+    from collections.abc import Iterator
     from pathlib import Path
-
-SIGNATURES = (
-    "event Transfer(address indexed from, address indexed to, uint256 value)\n"
-    "event Approval(address indexed owner, address indexed spender, uint256 value)\n"
-)
-TRANSFERS = 7430
-WAIT = 60.0  # seconds; a reload takes about two
-
-
-class Dev:
-    """``indexer dev`` in a child process, its output collected line by line."""
-
-    def __init__(self, *args: str, env: dict[str, str]) -> None:
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "indexer", "dev", *args],
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-            env={**os.environ, **env},
-        )
-        self.lines: list[str] = []
-        self.reader = threading.Thread(target=self._read, daemon=True)
-        self.reader.start()
-
-    def _read(self) -> None:
-        assert self.proc.stdout is not None
-        for line in self.proc.stdout:
-            self.lines.append(line.rstrip("\n"))
-
-    @property
-    def output(self) -> str:
-        return "\n".join(self.lines)
-
-    def wait_for(self, what: str, check: Callable[[], bool], after: int = 0) -> None:
-        deadline = time.monotonic() + WAIT
-        while time.monotonic() < deadline:
-            if check():
-                return
-            assert self.proc.poll() is None, f"dev exited while waiting for {what}:\n{self.output}"
-            time.sleep(0.2)
-        pytest.fail(f"not within {WAIT:.0f}s: {what}\n{self.output}")
-
-    def text_after(self, mark: int) -> str:
-        return "\n".join(self.lines[mark:])
-
-
-def _count(url: str, schema: str, where: str) -> int:
-    try:
-        with psycopg.connect(url) as conn:
-            row = conn.execute(
-                sql.SQL("SELECT count(*) FROM {} WHERE " + where).format(
-                    sql.Identifier(schema, "erc20_transfer")
-                )
-            ).fetchone()
-    except psycopg.Error:
-        return -1  # between a reset and the next commit
-    assert row is not None
-    return int(row[0])
 
 
 @pytest.fixture
 def project(tmp_path: Path, database_url: str) -> Iterator[Path]:
-    abi = tmp_path / "erc20.txt"
-    abi.write_text(SIGNATURES)
-    path = tmp_path / f"dev_{os.getpid()}"
-    made = subprocess.run(
-        [
-            *(sys.executable, "-m", "indexer", "init", str(path), "--abi", str(abi)),
-            *("--contract", "ERC20", "--file", str(LOGS)),
-            *("--start-block", str(FIRST_BLOCK), "--end-block", str(LAST_BLOCK)),
-        ],
-        capture_output=True,
-        text=True,
-        stdin=subprocess.DEVNULL,
-        timeout=120,
-    )
-    assert made.returncode == 0, made.stderr
-    yield path
-    with psycopg.connect(database_url, autocommit=True) as conn:
-        conn.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(path.name)))
+    yield from init_project(tmp_path, database_url)
 
 
 def test_dev_reloads_on_edits_survives_broken_ones_and_keeps_serving(
@@ -120,18 +39,18 @@ def test_dev_reloads_on_edits_survives_broken_ones_and_keeps_serving(
     original = handlers.read_text()
     marker = "transaction_hash=event.transaction_hash,"
     assert original.count(marker) == 2
-    dev = Dev(str(project), "--serve", "--port", "0", env={"INDEXER_DATABASE_URL": database_url})
-    try:
-        dev.wait_for("the first run", lambda: _count(database_url, schema, "true") == TRANSFERS)
-        serving = next(line for line in dev.lines if line.startswith("dev: serving"))
-        base = serving.split(" on ", 1)[1].split(" ", 1)[0]
+    with Dev(
+        str(project), "--serve", "--port", "0", env={"INDEXER_DATABASE_URL": database_url}
+    ) as dev:
+        dev.wait_for("the first run", lambda: count_rows(database_url, schema, "true") == TRANSFERS)
+        base = dev.api_base()
         assert httpx.get(f"{base}/health", timeout=10).status_code == 200
 
         # 1. An edit: the Transfer handler stores another transaction_hash.
         handlers.write_text(original.replace(marker, 'transaction_hash="edited",', 1))
         dev.wait_for(
             "the edited handler's results",
-            lambda: _count(database_url, schema, "transaction_hash = 'edited'") == TRANSFERS,
+            lambda: count_rows(database_url, schema, "transaction_hash = 'edited'") == TRANSFERS,
         )
         assert httpx.get(f"{base}/health", timeout=10).status_code == 200  # same server
 
@@ -157,7 +76,7 @@ def test_dev_reloads_on_edits_survives_broken_ones_and_keeps_serving(
         handlers.write_text(original.replace(marker, 'transaction_hash="fixed",', 1))
         dev.wait_for(
             "the fixed handler's results",
-            lambda: _count(database_url, schema, "transaction_hash = 'fixed'") == TRANSFERS,
+            lambda: count_rows(database_url, schema, "transaction_hash = 'fixed'") == TRANSFERS,
         )
         response = httpx.get(f"{base}/status", timeout=10)
         assert response.status_code == 200, response.text
@@ -165,13 +84,6 @@ def test_dev_reloads_on_edits_survives_broken_ones_and_keeps_serving(
         # Ctrl+C: the run (if any) flushes, dev mode exits 0.
         dev.proc.send_signal(signal.SIGINT)
         assert dev.proc.wait(timeout=WAIT) == 0, dev.output
-    finally:
-        if dev.proc.poll() is None:
-            dev.proc.kill()
-            dev.proc.wait()
-        dev.reader.join(timeout=10)
-        assert dev.proc.stdout is not None
-        dev.proc.stdout.close()
 
 
 def test_the_watch_filter_takes_code_and_config_only(tmp_path: Path) -> None:

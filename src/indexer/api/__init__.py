@@ -15,9 +15,11 @@ from ._reader import Reader as Reader
 from ._serve import DEFAULT_PORT as DEFAULT_PORT
 from ._serve import ApiOptions as ApiOptions
 from ._serve import serve_api as serve_api
+from ._serve import serve_view as serve_view
 from ._status import ChainTarget as ChainTarget
 from ._status import readiness as readiness
 from ._status import status_body as status_body
+from ._view import ApiView as ApiView
 
 __all__ = [
     "DEFAULT_POOL_SIZE",
@@ -25,11 +27,13 @@ __all__ = [
     "DEFAULT_STATEMENT_TIMEOUT",
     "ApiLimits",
     "ApiOptions",
+    "ApiView",
     "ChainTarget",
     "EventHub",
     "LiveEvent",
     "Reader",
     "readiness",
     "serve_api",
+    "serve_view",
     "status_body",
 ]

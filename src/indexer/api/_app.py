@@ -4,7 +4,11 @@ Every route reads the database through :class:`~indexer.api.Reader` (one
 read-only snapshot per request) or listens to :class:`EventHub`; none holds
 state of its own, so any number of servers can run side by side.  Errors a
 client can cause are 4xx with a JSON body saying what was wrong; a database
-that cannot be reached is 503; no response carries the database URL.
+that cannot be reached is 503; no response carries the database URL.  On
+``/graphql`` every error body has GraphQL's shape, ``{"errors": [{"message",
+"extensions"?}]}``; elsewhere it is ``{"error": message, ...}``.  Tables that
+are missing or lack a column the entities have (a run re-creating them, as
+``indexer dev`` does after each reload) are a 503 too: it passes.
 """
 
 from __future__ import annotations
@@ -34,9 +38,8 @@ if TYPE_CHECKING:
     from starlette.requests import Request
 
     from ._events import EventHub
-    from ._graphql import GraphQLService
     from ._reader import Reader
-    from ._status import ChainTarget
+    from ._view import ApiView
 
 __all__ = ["ApiLimits", "build_app"]
 
@@ -73,8 +76,8 @@ def _error(status: int, message: str, **extra: Any) -> JSONResponse:
 class _Api:
     reader: Reader
     hub: EventHub | None
-    targets: Sequence[ChainTarget]
-    graphql: GraphQLService
+    # Read once per request (see _view.py): indexer dev swaps it on reloads.
+    view: ApiView
     limits: ApiLimits
     # The indexing process's own view (run --serve): e.g. stalled chains.
     health_extra: Callable[[], dict[str, Any]] | None = None
@@ -104,10 +107,11 @@ class _Api:
     async def _chains(self) -> list[dict[str, Any]]:
         # No retry: a load balancer's probe wants an answer now, and a 503
         # is the right one while the database is away.
+        targets = self.view.current.targets
         rows = await self.reader.read(
             lambda conn: read_chain_rows(conn, self.reader.schema), retry=False
         )
-        return status_body(self.targets, rows)
+        return status_body(targets, rows)
 
     async def status(self, request: Request) -> Response:
         chains = await self._chains()
@@ -139,18 +143,20 @@ class _Api:
             return JSONResponse({"errors": [{"message": "`variables` must be an object"}]}, 400)
         if operation is not None and not isinstance(operation, str):
             return JSONResponse({"errors": [{"message": "`operationName` must be a string"}]}, 400)
+        served = self.view.current
+        graphql = served.graphql
+        if graphql is None:
+            return _graphql_error(503, served.reason)
         if len(query) <= _INLINE_PARSE_CHARS:
-            prepared = self.graphql.prepare(query, variables, operation)
+            prepared = graphql.prepare(query, variables, operation)
         else:
             # Parsing and validating a large document on a cache miss can
             # take a good part of a second: not on the event loop, which
             # also runs indexing under run --serve.
-            prepared = await trio.to_thread.run_sync(
-                self.graphql.prepare, query, variables, operation
-            )
+            prepared = await trio.to_thread.run_sync(graphql.prepare, query, variables, operation)
         if isinstance(prepared, dict):
             return JSONResponse(prepared, status_code=400)
-        result = await self.reader.read(lambda conn: self.graphql.execute(conn, prepared))
+        result = await self.reader.read(lambda conn: graphql.execute(conn, prepared))
         return JSONResponse(result)
 
     async def sql(self, request: Request) -> Response:
@@ -204,11 +210,23 @@ class _BadRequest(Exception):
         self.status, self.message = status, message
 
 
+def _graphql_error(status: int, message: str, **extensions: Any) -> JSONResponse:
+    error: dict[str, Any] = {"message": message}
+    if extensions:
+        error["extensions"] = extensions
+    return JSONResponse({"errors": [error]}, status_code=status)
+
+
+def _failure(request: Request, status: int, message: str, **extra: Any) -> JSONResponse:
+    # A GraphQL client looks for `errors`, whatever the status.
+    if request.url.path == "/graphql":
+        return _graphql_error(status, message, **extra)
+    return _error(status, message, **extra)
+
+
 async def _bad_request(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, _BadRequest)
-    if request.url.path == "/graphql":
-        return JSONResponse({"errors": [{"message": exc.message}]}, status_code=exc.status)
-    return _error(exc.status, exc.message)
+    return _failure(request, exc.status, exc.message)
 
 
 async def _database_down(request: Request, exc: Exception) -> Response:
@@ -216,30 +234,45 @@ async def _database_down(request: Request, exc: Exception) -> Response:
     # messages are redacted where they are made.
     log.warning("%s %s: database error: %s", request.method, request.url.path, exc)
     if isinstance(exc, psycopg.errors.QueryCanceled):
-        return _error(504, "the query ran past the statement timeout")
-    return _error(503, "the database is not available", detail=type(exc).__name__)
+        return _failure(request, 504, "the query ran past the statement timeout")
+    return _failure(request, 503, "the database is not available", detail=type(exc).__name__)
 
 
 async def _no_tables(request: Request, exc: Exception) -> Response:
-    return _error(
+    # Also what a request sees while a run with --reset (indexer dev's
+    # reload) drops and re-creates the tables: temporary, hence 503.
+    return _failure(
+        request,
         503,
-        "the project's tables do not exist yet: no `indexer run` has created them in this schema",
+        "the project's tables do not exist yet: no `indexer run` has created them in this "
+        "schema, or a run is re-creating them",
+        detail=str(exc).splitlines()[0],
+    )
+
+
+async def _other_tables(request: Request, exc: Exception) -> Response:
+    # The entities served and the tables disagree: the code changed and no
+    # run has re-created the tables from it yet (indexer dev: until the
+    # reload's run resets them).
+    return _failure(
+        request,
+        503,
+        "the project's tables were created from other entity definitions than the ones "
+        "served; a run with the current code re-creates them",
         detail=str(exc).splitlines()[0],
     )
 
 
 def build_app(
     reader: Reader,
-    targets: Sequence[ChainTarget],
+    view: ApiView,
     *,
     hub: EventHub | None,
-    graphql: GraphQLService,
-    limits: ApiLimits | None = None,
     cors_origins: Sequence[str] = (),
     health: Callable[[], dict[str, Any]] | None = None,
 ) -> Starlette:
-    """The API over ``reader``'s schema (docs/api.md lists the routes)."""
-    api = _Api(reader, hub, targets, graphql, limits or ApiLimits(), health)
+    """The API over ``reader``'s schema and ``view``'s entities (docs/api.md lists the routes)."""
+    api = _Api(reader, hub, view, view.limits, health)
     routes = [
         Route("/health", api.health, methods=["GET"]),
         Route("/ready", api.ready, methods=["GET"]),
@@ -267,5 +300,6 @@ def build_app(
             DatabaseError: _database_down,
             psycopg.OperationalError: _database_down,
             psycopg.errors.UndefinedTable: _no_tables,
+            psycopg.errors.UndefinedColumn: _other_tables,
         },
     )

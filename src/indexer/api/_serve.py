@@ -23,13 +23,13 @@ from hypercorn.trio import serve
 from .._errors import ConfigError
 from ._app import ApiLimits, build_app
 from ._events import EventHub
-from ._graphql import GraphQLService
 from ._reader import (
     DEFAULT_POOL_SIZE,
     DEFAULT_READ_RETRY_SECONDS,
     DEFAULT_STATEMENT_TIMEOUT,
     Reader,
 )
+from ._view import ApiView
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
@@ -37,7 +37,7 @@ if TYPE_CHECKING:
     from ..store import EntitySpec
     from ._status import ChainTarget
 
-__all__ = ["DEFAULT_PORT", "ApiOptions", "serve_api"]
+__all__ = ["DEFAULT_PORT", "ApiOptions", "serve_api", "serve_view"]
 
 _server_log = logging.getLogger("indexer.api.server")
 _server_log.setLevel(logging.WARNING)
@@ -95,6 +95,29 @@ async def serve_api(
     ``health`` adds the indexing process's own view to ``/health`` (``run --serve``).
 
     Raises:
+        ConfigError: the address cannot be bound (in use, not local, ...), or
+            an entity cannot be given a GraphQL schema.
+    """
+    view = ApiView(options.limits, specs, targets)
+    await serve_view(url, schema, view, options, health=health, task_status=task_status)
+
+
+async def serve_view(
+    url: str,
+    schema: str,
+    view: ApiView,
+    options: ApiOptions,
+    *,
+    health: Callable[[], dict[str, Any]] | None = None,
+    task_status: trio.TaskStatus[list[str]] = trio.TASK_STATUS_IGNORED,
+) -> None:
+    """:func:`serve_api` for a view the caller keeps, and may replace while it serves.
+
+    ``indexer dev --serve`` calls :meth:`ApiView.replace` after each reload:
+    the listener stays up, so no connection is ever refused.  ``view.limits``
+    is used, not ``options.limits``.
+
+    Raises:
         ConfigError: the address cannot be bound (in use, not local, ...).
     """
     reader = Reader(
@@ -105,19 +128,10 @@ async def serve_api(
         retry_seconds=options.read_retry_seconds,
     )
     hub = EventHub(url, schema)
-    limits = options.limits
-    graphql = GraphQLService(
-        specs,
-        max_depth=limits.max_depth,
-        max_aliases=limits.max_aliases,
-        max_body_bytes=limits.max_body_bytes,
-    )
     app = build_app(
         reader,
-        targets,
+        view,
         hub=hub,
-        graphql=graphql,
-        limits=limits,
         cors_origins=options.cors_origins,
         health=health,
     )

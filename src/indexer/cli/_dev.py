@@ -14,7 +14,12 @@ Each run is a child process, ``indexer run PROJECT --reset --keep-caches``:
   to keep: logs are fetched again.)
 * an error (a handler raising, a syntax error, a bad ``indexer.yaml``) is
   the child's: it prints its usual paragraph (file, line, the exception) and
-  exits 1, and dev mode waits for the next change.
+  exits 1, and dev mode waits for the next change.  Until ``indexer.yaml``
+  has been valid once, dev mode cannot know the database to give a child:
+  it prints the configuration error itself (the same paragraph) and waits
+  the same way.  Only a project directory that does not exist, or has no
+  ``indexer.yaml`` at all, ends dev mode (exit 1): that is a wrong path,
+  not an edit in progress.
 
 The watcher is `watchfiles <https://watchfiles.helpmanual.io>`_: maintained,
 backed by the Rust ``notify`` crate (inotify, FSEvents, ReadDirectoryChangesW,
@@ -27,8 +32,29 @@ debounced into one set of changes.  It watches the project directory: every
 regenerates that one itself before each run, when the config changed).
 
 With ``--serve`` the HTTP API runs in this process, over the same database,
-and keeps answering across reloads; it is restarted (on the same port) only
-when the entities change, so its GraphQL schema follows them.
+from the first valid ``indexer.yaml`` until dev mode stops.  Its listener is
+never restarted: after each reload dev mode imports the new handlers itself
+and, when the entities or the chains changed, replaces the API's
+:class:`~indexer.api.ApiView` (the GraphQL schema and the chain targets).
+A request in flight finishes on the schema it started with; the next one
+sees the new one.  What a client sees across a reload:
+
+* ``/health``: 200 throughout.
+* ``/ready``: 503 from the reload's reset until the run has indexed to its
+  end block again (``/status`` says how far it is).
+* ``POST /graphql``: an answer (200), or, while the tables and the served
+  entities disagree, 503 with a GraphQL error body (``{"errors": [{"message",
+  "extensions": {"detail"}}]}``): between the swap and the reset a changed
+  entity's table lacks a column (its rows are read whole, so every query of
+  that entity gets the error), during the reset a table may be missing, and
+  until the run catches up the answers hold part of the data.  Before the
+  handlers have ever loaded (a syntax error when dev mode starts) it is 503
+  with the reason; a reload whose handlers do not load keeps the last schema.
+* Never a refused connection, and never a 500 for any of the above.
+
+The database schema name (``schema:``/``name:`` in ``indexer.yaml``) is
+fixed for the API when it starts; a change of it is reported and takes a
+restart of dev mode to be served.
 """
 
 from __future__ import annotations
@@ -44,10 +70,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import trio
-import trio.lowlevel
 
 from .._errors import IndexerError
-from ..api import serve_api
+from ..api import ApiView, serve_view
 from ..config import load_config
 from ..runtime import load_handlers, resolve_database
 from ._codegen import GENERATED_FILE, write_types
@@ -56,7 +81,7 @@ from ._serve import _targets, add_serve_flags, api_options
 if TYPE_CHECKING:
     import argparse
 
-    from ..api import ApiOptions
+    from ..config import ProjectConfig
     from ..runtime import HandlerSet
 
 __all__ = ["add_dev_parser", "run_dev", "watch_filter"]
@@ -104,10 +129,6 @@ def watch_filter(project: Path) -> Any:
     return accept
 
 
-def _fingerprint(handlers: HandlerSet) -> str:
-    return repr([s.fingerprint() for s in handlers.entities])
-
-
 def _config_digest(project: Path) -> str:
     try:
         return hashlib.sha256((project / "indexer.yaml").read_bytes()).hexdigest()
@@ -116,23 +137,25 @@ def _config_digest(project: Path) -> str:
 
 
 def run_dev(args: argparse.Namespace) -> int:
-    config = load_config(args.project)
-    url = resolve_database(config, None)
-    trio.run(_Dev(args, config.project_dir, url).main)
+    project = Path(args.project)
+    if not (project / "indexer.yaml").is_file():
+        load_config(project)  # raises: the directory or the file is missing
+    trio.run(_Dev(args, project.resolve()).main)
     return 0
 
 
 class _Dev:
-    def __init__(self, args: argparse.Namespace, project: Path, url: str) -> None:
+    def __init__(self, args: argparse.Namespace, project: Path) -> None:
         self.args = args
         self.project = project
-        self.url = url
+        # Known from the first valid indexer.yaml on, then kept.
+        self.url: str | None = None
         self.changed = trio.Event()
         self.stopping = False
         self.config_digest = ""
-        self.api_scope: trio.CancelScope | None = None
+        self.view: ApiView | None = None
+        self.api_schema = ""
         self.api_fingerprint: str | None = None
-        self.api_port: int | None = None
 
     async def main(self) -> None:
         import anyio
@@ -143,9 +166,13 @@ class _Dev:
             await nursery.start(self._watch, stop_watching)
             while not self.stopping:
                 self.changed = trio.Event()
-                if self.args.serve:
-                    await self._refresh_api(nursery)
-                await self._one_run()
+                config = self._config()
+                if config is not None:
+                    self._prepare(config)
+                    if self.args.serve:
+                        await self._refresh_api(nursery, config)
+                if self.url is not None:
+                    await self._one_run()
                 if self.stopping:
                     break
                 if not self.changed.is_set():
@@ -155,6 +182,24 @@ class _Dev:
                     print("dev: change detected; restarting", flush=True)
             stop_watching.set()
             nursery.cancel_scope.cancel()
+
+    def _config(self) -> ProjectConfig | None:
+        """The project's config, None if it is invalid; the first valid one gives the database.
+
+        Once the database is known an invalid config is the child's to
+        report (with the rest of its output); before, there is no child to
+        start, so the error is shown here.
+        """
+        try:
+            config = load_config(self.project)
+        except IndexerError as exc:
+            if self.url is None:
+                print(f"error: {exc}", file=sys.stderr, flush=True)
+                print("dev: indexer.yaml is invalid; fix the error above and save", flush=True)
+            return None
+        if self.url is None:
+            self.url = resolve_database(config, None)
+        return config
 
     async def _signals(self, stop_watching: Any) -> None:
         with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
@@ -180,22 +225,21 @@ class _Dev:
             log.info("dev: changed: %s", ", ".join(names))
             self.changed.set()
 
-    def _prepare(self) -> None:
-        """Regenerate the types when the config changed (the child would, but it is watched)."""
+    def _prepare(self, config: ProjectConfig) -> None:
+        """Regenerate the types when the config changed (the child would, but it is watched).
+
+        It runs before dev mode imports the handlers for the API: they import the types.
+        """
         digest = _config_digest(self.project)
         if digest == self.config_digest:
             return
-        try:
-            config = load_config(self.project)
-        except IndexerError:
-            return  # the child reports it, with the file and key
         written = write_types(config, only_if_present=True)
         if written is not None:
             print(f"dev: the config changed; rewrote {written.name}", flush=True)
         self.config_digest = digest
 
     async def _one_run(self) -> None:
-        self._prepare()
+        assert self.url is not None
         cmd = [
             sys.executable,
             "-m",
@@ -270,63 +314,53 @@ class _Dev:
             await waker.wait()
             nursery.cancel_scope.cancel()
 
-    async def _refresh_api(self, nursery: trio.Nursery) -> None:
-        """Start the API, or restart it (same port) when the entities changed."""
+    async def _refresh_api(self, nursery: trio.Nursery, config: ProjectConfig) -> None:
+        """Start the API once; after that, give it the reloaded entities and chains.
+
+        The listener is never restarted (connections would be refused
+        meanwhile): a new schema replaces the old one in the running app.
+        """
+        assert self.url is not None
+        targets = _targets(config)
+        handlers: HandlerSet | None = None
+        why = ""
         try:
-            config = load_config(self.project)
             handlers = _load_fresh(config)
         except IndexerError as exc:
-            if self.api_scope is None:
-                print(f"dev: cannot start the API yet: {exc}", flush=True)
-            return  # the child shows the error; the API keeps answering
-        fingerprint = _fingerprint(handlers)
+            # The child shows the error with the rest of the run's output.
+            why = f"the handlers could not be loaded ({exc}); fix them and save"
+        if self.view is None:
+            options = api_options(self.args)
+            self.view = ApiView(options.limits, None, targets, reason=why)
+            self.api_schema = config.schema
+            binds = await nursery.start(serve_view, self.url, config.schema, self.view, options)
+            print(
+                f"dev: serving {config.name} on {', '.join(binds)} (GraphQL at /graphql)",
+                flush=True,
+            )
+        if config.schema != self.api_schema:
+            print(
+                f"dev: the API keeps serving schema {self.api_schema!r}; restart indexer dev "
+                f"to serve {config.schema!r}",
+                flush=True,
+            )
+            return
+        if handlers is None:
+            return  # the last schema that loaded keeps answering
+        fingerprint = repr(([s.fingerprint() for s in handlers.entities], targets))
         if fingerprint == self.api_fingerprint:
             return
-        if self.api_scope is not None:
-            self.api_scope.cancel()
-            await trio.lowlevel.checkpoint()
-        options = api_options(self.args)
-        if self.api_port is not None:
-            options = _with_port(options, self.api_port)
-        scope = trio.CancelScope()
-        binds = await nursery.start(
-            _serve_in,
-            scope,
-            self.url,
-            config.schema,
-            handlers,
-            _targets(config),
-            options,
-        )
-        self.api_scope = scope
+        try:
+            self.view.replace(handlers.entities, targets)
+        except IndexerError as exc:
+            print(f"dev: the API keeps its previous GraphQL schema: {exc}", flush=True)
+            return
+        if self.api_fingerprint is not None:
+            print("dev: the API serves the new entities", flush=True)
         self.api_fingerprint = fingerprint
-        if self.api_port is None and binds:
-            self.api_port = int(str(binds[0]).rstrip("/").rsplit(":", 1)[1])
-        print(f"dev: serving {config.name} on {', '.join(binds)} (GraphQL at /graphql)", flush=True)
 
 
-async def _serve_in(
-    scope: trio.CancelScope,
-    url: str,
-    schema: str,
-    handlers: HandlerSet,
-    targets: Any,
-    options: ApiOptions,
-    task_status: Any = trio.TASK_STATUS_IGNORED,
-) -> None:
-    with scope:
-        async with trio.open_nursery() as nursery:
-            binds = await nursery.start(serve_api, url, schema, handlers.entities, targets, options)
-            task_status.started(binds)
-
-
-def _with_port(options: ApiOptions, port: int) -> ApiOptions:
-    import dataclasses
-
-    return dataclasses.replace(options, port=port)
-
-
-def _load_fresh(config: Any) -> HandlerSet:
+def _load_fresh(config: ProjectConfig) -> HandlerSet:
     """Import the handlers anew: first forget every module loaded from the project."""
     root = str(config.project_dir.resolve()) + os.sep
     for name, module in list(sys.modules.items()):
