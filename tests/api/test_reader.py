@@ -42,18 +42,43 @@ async def test_a_request_reads_one_snapshot(database_url: str, schema: str, tabl
     await reader.aclose()
 
 
+@pytest.mark.parametrize("single", [False, True])
 async def test_requests_cannot_write_or_outlast_the_timeout(
-    database_url: str, schema: str, table: str
+    database_url: str, schema: str, table: str, single: bool
 ) -> None:
+    """Also a single-statement read (no BEGIN): the session itself is read-only and bounded."""
     reader = Reader(database_url, schema, size=1, statement_timeout=0.2)
     with pytest.raises(psycopg.errors.ReadOnlySqlTransaction):
-        await reader.read(lambda c: c.execute("DELETE FROM t"))
+        await reader.read(lambda c: c.execute("DELETE FROM t"), single=single)
     with pytest.raises(psycopg.errors.QueryCanceled):
-        await reader.read(lambda c: c.execute("SELECT pg_sleep(5)"))
-    # The same pooled connection goes on serving, still read-only and bounded.
-    assert await reader.read(lambda c: c.execute("SELECT count(*) FROM t").fetchone()) == (2,)
+        await reader.read(lambda c: c.execute("SELECT pg_sleep(5)"), single=single)
+    # The same pooled connection goes on serving, still read-only and bounded,
+    # in both modes one after the other.
+    for mode in (single, not single):
+        count = await reader.read(
+            lambda c: c.execute("SELECT count(*) FROM t").fetchone(), single=mode
+        )
+        assert count == (2,)
     with pytest.raises(psycopg.errors.QueryCanceled):
-        await reader.read(lambda c: c.execute("SELECT pg_sleep(5)"))
+        await reader.read(lambda c: c.execute("SELECT pg_sleep(5)"), single=single)
+    await reader.aclose()
+
+
+async def test_a_single_statement_read_sends_no_begin(
+    database_url: str, schema: str, table: str
+) -> None:
+    """A by-id request's read is its one statement, not BEGIN, the statement and COMMIT."""
+    reader = Reader(database_url, schema, size=1)
+
+    def own_transaction(conn: psycopg.Connection[Any]) -> bool:
+        # now() is when the transaction began: after a BEGIN, a round trip
+        # before this statement's start; without one, the statement's start.
+        row = conn.execute("SELECT now() = statement_timestamp()").fetchone()
+        return bool(row and row[0])
+
+    assert await reader.read(own_transaction, single=True)
+    assert not await reader.read(own_transaction)
+    assert await reader.read(own_transaction, single=True)
     await reader.aclose()
 
 

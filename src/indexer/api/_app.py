@@ -156,7 +156,10 @@ class _Api:
             prepared = await trio.to_thread.run_sync(graphql.prepare, query, variables, operation)
         if isinstance(prepared, dict):
             return JSONResponse(prepared, status_code=400)
-        result = await self.reader.read(lambda conn: graphql.execute(conn, prepared))
+        # A by-id document runs one statement, whichever path answers it.
+        result = await self.reader.read(
+            lambda conn: graphql.execute(conn, prepared), single=prepared.by_id is not None
+        )
         return JSONResponse(result)
 
     async def sql(self, request: Request) -> Response:

@@ -96,10 +96,21 @@ class Reader:
         conn.commit()
         return conn
 
-    async def read(self, fn: Callable[[psycopg.Connection[Any]], T], *, retry: bool = True) -> T:
+    async def read(
+        self,
+        fn: Callable[[psycopg.Connection[Any]], T],
+        *,
+        retry: bool = True,
+        single: bool = False,
+    ) -> T:
         """Run ``fn(conn)`` in one read-only snapshot, in a worker thread.
 
         ``fn`` runs inside the transaction; it must not commit or roll back.
+        ``single=True`` says ``fn`` runs exactly one statement: it then runs
+        without BEGIN and COMMIT (one statement is its own snapshot), which
+        saves two of a by-id request's three round trips.  The session stays
+        read-only (``default_transaction_read_only``) and bounded by the
+        statement timeout either way.
         Transient errors (a connection lost, the server restarting, a
         serialization failure on a replica) are retried on a fresh
         connection for up to ``retry_seconds``: a read repeats safely.
@@ -113,7 +124,7 @@ class Reader:
         attempt = 0
         while True:
             try:
-                return await self._read_once(fn)
+                return await self._read_once(fn, single)
             except (psycopg.Error, DatabaseError) as exc:
                 if isinstance(exc, psycopg.errors.QueryCanceled) or not (
                     isinstance(exc, DatabaseError) or is_transient(exc)
@@ -125,7 +136,7 @@ class Reader:
                 log.info("API read failed (%s); retry %d", type(exc).__name__, attempt)
             await trio.sleep(self._policy.delay(attempt))
 
-    async def _read_once(self, fn: Callable[[psycopg.Connection[Any]], T]) -> T:
+    async def _read_once(self, fn: Callable[[psycopg.Connection[Any]], T], single: bool) -> T:
         async with self._slots:
             box: list[psycopg.Connection[Any] | None] = [self._idle.pop() if self._idle else None]
 
@@ -133,6 +144,12 @@ class Reader:
                 conn = box[0]
                 if conn is None:
                     conn = box[0] = self._connect()
+                if single:
+                    conn.autocommit = True  # client-side only: no round trip
+                    try:
+                        return fn(conn)
+                    finally:
+                        conn.autocommit = False
                 with conn.transaction():
                     return fn(conn)
 
