@@ -35,9 +35,11 @@ from ._errors import WriteError as WriteError
 from ._metrics import Metrics as Metrics
 from .config import ProjectConfig as ProjectConfig
 from .config import load_config as load_config
+from .handlers import Block as Block
 from .handlers import Context as Context
 from .handlers import Effect as Effect
 from .handlers import Event as Event
+from .handlers import Transaction as Transaction
 from .handlers import effect as effect
 from .handlers import load_handlers as load_handlers
 from .handlers import on as on
@@ -51,6 +53,7 @@ from .store import Index as Index
 
 __all__ = [
     "AlreadyRunningError",
+    "Block",
     "ChainStatus",
     "ConfigError",
     "Context",
@@ -71,6 +74,7 @@ __all__ = [
     "RunSummary",
     "SchemaMismatchError",
     "SourceError",
+    "Transaction",
     "WriteError",
     "effect",
     "load_config",

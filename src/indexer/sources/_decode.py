@@ -137,6 +137,8 @@ class LogDecoder:
                 raw[TRANSACTION_HASH],
                 raw[BLOCK_HASH],
                 raw[BLOCK_TIMESTAMP],
+                None,  # transaction and block: see attach_fields
+                None,
             )
             append((index, fields, (topics, raw[DATA]) if keep_raw else None))
         return out
