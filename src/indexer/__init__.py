@@ -5,7 +5,7 @@ handlers in chain order, keeps the entities they touch in memory, and
 persists every batch to PostgreSQL in the background.
 
     from typing import Annotated
-    from indexer import Context, Entity, Event, Index, on
+    from indexer import Block, Context, Entity, Event, Index, on, on_block
 
     class Account(Entity):
         id: str
@@ -14,6 +14,9 @@ persists every batch to PostgreSQL in the background.
 
     @on("ERC20", "Transfer")
     async def transfer(event: Event, ctx: Context) -> None: ...
+
+    @on_block(chain=1, every=100)
+    async def snapshot(block: Block, ctx: Context) -> None: ...
 
 The public API is this module and :mod:`indexer.testing`.  The subpackages
 (``abi``, ``config``, ``handlers``, ``sources``, ``store``, ``runtime``,
@@ -43,6 +46,7 @@ from .handlers import Transaction as Transaction
 from .handlers import effect as effect
 from .handlers import load_handlers as load_handlers
 from .handlers import on as on
+from .handlers import on_block as on_block
 from .runtime import ChainStatus as ChainStatus
 from .runtime import RunOptions as RunOptions
 from .runtime import RunStatus as RunStatus
@@ -80,5 +84,6 @@ __all__ = [
     "load_config",
     "load_handlers",
     "on",
+    "on_block",
     "run_project",
 ]

@@ -14,6 +14,8 @@ Modules: ``_event`` (Event), ``_context`` (the Context Protocol),
 
 from .._fields import Block as Block
 from .._fields import Transaction as Transaction
+from ._blocks import BlockHandler as BlockHandler
+from ._blocks import on_block as on_block
 from ._context import Context as Context
 from ._effects import Effect as Effect
 from ._effects import conforms as conforms
@@ -27,6 +29,7 @@ from ._module import on as on
 
 __all__ = [
     "Block",
+    "BlockHandler",
     "Context",
     "Effect",
     "Event",
@@ -38,4 +41,5 @@ __all__ = [
     "effect",
     "load_handlers",
     "on",
+    "on_block",
 ]
