@@ -102,6 +102,14 @@ def check_file_selection(
                     f"`{key}` needs the column {column!r}, which {blocks} does not have; "
                     "export it with cryo, or remove the key."
                 )
+        if selection:
+            # The files can provide the selection, but the file reader does not
+            # join them to the logs yet: refuse at start-up rather than let
+            # every read of a field fail in a handler.
+            at.fail(
+                "a file source does not yet deliver transaction and block fields from its cryo "
+                "`blocks`/`transactions` files; use an `rpc` source for a selection, or remove it."
+            )
 
 
 def _columns(path: Path | None, at: Where) -> frozenset[str] | None:

@@ -103,6 +103,12 @@ def collect_block_handlers(
                     f"{where}: {config.config_path.name} has no chain {chain_id} "
                     f"(chains: {', '.join(map(str, sorted(chains)))})."
                 )
+            if chain.source.file is not None:
+                # A file holds logs, not every block's header: nothing to give the handler.
+                raise ConfigError(
+                    f"{where}: chain {chain_id}'s source is a file ({chain.source.file.name}); block "
+                    "handlers need an `rpc` source (reading cryo `blocks` files is not implemented yet)."
+                )
             first = chain.start_block if start is None else start
             last = chain.end_block if end is None else end
             if first < chain.start_block:
