@@ -5,7 +5,7 @@ handlers in chain order, keeps the entities they touch in memory, and
 persists every batch to PostgreSQL in the background.
 
     from typing import Annotated
-    from indexer import Context, Entity, Event, Index, on
+    from indexer import Block, Context, Entity, Event, Index, on, on_block
 
     class Account(Entity):
         id: str
@@ -14,6 +14,9 @@ persists every batch to PostgreSQL in the background.
 
     @on("ERC20", "Transfer")
     async def transfer(event: Event, ctx: Context) -> None: ...
+
+    @on_block(chain=1, every=100)
+    async def snapshot(block: Block, ctx: Context) -> None: ...
 
 The public API is this module and :mod:`indexer.testing`.  The subpackages
 (``abi``, ``config``, ``handlers``, ``sources``, ``store``, ``runtime``,
@@ -35,12 +38,15 @@ from ._errors import WriteError as WriteError
 from ._metrics import Metrics as Metrics
 from .config import ProjectConfig as ProjectConfig
 from .config import load_config as load_config
+from .handlers import Block as Block
 from .handlers import Context as Context
 from .handlers import Effect as Effect
 from .handlers import Event as Event
+from .handlers import Transaction as Transaction
 from .handlers import effect as effect
 from .handlers import load_handlers as load_handlers
 from .handlers import on as on
+from .handlers import on_block as on_block
 from .runtime import ChainStatus as ChainStatus
 from .runtime import RunOptions as RunOptions
 from .runtime import RunStatus as RunStatus
@@ -51,6 +57,7 @@ from .store import Index as Index
 
 __all__ = [
     "AlreadyRunningError",
+    "Block",
     "ChainStatus",
     "ConfigError",
     "Context",
@@ -71,10 +78,12 @@ __all__ = [
     "RunSummary",
     "SchemaMismatchError",
     "SourceError",
+    "Transaction",
     "WriteError",
     "effect",
     "load_config",
     "load_handlers",
     "on",
+    "on_block",
     "run_project",
 ]

@@ -179,10 +179,9 @@ MUTANTS: tuple[Mutant, ...] = (
        "store.snapshot(batch.upto),",
        "Writer.write snapshots without history rows although the write keeps history",
        (STOPPED,), fast=True),
-    _M("last-checkpoint-row-dropped", "history", "runtime/_processor.py",
-       "        if block_events and seal_every_block:\n"
-       "            checkpoints.append(CheckpointRow(cp, chain_id, block, block_hash, block_events))\n",
-       "",
+    _M("last-checkpoint-row-dropped", "history", "runtime/_walk.py",
+       "        await self._close(events)\n        await self._visit_until(last + 1)\n",
+       "        self.block = -1\n        await self._visit_until(last + 1)\n",
        "the processor forgets the checkpoint row of a range's last block with events",
        (FOLLOW,), fast=True),
     # -- rollback

@@ -16,11 +16,19 @@ file and the key path.  The file format::
         end_block: 18426303         # optional
         max_reorg_depth: 200        # optional, default 200
         source: {file: data/logs.jsonl.gz}   # or {rpc: https://..., poll_interval: 1.0}
+        field_selection:            # optional: transaction and block fields on events
+          transaction: [from, gas_used]
+          block: [base_fee_per_gas]
         contracts:
           - name: ERC20
             addresses: ["0x..."]    # optional; absent = any address
             events: ["event Transfer(address indexed from, address indexed to, uint256 value)"]
             abi: abis/erc20.json    # optional; with it `events` may hold bare names
+            field_selection: {transaction: [value]}  # optional; adds to the chain's
+
+A file source may name cryo ``blocks`` and ``transactions`` parquet files
+beside its log file (``source: {file: ..., blocks: ..., transactions: ...}``);
+a selection such a source cannot provide is an error here.
 
 An optional key given as null (``end_block:`` with no value) counts as absent.
 The environment variable ``INDEXER_DATABASE_URL`` overrides ``database``.
@@ -36,7 +44,9 @@ from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 from .._errors import ConfigError
+from .._fields import FieldSelection
 from .._redact import redact_url
+from ._selection import check_file_selection, read_selection
 from ._validate import (
     Where,
     as_bool,
@@ -73,9 +83,17 @@ _CONTRACT_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _ADDRESS_RE = re.compile(r"0x[0-9a-fA-F]{40}")
 _SOURCE_SUFFIXES = (".jsonl", ".jsonl.gz", ".parquet")
 _TOP_KEYS = ("name", "handlers", "database", "schema", "raw_events", "chains")
-_CHAIN_KEYS = ("id", "start_block", "end_block", "max_reorg_depth", "source", "contracts")
-_SOURCE_KEYS = ("file", "rpc", "poll_interval")
-_CONTRACT_KEYS = ("name", "addresses", "events", "abi")
+_CHAIN_KEYS = (
+    "id",
+    "start_block",
+    "end_block",
+    "max_reorg_depth",
+    "source",
+    "contracts",
+    "field_selection",
+)
+_SOURCE_KEYS = ("file", "rpc", "poll_interval", "blocks", "transactions")
+_CONTRACT_KEYS = ("name", "addresses", "events", "abi", "field_selection")
 
 
 @dataclass(frozen=True)
@@ -85,6 +103,8 @@ class ContractConfig:
     name: str
     addresses: frozenset[str] | None
     events: tuple[EventSpec, ...]
+    field_selection: FieldSelection = FieldSelection()  # noqa: RUF009 - frozen, so shared safely
+    """What its events carry: the chain's selection and the contract's own."""
 
 
 @dataclass(frozen=True)
@@ -96,6 +116,10 @@ class SourceConfig:
     poll_interval: float = 1.0
     rpc_urls: tuple[str, ...] = ()
     """Every node URL, in order of preference; ``rpc`` is the first (kept for one-URL code)."""
+    blocks: Path | None = None
+    """A file source's cryo ``blocks`` parquet file, for block fields and block handlers."""
+    transactions: Path | None = None
+    """A file source's cryo ``transactions`` parquet file, for transaction fields."""
 
     def __post_init__(self) -> None:
         # Either field may be given; each is filled from the other.
@@ -115,6 +139,16 @@ class ChainConfig:
     max_reorg_depth: int
     source: SourceConfig
     contracts: tuple[ContractConfig, ...]
+    field_selection: FieldSelection = FieldSelection()  # noqa: RUF009 - frozen, so shared safely
+    """The chain's own selection (block handlers' blocks carry its block keys)."""
+
+    @property
+    def fetched_fields(self) -> FieldSelection:
+        """Everything any event of the chain (or its block handlers) may read."""
+        out = self.field_selection
+        for contract in self.contracts:
+            out |= contract.field_selection
+        return out
 
 
 @dataclass(frozen=True)
@@ -234,11 +268,12 @@ def _chain(raw: object, at: Where, root: Path) -> ChainConfig:
         else as_int(m["max_reorg_depth"], at.key("max_reorg_depth"), minimum=0)
     )
     source = _source(m["source"], at.key("source"), root)
+    selection = read_selection(m.get("field_selection"), at.key("field_selection"))
 
     contracts: list[ContractConfig] = []
     seen: dict[str, int] = {}
     for i, item in enumerate(as_list(m["contracts"], at.key("contracts"), what="contracts")):
-        contract = _contract(item, at.key("contracts").item(i), root)
+        contract = _contract(item, at.key("contracts").item(i), root, selection)
         if contract.name in seen:
             at.key("contracts").item(i).key("name").fail(
                 f"contract name {contract.name!r} is already used by contracts[{seen[contract.name]}] "
@@ -247,7 +282,19 @@ def _chain(raw: object, at: Where, root: Path) -> ChainConfig:
         seen[contract.name] = i
         contracts.append(contract)
     check_routing(contracts, at.key("contracts"))
-    return ChainConfig(chain_id, start, end, depth, source, tuple(contracts))
+    if source.file is not None:
+        check_file_selection(
+            source.file,
+            source.blocks,
+            source.transactions,
+            [(at.key("field_selection"), selection)]
+            + [
+                (at.key("contracts").item(i).key("field_selection"), c.field_selection)
+                for i, c in enumerate(contracts)
+            ],
+            at.key("source"),
+        )
+    return ChainConfig(chain_id, start, end, depth, source, tuple(contracts), selection)
 
 
 def _source(raw: object, at: Where, root: Path) -> SourceConfig:
@@ -271,7 +318,16 @@ def _source(raw: object, at: Where, root: Path) -> SourceConfig:
             at.key("file").fail(
                 f"the log file {path} does not exist{' (it is a directory)' if path.exists() else ''}."
             )
-        return SourceConfig(file=path)
+        extra: dict[str, Path] = {}
+        for key in ("blocks", "transactions"):
+            if m.get(key) is None:
+                continue
+            extra[key] = resolve_path(m[key], at.key(key), root)
+            if not extra[key].name.endswith(".parquet") or not extra[key].is_file():
+                at.key(key).fail(f"{extra[key]} must be an existing cryo `{key}` .parquet file.")
+        return SourceConfig(
+            file=path, blocks=extra.get("blocks"), transactions=extra.get("transactions")
+        )
     raw, where = m["rpc"], at.key("rpc")
     if isinstance(raw, list):
         if not raw:
@@ -286,6 +342,11 @@ def _source(raw: object, at: Where, root: Path) -> SourceConfig:
             urls.append(url)
     else:
         urls = [_rpc_url(raw, where)]
+    for key in ("blocks", "transactions"):
+        if m.get(key) is not None:
+            at.key(key).fail(
+                "only applies to a `file` source; an `rpc` source fetches blocks and transactions itself."
+            )
     interval = (
         1.0
         if m.get("poll_interval") is None
@@ -302,7 +363,9 @@ def _rpc_url(raw: object, at: Where) -> str:
     return url
 
 
-def _contract(raw: object, at: Where, root: Path) -> ContractConfig:
+def _contract(
+    raw: object, at: Where, root: Path, chain_selection: FieldSelection
+) -> ContractConfig:
     """Validate one ``contracts[j]`` entry and resolve its events."""
     m = read_mapping(raw, at, _CONTRACT_KEYS, ("name",))
     name = as_str(m["name"], at.key("name"))
@@ -329,4 +392,5 @@ def _contract(raw: object, at: Where, root: Path) -> ContractConfig:
             found.add(address.lower())
         addresses = frozenset(found)
     events = resolve_events(m.get("events"), m.get("abi"), at, root, name)
-    return ContractConfig(name, addresses, events)
+    own = read_selection(m.get("field_selection"), at.key("field_selection"))
+    return ContractConfig(name, addresses, events, chain_selection | own)

@@ -12,6 +12,10 @@ Modules: ``_event`` (Event), ``_context`` (the Context Protocol),
 ``_effects`` (``@effect``), ``_module`` (``@on``, loading the module).
 """
 
+from .._fields import Block as Block
+from .._fields import Transaction as Transaction
+from ._blocks import BlockHandler as BlockHandler
+from ._blocks import on_block as on_block
 from ._context import Context as Context
 from ._effects import Effect as Effect
 from ._effects import conforms as conforms
@@ -24,14 +28,18 @@ from ._module import load_handlers as load_handlers
 from ._module import on as on
 
 __all__ = [
+    "Block",
+    "BlockHandler",
     "Context",
     "Effect",
     "Event",
     "Handler",
     "HandlerSet",
+    "Transaction",
     "collect_handlers",
     "conforms",
     "effect",
     "load_handlers",
     "on",
+    "on_block",
 ]

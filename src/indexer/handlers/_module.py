@@ -7,11 +7,12 @@ import inspect
 import sys
 import typing
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Final, TypeVar
 
 from .._errors import ConfigError
 from ..store import Entity, EntitySpec, entity_spec
+from ._blocks import BlockHandler, collect_block_handlers
 from ._context import Context
 from ._effects import Effect
 from ._event import Event
@@ -63,6 +64,8 @@ class HandlerSet:
     report: Callable[..., Any] | None
     # Effects defined (or imported) at the top level of the module.
     effects: tuple[Effect[Any, Any], ...] = ()
+    # chain id -> ``@on_block`` handlers in definition order
+    block_handlers: dict[int, tuple[BlockHandler, ...]] = field(default_factory=dict)
 
 
 def _import(path: Path, name: str) -> ModuleType:
@@ -129,9 +132,11 @@ def collect_handlers(module: ModuleType, config: ProjectConfig) -> HandlerSet:
                 f"(declared: {choices})."
             )
         handlers.setdefault((contract, event), []).append(fn)
-    if not handlers:
+    block_handlers = collect_block_handlers(vars(module).values(), config)
+    if not handlers and not block_handlers:
         raise ConfigError(
-            f"{config.handlers}: no handlers found; decorate async functions with @on(contract, event)."
+            f"{config.handlers}: no handlers found; decorate async functions with @on(contract, event) "
+            "or @on_block(chain=...)."
         )
     report = getattr(module, "report", None)
     return HandlerSet(
@@ -140,4 +145,5 @@ def collect_handlers(module: ModuleType, config: ProjectConfig) -> HandlerSet:
         {k: tuple(v) for k, v in handlers.items()},
         report if callable(report) else None,
         tuple(effects[n] for n in sorted(effects)),
+        block_handlers,
     )

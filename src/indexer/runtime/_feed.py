@@ -4,7 +4,15 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from ..sources import BlockRange, LogDecoder, Reorg, RpcSourceOptions, feed_rpc, open_file_reader
+from ..sources import (
+    BlockRange,
+    BlockSchedule,
+    LogDecoder,
+    Reorg,
+    RpcSourceOptions,
+    feed_rpc,
+    open_file_reader,
+)
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
@@ -27,6 +35,7 @@ async def feed_chain(
     stored_hashes: dict[int, str] | None = None,
     rpc_tuning: dict[str, Any] | None = None,
     on_rpc_request: Callable[[str, str], None] | None = None,
+    schedule: BlockSchedule | None = None,
 ) -> None:
     """Send ``chain``'s block ranges from ``first_block`` to its end, in order, decoded.
 
@@ -52,6 +61,8 @@ async def feed_chain(
             max_reorg_depth=chain.max_reorg_depth,
             end_block=chain.end_block,
             chunk_logs=chunk_logs,
+            block_schedule=schedule or BlockSchedule(),
+            block_fields=chain.field_selection.block,
             **(rpc_tuning or {}),
         )
         decoder = LogDecoder(chain.id, routes, keep_raw=keep_raw)

@@ -20,21 +20,22 @@ from typing import TYPE_CHECKING, Any
 
 from .._errors import DatabaseError, EntityError, HandlerError, IndexerError
 from ..handlers import Event, Handler
-from ..persist import ChainProgress, CheckpointRow, load_by_field, load_by_ids
+from ..persist import ChainProgress, load_by_field, load_by_ids
 from ..store import MISSING, Entity, EntityTable, Store
 from ._batch import Batch
 from ._context import PreloadContext, StoreContext
 from ._effect_calls import EffectCalls
+from ._walk import Walk
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
     from .._metrics import Metrics
     from ..config import ChainConfig
-    from ..handlers import Effect
+    from ..handlers import BlockHandler, Effect
     from ..persist import RetryingSession
     from ..sources import BlockRange
-from ..sources import DecodedLog, DecodeRoute
+from ..sources import BlockSchedule, DecodedLog, DecodeRoute
 
 __all__ = ["ChainRoutes", "Processor", "build_routes"]
 
@@ -50,21 +51,31 @@ class ChainRoutes:
 
     routes: tuple[DecodeRoute, ...]
     handlers: tuple[tuple[Handler, ...], ...]
+    block_handlers: tuple[BlockHandler, ...] = ()
+
+    @property
+    def schedule(self) -> BlockSchedule:
+        """The blocks the block handlers run at."""
+        return BlockSchedule(tuple(h.interval for h in self.block_handlers))
 
 
 def build_routes(
-    chain: ChainConfig, handlers: dict[tuple[str, str], tuple[Handler, ...]]
+    chain: ChainConfig,
+    handlers: dict[tuple[str, str], tuple[Handler, ...]],
+    block_handlers: tuple[BlockHandler, ...] = (),
 ) -> ChainRoutes:
-    """The events of ``chain`` that have handlers, in configuration order."""
+    """The events of ``chain`` that have handlers, in configuration order, and its block handlers."""
     routes: list[DecodeRoute] = []
     chosen: list[tuple[Handler, ...]] = []
     for contract in chain.contracts:
         for ev in contract.events:
             hs = handlers.get((contract.name, ev.name))
             if hs:
-                routes.append(DecodeRoute(contract.name, ev, contract.addresses))
+                routes.append(
+                    DecodeRoute(contract.name, ev, contract.addresses, contract.field_selection)
+                )
                 chosen.append(hs)
-    return ChainRoutes(tuple(routes), tuple(chosen))
+    return ChainRoutes(tuple(routes), tuple(chosen), block_handlers)
 
 
 class Processor:
@@ -134,25 +145,23 @@ class Processor:
         store, ctx = self.store, self.ctx
         raw_rows: list[tuple[Any, ...]] = []
         new = tuple.__new__
-        checkpoints: list[CheckpointRow] = []
-        hashes = rng.hashes
-        if hashes is not None:
+        if rng.hashes is not None:
             self.history = True
         # Once any range is within a reorg window (history on), every block
         # can be a rollback target: it is sealed (see Store.seal) and gets a
         # checkpoint row.  Before that, no rollback can reach these blocks:
         # the range is sealed once, so writes may end only at its end, and
         # its blocks get no rows (a fork point is never looked for there).
-        seal_every_block = self.history
         store.seal()
-        # Within the reorg window every block gets a checkpoint, events or
-        # not, so that its hash is stored; elsewhere only blocks with events.
-        pending = iter(range(rng.first, rng.last + 1)) if hashes is not None else iter(())
-        next_empty = next(pending, None)
+        walk = Walk(
+            rng,
+            store,
+            ctx,
+            self.routes[chain_id].block_handlers,
+            seal_every_block=self.history,
+        )
         block = -1
-        block_hash: str | None = None
         block_events = 0
-        cp = store.processed
         self._batch, self._pos, self._preloaded = items, 0, False
         loads_before = self.load_seconds
         started = time.perf_counter()
@@ -162,26 +171,12 @@ class Processor:
             event = new(Event, fields)
             number = fields[_NUMBER]
             if number != block:
-                if block_events and seal_every_block:
-                    checkpoints.append(CheckpointRow(cp, chain_id, block, block_hash, block_events))
-                if hashes is not None:
-                    while next_empty is not None and next_empty < number:
-                        cp += 1
-                        checkpoints.append(
-                            CheckpointRow(cp, chain_id, next_empty, hashes[next_empty], 0)
-                        )
-                        next_empty = next(pending, None)
-                    next_empty = next(pending, None)  # `number` itself
-                if seal_every_block:
-                    store.seal()
-                cp += 1
-                block, block_hash, block_events = number, event.block_hash, 0
-                ctx._cp = cp
-                store.processed = cp
+                await walk.enter(number, event.block_hash, block_events)
+                block, block_events = number, 0
             block_events += 1
             self._pos = pos
             if raw is not None:
-                raw_rows.append(_raw_row(event, raw, cp))
+                raw_rows.append(_raw_row(event, raw, walk.cp))
             for handler in handlers_of[route]:
                 try:
                     await handler(event, ctx)
@@ -202,14 +197,8 @@ class Processor:
                     raise HandlerError(
                         _where(handler, event, f"{type(exc).__name__}: {exc}")
                     ) from exc
-        if block_events and seal_every_block:
-            checkpoints.append(CheckpointRow(cp, chain_id, block, block_hash, block_events))
-        if hashes is not None:
-            while next_empty is not None:
-                cp += 1
-                checkpoints.append(CheckpointRow(cp, chain_id, next_empty, hashes[next_empty], 0))
-                next_empty = next(pending, None)
-            store.processed = cp
+        await walk.finish(rng.last, block_events)
+        checkpoints = walk.checkpoints
         self._batch = ()
         # Loads happen inside handler calls; count them once, as loads.
         elapsed = time.perf_counter() - started - (self.load_seconds - loads_before)

@@ -134,7 +134,12 @@ class _Runner:
             reset=opts.reset,
             keep_caches=opts.keep_caches,
         )
-        routes = {c.id: build_routes(c, self.handlers.handlers) for c in config.chains}
+        routes = {
+            c.id: build_routes(
+                c, self.handlers.handlers, self.handlers.block_handlers.get(c.id, ())
+            )
+            for c in config.chains
+        }
         logger = logging.getLogger(f"indexer.project.{config.name}")
         self.processor = Processor(
             store,
@@ -269,6 +274,7 @@ class _Runner:
             hashes or {},
             {**self.options.rpc_tuning, "on_head": on_head},
             functools.partial(self._count_rpc_request, str(chain.id)),
+            self.processor.routes[chain.id].schedule,
         )
 
     async def _rollback(self, reorg: Reorg) -> None:

@@ -32,9 +32,11 @@ from ._rpc_pool import RpcPool as RpcPool
 from ._rpc_pool import open_rpc_pool as open_rpc_pool
 from ._rpc_source import RpcSourceOptions as RpcSourceOptions
 from ._rpc_source import feed_rpc as feed_rpc
+from ._schedule import BlockSchedule as BlockSchedule
 
 __all__ = [
     "BlockRange",
+    "BlockSchedule",
     "DecodeRoute",
     "DecodedLog",
     "FileReadStats",

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from .._errors import DecodeError
+from .._fields import FieldSelection
 from ._filter import LogFilter
 from ._log import (
     ADDRESS,
@@ -50,6 +51,8 @@ class DecodeRoute:
     contract: str
     event: EventSpec
     addresses: frozenset[str] | None
+    fields: FieldSelection = FieldSelection()  # noqa: RUF009 - frozen, so shared safely
+    """The transaction and block keys the contract's events carry."""
 
 
 def route_filter(routes: Sequence[DecodeRoute]) -> LogFilter:
@@ -95,8 +98,16 @@ class LogDecoder:
         skipped, self.skipped = self.skipped, {}
         return skipped
 
-    def decode(self, logs: Sequence[Sequence[Any]]) -> list[DecodedLog]:
-        """Route and decode ``logs`` (RawLogs or tuples in RawLog field order)."""
+    def decode(
+        self,
+        logs: Sequence[Sequence[Any]],
+        attach: Callable[[int, Sequence[Any]], tuple[Any, Any]] | None = None,
+    ) -> list[DecodedLog]:
+        """Route and decode ``logs`` (RawLogs or tuples in RawLog field order).
+
+        ``attach(route index, raw log)`` gives the event's transaction and
+        block when something is selected; without it both are None.
+        """
         by_topic, chain_id, keep_raw = self._by_topic, self.chain_id, self.keep_raw
         out: list[DecodedLog] = []
         append = out.append
@@ -137,6 +148,10 @@ class LogDecoder:
                 raw[TRANSACTION_HASH],
                 raw[BLOCK_HASH],
                 raw[BLOCK_TIMESTAMP],
+                None,  # transaction and block: None reads as nothing selected
+                None,
             )
+            if attach is not None:
+                fields = (*fields[:10], *attach(index, raw))
             append((index, fields, (topics, raw[DATA]) if keep_raw else None))
         return out

@@ -8,6 +8,8 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 if TYPE_CHECKING:
     from collections.abc import Mapping
 
+    from .._fields import Block
+
 __all__ = [
     "ADDRESS",
     "BLOCK_HASH",
@@ -84,6 +86,10 @@ class BlockRange(NamedTuple):
     final_block: int | None = None
     # The chain's head when the source read this range (None: not known).
     head_block: int | None = None
+    # Block number -> Block, for each block of first..last at which block
+    # handlers run (see BlockSchedule); the loop runs them after the
+    # block's logs.  None: no block handlers.
+    blocks: Mapping[int, Block] | None = None
 
 
 class Reorg(NamedTuple):

@@ -15,7 +15,7 @@ import logging
 import random
 import re
 from contextlib import asynccontextmanager
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple, TypeVar
 
 import httpx
 import orjson
@@ -28,6 +28,7 @@ if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Sequence
 
 __all__ = [
+    "METHOD_NOT_FOUND",
     "RpcBeyondHeadError",
     "RpcClient",
     "RpcError",
@@ -42,6 +43,8 @@ __all__ = [
 _log = logging.getLogger("indexer.sources")
 
 _BLOCKS_PER_REQUEST = 100
+_T = TypeVar("_T")
+METHOD_NOT_FOUND = -32601
 _Call = tuple[str, list[Any]]
 _HEADERS = {"Content-Type": "application/json", "Accept": "application/json"}
 _NOT_TRANSIENT = (
@@ -286,22 +289,46 @@ class RpcClient:
             raise self._malformed("eth_getLogs", "eth_getLogs", detail)
         return logs
 
-    async def get_blocks(self, numbers: Sequence[int]) -> list[dict[str, Any] | None]:
-        """The headers of blocks `numbers` (``eth_getBlockByNumber`` without transactions).
+    async def get_blocks(
+        self, numbers: Sequence[int], *, full: bool = False
+    ) -> list[dict[str, Any] | None]:
+        """The headers of blocks `numbers` (``eth_getBlockByNumber``; `full`: with transactions).
 
         Sent as batches of at most 100 calls per HTTP request.  An entry is
         None for a block the node does not have.
         """
-        blocks: list[dict[str, Any] | None] = []
-        for start in range(0, len(numbers), _BLOCKS_PER_REQUEST):
-            chunk = numbers[start : start + _BLOCKS_PER_REQUEST]
-            results = await self.batch([("eth_getBlockByNumber", [hex(n), False]) for n in chunk])
-            for n, block in zip(chunk, results, strict=True):
-                if block is not None and not isinstance(block, dict):
-                    detail = f"block {n} is {block!r:.200}, not an object"
-                    raise self._malformed("eth_getBlockByNumber", "eth_getBlockByNumber", detail)
-                blocks.append(block)
-        return blocks
+        return await self._per_item("eth_getBlockByNumber", [[hex(n), full] for n in numbers], dict)
+
+    async def get_block_receipts(self, numbers: Sequence[int]) -> list[list[Any] | None]:
+        """The receipts of blocks `numbers` (``eth_getBlockReceipts``), batched like blocks.
+
+        An entry is None for a block the node does not have.  A node without
+        the method raises :class:`RpcError` with code -32601.
+        """
+        return await self._per_item("eth_getBlockReceipts", [[hex(n)] for n in numbers], list)
+
+    async def get_receipts(
+        self, hashes: Sequence[str], need: int | None = None
+    ) -> list[dict[str, Any] | None]:
+        """The receipts of transactions `hashes` (``eth_getTransactionReceipt``), batched.
+
+        `need` (the highest block they are in) is for :class:`RpcPool`'s choice of node.
+        """
+        return await self._per_item("eth_getTransactionReceipt", [[h] for h in hashes], dict)
+
+    async def _per_item(
+        self, method: str, params: Sequence[list[Any]], kind: type[_T]
+    ) -> list[_T | None]:
+        out: list[_T | None] = []
+        for start in range(0, len(params), _BLOCKS_PER_REQUEST):
+            chunk = params[start : start + _BLOCKS_PER_REQUEST]
+            results = await self.batch([(method, p) for p in chunk])
+            for p, item in zip(chunk, results, strict=True):
+                if item is not None and not isinstance(item, kind):
+                    detail = f"{p[0]} is {item!r:.200}, not a JSON {'object' if kind is dict else 'array'}"
+                    raise self._malformed(method, method, detail)
+                out.append(item)
+        return out
 
     def _quantity(self, method: str, value: object) -> int:
         if isinstance(value, str) and _QUANTITY_RE.fullmatch(value):

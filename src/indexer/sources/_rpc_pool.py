@@ -190,7 +190,7 @@ class RpcPool:
         return logs
 
     async def get_blocks(
-        self, numbers: Sequence[int], *, denied: set[int] | None = None
+        self, numbers: Sequence[int], *, denied: set[int] | None = None, full: bool = False
     ) -> list[dict[str, Any] | None]:
         """The headers of `numbers`; None only for a block no node has.
 
@@ -206,7 +206,7 @@ class RpcPool:
             need = max(todo) if not asked else min(todo)
             try:
                 node, headers = await self._run(
-                    "eth_getBlockByNumber", need, _blocks(todo), asked, fallback=not asked
+                    "eth_getBlockByNumber", need, _blocks(todo, full), asked, fallback=not asked
                 )
             except _NoNode:
                 break
@@ -222,6 +222,33 @@ class RpcPool:
                     denied.add(node.index)
             todo = missing
         return [found.get(n) for n in numbers]
+
+    async def get_block_receipts(self, numbers: Sequence[int]) -> list[list[Any] | None]:
+        """The receipts of blocks `numbers` from one node that has the highest of them.
+
+        None for a block that node lacks (the fetcher asks again later).
+        """
+        frozen = list(numbers)
+        _node, receipts = await self._run(
+            "eth_getBlockReceipts",
+            max(frozen),
+            lambda client: client.get_block_receipts(frozen),
+            set(),
+            fallback=True,
+        )
+        return receipts
+
+    async def get_receipts(self, hashes: Sequence[str], need: int) -> list[dict[str, Any] | None]:
+        """The receipts of transactions `hashes`, from a node that has block `need`."""
+        frozen = list(hashes)
+        _node, receipts = await self._run(
+            "eth_getTransactionReceipt",
+            need,
+            lambda client: client.get_receipts(frozen),
+            set(),
+            fallback=True,
+        )
+        return receipts
 
     async def get_tip(self, number: int) -> tuple[dict[str, Any] | None, bool]:
         """The header of `number`, the last block a fetcher sent, and whether
@@ -427,11 +454,13 @@ class RpcPool:
         )
 
 
-def _blocks(numbers: list[int]) -> Callable[[RpcClient], Awaitable[list[dict[str, Any] | None]]]:
+def _blocks(
+    numbers: list[int], full: bool
+) -> Callable[[RpcClient], Awaitable[list[dict[str, Any] | None]]]:
     frozen = list(numbers)
 
     async def ask(client: RpcClient) -> list[dict[str, Any] | None]:
-        return await client.get_blocks(frozen)
+        return await client.get_blocks(frozen, full=full)
 
     return ask
 

@@ -46,12 +46,15 @@ from ._rpc import (
     RpcUnavailableError,
     open_rpc_client,
 )
+from ._rpc_fields import FieldFetcher
 from ._rpc_pool import RpcPool, open_rpc_pool
+from ._schedule import BlockSchedule
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
     from contextlib import AbstractAsyncContextManager
 
+    from .._fields import Block
     from ._filter import LogFilter
     from ._rpc import RpcClient
 
@@ -93,6 +96,9 @@ class RpcSourceOptions:
     on_request: Callable[[str, str], None] | None = None
     # Told every head the node reports (the runtime's stall watchdog).
     on_head: Callable[[int], None] | None = None
+    # When block handlers run, and the chain's own block keys their blocks carry.
+    block_schedule: BlockSchedule = field(default_factory=BlockSchedule)
+    block_fields: frozenset[str] = frozenset()
 
     @property
     def all_urls(self) -> tuple[str, ...]:
@@ -169,6 +175,9 @@ class _Fetcher:
         self.inconsistent = 0
         self.beyond_head = 0
         self.pooled = isinstance(client, RpcPool)
+        self.fields = FieldFetcher(
+            options.chain_id, decoder.routes, options.block_fields, options.block_schedule
+        )
 
     @property
     def where(self) -> str:
@@ -318,11 +327,27 @@ class _Fetcher:
             by_number[n] = h
         if known is not None and by_number[first]["parentHash"] != known:
             return await self._find_fork(first - 1)
+        fetched = None
+        if self.fields.active:
+            fetched = await self.fields.fetch(self.client, first, last, logs, None)
+            if fetched is None:
+                return self._inconsistent(first, last)
+            self.inconsistent = 0
         self.hashes[last] = by_number[last]["hash"]
         raws = self._raw_logs(logs, by_number)
         self.next = last + 1
         self._forget_old()
-        return _split(self.decoder, first, last, raws, self.o.chunk_logs, final, head=self.head)
+        return _split(
+            self.decoder,
+            first,
+            last,
+            raws,
+            self.o.chunk_logs,
+            final,
+            head=self.head,
+            attach=None if fetched is None else fetched.attach,
+            blocks=None if fetched is None else fetched.blocks,
+        )
 
     async def _in_window(
         self,
@@ -347,14 +372,14 @@ class _Fetcher:
             lg.get("blockHash") == by_number[int(lg["blockNumber"], 16)]["hash"] for lg in logs
         )
         if not consistent:
-            self.inconsistent += 1
-            if self.inconsistent >= _MAX_INCONSISTENT:
-                raise SourceError(
-                    f"{self.where}: blocks {first}..{last} came back inconsistent {_MAX_INCONSISTENT} times in a "
-                    f"row (logs whose blockHash does not match their block, or headers that do not chain); the "
-                    f"node may be serving two forks behind a load balancer."
-                )
-            return []
+            return self._inconsistent(first, last)
+        fetched = None
+        if self.fields.active:
+            # After the logs, like the logs after the headers: checked
+            # against both, so nothing of another fork slips in between.
+            fetched = await self.fields.fetch(self.client, first, last, logs, by_number)
+            if fetched is None:
+                return self._inconsistent(first, last)
         self.inconsistent = 0
         hashes = {n: str(by_number[n]["hash"]) for n in numbers}
         self.hashes.update(hashes)
@@ -362,8 +387,29 @@ class _Fetcher:
         self.next = last + 1
         self._forget_old()
         return _split(
-            self.decoder, first, last, raws, self.o.chunk_logs, final, hashes, head=self.head
+            self.decoder,
+            first,
+            last,
+            raws,
+            self.o.chunk_logs,
+            final,
+            hashes,
+            head=self.head,
+            attach=None if fetched is None else fetched.attach,
+            blocks=None if fetched is None else fetched.blocks,
         )
+
+    def _inconsistent(self, first: int, last: int) -> list[BlockRange]:
+        """Answers of two forks (or a node that lost a block): ask again, a few times."""
+        self.inconsistent += 1
+        if self.inconsistent >= _MAX_INCONSISTENT:
+            raise SourceError(
+                f"{self.where}: blocks {first}..{last} came back inconsistent {_MAX_INCONSISTENT} times in a "
+                f"row (logs whose blockHash does not match their block, headers that do not chain, or "
+                f"transactions, receipts or blocks of another fork); the node may be serving two forks "
+                f"behind a load balancer."
+            )
+        return []
 
     async def _check_tip(self) -> Reorg | None:
         """Caught up: is the last block sent still canonical?"""
@@ -456,6 +502,8 @@ def _split(
     hashes: dict[int, str] | None = None,
     *,
     head: int | None = None,
+    attach: Callable[[int, Sequence[Any]], tuple[Any, Any]] | None = None,
+    blocks: dict[int, Block] | None = None,
 ) -> list[BlockRange]:
     """Cut a long range into batches of about ``chunk_logs`` whole blocks, decoded."""
     out: list[BlockRange] = []
@@ -464,8 +512,11 @@ def _split(
 
     def part(lo: int, hi: int, chunk: list[RawLog]) -> BlockRange:
         sub = None if hashes is None else {b: hashes[b] for b in range(lo, hi + 1)}
-        items = decoder.decode(chunk)
-        return BlockRange(decoder.chain_id, lo, hi, items, decoder.take_skipped(), sub, final, head)
+        items = decoder.decode(chunk, attach)
+        due = None if not blocks else {b: v for b, v in blocks.items() if lo <= b <= hi}
+        return BlockRange(
+            decoder.chain_id, lo, hi, items, decoder.take_skipped(), sub, final, head, due
+        )
 
     while n - begin > chunk_logs:
         i = begin + chunk_logs

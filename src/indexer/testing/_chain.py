@@ -24,6 +24,8 @@ from typing import TYPE_CHECKING, Any, TypedDict
 
 from eth_hash.auto import keccak
 
+from ._chain_data import transaction_hash
+
 if TYPE_CHECKING:
     from collections.abc import Callable, Collection, Iterable, Sequence
     from os import PathLike
@@ -300,7 +302,8 @@ class ScriptedChain:
 
         Each log is its own transaction: ``transactionIndex`` equals
         ``logIndex`` (the position in the block), and the transaction hash
-        derives from the block hash and that position.
+        derives from the block hash and that position (``_chain_data.py``:
+        the transactions and receipts the node serves).
 
         Args:
             from_block: The first block.
@@ -315,14 +318,13 @@ class ScriptedChain:
         hi = bisect.bisect_right(self._log_blocks, to_block)
         for number in self._log_blocks[lo:hi]:
             block_hash = self._hash(number)
-            hash_bytes = bytes.fromhex(block_hash[2:])
             timestamp = hex(self.genesis_timestamp + number * self.block_time)
             for position, log in enumerate(self._logs[number][0]):
                 if want_address is not None and log.address not in want_address:
                     continue
                 if want_topic0 is not None and (not log.topics or log.topics[0] not in want_topic0):
                     continue
-                tx_hash = "0x" + bytes(keccak(hash_bytes + position.to_bytes(4, "big"))).hex()
+                tx_hash = transaction_hash(block_hash, number, position)
                 out.append(
                     {
                         "address": log.address,

@@ -14,13 +14,22 @@ from typing import TYPE_CHECKING, Any
 
 from eth_hash.auto import keccak
 
+from .._fields import (
+    BLOCK_FIELDS,
+    TRANSACTION_FIELDS,
+    Block,
+    Transaction,
+    attribute,
+    make_block,
+    make_transaction,
+)
 from ..abi import EventSpec, parse_event_signature
 from ..handlers import Event
 from ..sources import RawLog
 from ._chain import LogSpec, _hex
 
 if TYPE_CHECKING:
-    from collections.abc import Mapping
+    from collections.abc import Mapping, Sequence
 
     from ..abi import AbiType, Param
 
@@ -180,6 +189,8 @@ def make_event(
     transaction_hash: str | None = None,
     block_hash: str | None = None,
     block_timestamp: int | None = None,
+    transaction: Mapping[str, Any] | None = None,
+    block: Mapping[str, Any] | None = None,
 ) -> Event:
     """The :class:`~indexer.Event` a handler receives for this log.
 
@@ -195,9 +206,15 @@ def make_event(
         block_number, log_index, transaction_hash, block_hash,
             block_timestamp: As for :func:`make_log`.
         chain_id: The chain the event comes from.
+        transaction: The fields ``event.transaction`` has, by key
+            (``{"from": "0x...", "gas_used": 21000}``; ``from_`` works
+            too); the others raise as unselected fields do.  None: none.
+        block: The fields ``event.block`` has besides ``number``, ``hash``
+            and ``timestamp`` (which come from ``block_number``,
+            ``block_hash`` and ``block_timestamp``), e.g. ``{"miner": ...}``.
 
     Raises:
-        ValueError: As for :func:`make_log`.
+        ValueError: As for :func:`make_log`, or an unknown field key.
     """
     spec = event_spec(event)
     log = make_log(
@@ -211,6 +228,12 @@ def make_event(
         block_timestamp=block_timestamp,
     )
     decoded = spec.decoder()(log.topics, log.data)
+    tx = None if transaction is None else _transaction(transaction, chain_id, contract)
+    blk = (
+        None
+        if block is None
+        else _block(block, chain_id, contract, block_number, log.block_hash, block_timestamp)
+    )
     return Event(
         decoded,
         contract,
@@ -222,4 +245,37 @@ def make_event(
         log.transaction_hash,
         log.block_hash,
         block_timestamp,
+        tx,  # type: ignore[arg-type]  # None reads as nothing selected (see Event)
+        blk,  # type: ignore[arg-type]
     )
+
+
+def _attributes(
+    values: Mapping[str, Any], valid: Sequence[str], what: str
+) -> list[tuple[str, Any]]:
+    out = []
+    for key, value in values.items():
+        name = "from" if key == "from_" else key
+        if name not in valid:
+            raise ValueError(f"{key!r} is not a {what} field; the fields are: {', '.join(valid)}")
+        out.append((attribute(name), value))
+    return out
+
+
+def _transaction(values: Mapping[str, Any], chain_id: int, contract: str) -> Transaction:
+    where = f"event.transaction@of chain {chain_id} (or of its contract {contract})"
+    return make_transaction(where, _attributes(values, TRANSACTION_FIELDS, "transaction"))
+
+
+def _block(
+    values: Mapping[str, Any],
+    chain_id: int,
+    contract: str,
+    number: int,
+    block_hash: str | None,
+    timestamp: int | None,
+) -> Block:
+    where = f"event.block@of chain {chain_id} (or of its contract {contract})"
+    known: list[tuple[str, Any]] = [("number", number)]
+    known += [(k, v) for k, v in (("hash", block_hash), ("timestamp", timestamp)) if v is not None]
+    return make_block(where, known + _attributes(values, BLOCK_FIELDS, "block"))

@@ -17,6 +17,8 @@ from typing import TYPE_CHECKING, Any, TypeGuard
 import orjson
 import trio
 
+from ._chain_data import block_json, locate_transaction, receipt_json, transaction_json
+
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping, Sequence
 
@@ -91,14 +93,8 @@ def _hex_set(value: object, digits: int, what: str) -> frozenset[str] | None:
     return frozenset(item.lower() for item in items) or None
 
 
-def _block_json(block: Block) -> dict[str, Any]:
-    return {
-        "number": hex(block.number),
-        "hash": block.hash,
-        "parentHash": block.parent_hash,
-        "timestamp": hex(block.timestamp),
-        "transactions": [],
-    }
+def _full(params: list[Any]) -> bool:
+    return len(params) > 1 and params[1] is True
 
 
 class RpcServer:
@@ -139,7 +135,11 @@ class RpcServer:
             "eth_getBlockByNumber": self._get_block_by_number,
             "eth_getBlockByHash": self._get_block_by_hash,
             "eth_getLogs": self._get_logs,
+            "eth_getBlockReceipts": self._get_block_receipts,
+            "eth_getTransactionReceipt": self._get_transaction_receipt,
+            "eth_getTransactionByHash": self._get_transaction_by_hash,
         }
+        self._unsupported: set[str] = set()
 
     def transport(self) -> httpx.AsyncBaseTransport:
         """An httpx transport that answers requests in-process, without sockets.
@@ -192,6 +192,13 @@ class RpcServer:
         if blocks < 0:
             raise ValueError(f"lag must not be negative, got {blocks}")
         self._lag = blocks
+
+    def unsupported(self, method: str) -> None:
+        """Answer ``method`` as a node without it does: JSON-RPC error -32601 (method not found).
+
+        E.g. ``eth_getBlockReceipts``, which older nodes lack.
+        """
+        self._unsupported.add(method)
 
     def fail(
         self,
@@ -347,7 +354,7 @@ class RpcServer:
             return _error(call_id, -32600, "invalid request: no method")
         if failure is not None:
             return _error(call_id, failure.code, failure.message)
-        handler = self._methods.get(method)
+        handler = None if method in self._unsupported else self._methods.get(method)
         if handler is None:
             return _error(call_id, -32601, f"the method {method} does not exist/is not available")
         params = call.get("params")
@@ -378,7 +385,7 @@ class RpcServer:
         number = self._block_number(params[0], "block number")
         if number > self.head:
             return None
-        return _block_json(self.chain.block(number))
+        return block_json(self.chain.block(number), _full(params))
 
     def _get_block_by_hash(self, params: list[Any]) -> dict[str, Any] | None:
         if not 1 <= len(params) <= 2:
@@ -386,7 +393,42 @@ class RpcServer:
         if not _is_hex(params[0], 64):
             raise _invalid(f"block hash {params[0]!r} is not 0x followed by 64 hex digits")
         block = self.chain.block_by_hash(params[0])
-        return None if block is None or block.number > self.head else _block_json(block)
+        return (
+            None if block is None or block.number > self.head else block_json(block, _full(params))
+        )
+
+    def _get_block_receipts(self, params: list[Any]) -> list[dict[str, Any]] | None:
+        if len(params) != 1:
+            raise _invalid("expected [block]")
+        number = self._block_number(params[0], "block number")
+        if number > self.head:
+            return None
+        block = self.chain.block(number)
+        logs = self.chain.logs(number, number)
+        return [receipt_json(block, i, logs) for i in range(len(block.logs))]
+
+    def _find_transaction(self, params: list[Any]) -> tuple[Block, int] | None:
+        if len(params) != 1 or not _is_hex(params[0], 64):
+            raise _invalid("expected [transactionHash], 0x followed by 64 hex digits")
+        tx_hash = params[0].lower()
+        number, position = locate_transaction(tx_hash)
+        if number > self.head:
+            return None
+        block = self.chain.block(number)
+        if position >= len(block.logs) or transaction_json(block, position)["hash"] != tx_hash:
+            return None  # unknown, or its block was reorged away
+        return block, position
+
+    def _get_transaction_receipt(self, params: list[Any]) -> dict[str, Any] | None:
+        found = self._find_transaction(params)
+        if found is None:
+            return None
+        block, position = found
+        return receipt_json(block, position, self.chain.logs(block.number, block.number))
+
+    def _get_transaction_by_hash(self, params: list[Any]) -> dict[str, Any] | None:
+        found = self._find_transaction(params)
+        return None if found is None else transaction_json(*found)
 
     def _get_logs(self, params: list[Any]) -> list[dict[str, Any]]:
         if len(params) != 1 or not isinstance(params[0], dict):
