@@ -134,7 +134,9 @@ class Node:
             first = self._number(criteria.get("fromBlock"))
             last = min(self._number(criteria.get("toBlock")), data.chain.head)
             if last < first:
-                raise RpcError(-32602, f"invalid params: toBlock {last} is before fromBlock {first}")
+                raise RpcError(
+                    -32602, f"invalid params: toBlock {last} is before fromBlock {first}"
+                )
         self.ranges[last - first + 1] += 1
         address = criteria.get("address")
         addresses = None if address is None else [address] if isinstance(address, str) else address
@@ -188,7 +190,10 @@ async def _serve(node: Node, stream: trio.SocketStream) -> None:
                         return
                     body += event.data
                 reply = node.answer(bytes(body))
-                headers = [("content-type", "application/json"), ("content-length", str(len(reply)))]
+                headers = [
+                    ("content-type", "application/json"),
+                    ("content-length", str(len(reply))),
+                ]
                 await stream.send_all(
                     conn.send(h11.Response(status_code=200, headers=headers))
                     + conn.send(h11.Data(data=reply))
