@@ -232,9 +232,10 @@ def ours_run(bench: Bench, rep: int) -> dict[str, Any]:
 
 def floor_run(bench: Bench, rep: int, inflight: int) -> dict[str, Any]:
     """``_ponder/rpc_floor.py`` with ``inflight`` requests in flight."""
+    # Written every time: the work dir outlives a run, and another run's list (another
+    # --events) would make the floor fetch fewer logs (the oracle check caught that once).
     addresses = bench.work / "tokens.json"
-    if not addresses.exists():
-        addresses.write_text(json.dumps(bench.node["tokens"]))
+    addresses.write_text(json.dumps(bench.node["tokens"]))
     cmd = [sys.executable, "-m", "_ponder.rpc_floor", bench.node_url]
     cmd += ["--first", str(bench.node["first_block"]), "--last", str(bench.node["last_block"])]
     cmd += ["--range", str(bench.node["block_range"]), "--inflight", str(inflight)]
