@@ -1,0 +1,1 @@
+"""The side-by-side benchmark against Ponder (``bench/ponder.py``): its node, projects and runs."""
