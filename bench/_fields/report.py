@@ -17,15 +17,21 @@ def summarize(records: list[dict[str, Any]]) -> dict[str, Any]:
     repetition are close in time, so a load that comes and goes moves both.
     """
     ok = [r for r in records if r.get("error") is None]
-    base = {r["rep"]: r["events_per_second"] for r in ok if r["variant"] == "none"}
+    base = {r["rep"]: r for r in ok if r["variant"] == "none"}
     out: dict[str, Any] = {}
     for name in dict.fromkeys(r["variant"] for r in records):
         mine = [r for r in ok if r["variant"] == name]
-        ratios = [r["events_per_second"] / base[r["rep"]] for r in mine if r["rep"] in base]
+        paired = [(r, base[r["rep"]]) for r in mine if r["rep"] in base]
         out[name] = {
             "events_per_second": spread([r["events_per_second"] for r in mine]),
             "wall_seconds": spread([r["wall_seconds"] for r in mine]),
-            "ratio_to_none": spread(ratios),
+            "cpu_us_per_event": spread([r["cpu_us_per_event"] for r in mine]),
+            "ratio_to_none": spread(
+                [r["events_per_second"] / b["events_per_second"] for r, b in paired]
+            ),
+            "cpu_ratio_to_none": spread(
+                [r["cpu_us_per_event"] / b["cpu_us_per_event"] for r, b in paired]
+            ),
             "failed": sum(1 for r in records if r["variant"] == name and r.get("error")),
         }
     return out
@@ -43,19 +49,29 @@ def markdown(results: dict[str, Any]) -> str:
         f"{machine.get('postgres', '?')}; load average at start {machine.get('loadavg_at_start')}, "
         f"at end {machine.get('loadavg_at_end')}. Command: `{results['command']}`.",
         "",
-        "| variant | what | events/s (median) | min..max | vs none (median ratio) | wall s (median) |",
-        "|---|---|---:|---:|---:|---:|",
+        "| variant | what | events/s (median) | min..max | events/s vs none | "
+        "indexer CPU µs/event | CPU vs none |",
+        "|---|---|---:|---:|---:|---:|---:|",
     ]
     for name, s in results["summary"].items():
-        eps, wall, ratio = s["events_per_second"], s["wall_seconds"], s["ratio_to_none"]
+        eps, cpu = s["events_per_second"], s["cpu_us_per_event"]
         if eps is None:
-            lines.append(f"| {name} | {BY_NAME[name].what} | failed | | | |")
+            lines.append(f"| {name} | {BY_NAME[name].what} | failed | | | | |")
             continue
         lines.append(
             f"| {name} | {BY_NAME[name].what} | {eps['median']:,.0f} | "
-            f"{eps['min']:,.0f}..{eps['max']:,.0f} | "
-            f"{'-' if ratio is None else format(ratio['median'], '.2f')} | {wall['median']:.2f} |"
+            f"{eps['min']:,.0f}..{eps['max']:,.0f} | {_ratio(s['ratio_to_none'])} | "
+            f"{cpu['median']:.0f} | {_ratio(s['cpu_ratio_to_none'])} |"
         )
+    lines += [
+        "",
+        "Ratios: medians of each repetition's own ratio to `none`. Indexer CPU: this "
+        "process's CPU time per event (the node is a child process, PostgreSQL another).",
+    ]
     if results.get("note"):
         lines += ["", results["note"]]
     return "\n".join(lines) + "\n"
+
+
+def _ratio(s: dict[str, Any] | None) -> str:
+    return "-" if s is None else f"{s['median']:.2f}"

@@ -128,15 +128,20 @@ async def run_variant(
     project = write_project(work, schema, rpc, blocks, variant)
     config = load_config(project)
     handlers = load_handlers(config)
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), time.process_time()
     summary = await run_project(config, handlers, RunOptions(database_url=db, handle_signals=False))
     wall = time.perf_counter() - started
+    # This process's CPU: the indexer's own work (and its database client),
+    # not the node's (a child process) nor PostgreSQL's.
+    cpu = time.process_time() - cpu
     record: dict[str, Any] = {
         "variant": variant.name,
         "schema": schema,
         "wall_seconds": wall,
         "events": summary.events,
         "events_per_second": summary.events / wall if wall else None,
+        "cpu_seconds": cpu,
+        "cpu_us_per_event": 1e6 * cpu / summary.events if summary.events else None,
         "handler_seconds": summary.handler_seconds,
         "write_seconds": summary.write_seconds,
         "writes": summary.writes,
