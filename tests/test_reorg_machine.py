@@ -14,6 +14,10 @@ raw events and checkpoint rows are there exactly once.
   blocks, must stop the run with ReorgTooDeepError and leave the database
   as it was; never continue silently on a forked state.  A ``--reset`` run
   then rebuilds from scratch.
+* Two block handlers (every 2nd block from 1, every 3rd from 2) run
+  through all of it; the model (``expected_block_runs``) says exactly
+  which canonical blocks each ran on, once each, after the block's log
+  handlers and in declaration order.
 * The hand-off between the processing loop and the writer is drawn as
   data (``Handoff``): the first run, and any run after ``plan_handoff``,
   processes one block per batch, holds chosen writes (``Gate``) so batches
@@ -48,6 +52,8 @@ from indexer import ReorgTooDeepError, RunOptions, load_config, load_handlers, r
 from indexer.testing import RpcServer, ScriptedChain
 
 from ._chains import (
+    TOKENS,
+    TRANSFER,
     assert_same,
     expected,
     framework_rows,
@@ -68,6 +74,69 @@ DEPTH = 4
 # The capacity target of "tight" hand-offs: a few blocks' accounts.
 TIGHT = 12
 WRITE_STEPS = ("begin", "entities", "progress", "commit")
+# (handler, every, start) of the block handlers below.
+INTERVALS = (("a", 2, 1), ("b", 3, 2))
+BLOCK_HANDLERS = """
+
+from indexer import Block, on_block
+
+
+class BlockRun(Entity):  # one per block handler run that stands
+    id: str  # "<handler>:<block>"
+    hash: str
+    parent_hash: str
+    seen: str  # each token's last_block, as the handler found it
+
+
+class Ran(Entity):  # one row: every run of both handlers, in order
+    id: str
+    runs: str  # "a:1 b:2 a:3 ..."
+    # Both handlers rewrite it, often at adjacent blocks: a rollback between
+    # two runs must bring back the earlier value.  (And one row rather than
+    # a read of BlockRun per run: each miss costs a database round trip.)
+
+
+async def record(name: str, block: Block, ctx: Context) -> None:
+    ran = await ctx.get(Ran, "all") or Ran("all", "")
+    ctx.set(ran.replace(runs=f"{ran.runs} {name}:{block.number}".lstrip()))
+    seen = []
+    for token in TOKENS:
+        found = await ctx.get(Token, token)
+        seen.append(str(found.last_block if found else 0))
+    ctx.set(BlockRun(f"{name}:{block.number}", block.hash, block.parent_hash, ",".join(seen)))
+
+
+@on_block(chain=1, every=2)
+async def every_second(block: Block, ctx: Context) -> None:
+    await record("a", block, ctx)
+
+
+@on_block(chain=1, every=3, start=2)
+async def every_third(block: Block, ctx: Context) -> None:
+    await record("b", block, ctx)
+"""
+
+
+def expected_block_runs(chain: ScriptedChain) -> tuple[str, dict[str, tuple[str, str, str]]]:
+    """The model: each handler once per canonical block of its interval.
+
+    (Ran's runs, BlockRun rows): in block order, a before b in a block
+    (declaration order); each sees its block's Transfers (log handlers
+    run first).
+    """
+    last = dict.fromkeys(TOKENS, 0)
+    order: list[str] = []
+    runs = {}
+    for n in range(1, chain.head + 1):
+        for lg in chain.logs(n, n, topic0s=[TRANSFER]):
+            last[lg["address"]] = n
+        block = chain.block(n)
+        for name, every, start in INTERVALS:
+            if n >= start and (n - start) % every == 0:
+                order.append(f"{name}:{n}")
+                seen = ",".join(str(last[t]) for t in TOKENS)
+                runs[f"{name}:{n}"] = (block.hash, block.parent_hash, seen)
+    return " ".join(order), runs
 
 
 class _Fault(Exception):
@@ -131,14 +200,18 @@ class ReorgMachine(RuleBasedStateMachine):
         self.tmp = Path(tempfile.mkdtemp(prefix="reorg-machine-"))
         # Never dialled: runs answer in-process (see _options).  Loaded
         # once; each run gets the head as its end block.
+        # No end block in the file: the block handlers' `end` defaults to
+        # it when they are loaded (once, here), and every run sets its own.
         project = make_rpc_project(
             self.tmp,
             self.schema_name,
             "http://scripted.invalid/",
-            end_block=head,
+            end_block=None,
             max_reorg_depth=DEPTH,
             raw_events=True,
         )
+        handlers = project / "handlers.py"
+        handlers.write_text(handlers.read_text() + f"\n\nTOKENS = {TOKENS!r}\n" + BLOCK_HANDLERS)
         self.config = load_config(project)
         self.handlers = load_handlers(self.config)
         self.synced = -1  # the head the last successful run reached
@@ -237,7 +310,8 @@ class ReorgMachine(RuleBasedStateMachine):
     def _check_database(self) -> None:
         """The database after a successful run: the final chain's, every batch there once.
 
-        Tables and progress are the head's.  Raw events: the canonical
+        Tables and progress are the head's; block handler runs the
+        model's (``expected_block_runs``).  Raw events: the canonical
         chain's (a lost batch leaves a hole, a repeated one a duplicate).
         Checkpoints: one per block of the last window (older ones were
         pruned), in block order; the state row and the window's raw events
@@ -249,6 +323,11 @@ class ReorgMachine(RuleBasedStateMachine):
         want_accounts, want_tokens = expected(chain)
         assert_same("accounts", accounts, want_accounts)
         assert_same("tokens", tokens, want_tokens)
+        want_order, want_runs = expected_block_runs(chain)
+        ran = framework_rows(url, schema, "SELECT runs FROM {}.ran")
+        assert_same("block handler runs, in order", ran, [(want_order,)])
+        runs = framework_rows(url, schema, "SELECT id, hash, parent_hash, seen FROM {}.block_run")
+        assert_same("block handler runs", {r[0]: r[1:] for r in runs}, want_runs)
         raw = stored_raw(url, schema)
         assert_same("raw events", [row[:-1] for row in raw], raw_rows(chain))
         rows = stored_checkpoints(url, schema)

@@ -17,6 +17,8 @@ back over the stored hashes to the newest block the node still has, sends
 With no stored block still canonical it raises
 :class:`~indexer.ReorgTooDeepError` rather than continue on a forked state.
 
+Accepted answers become ranges in ``_rpc_ranges.py``.
+
 With several URLs the requests go through an :class:`RpcPool`
 (``_rpc_pool.py``); the checks above are the same, as two answers from two
 nodes on different forks disagree exactly as two answers from one node
@@ -37,7 +39,7 @@ import trio
 from .._errors import ReorgTooDeepError, SourceError
 from .._redact import redact_url
 from ._decode import LogDecoder, route_filter
-from ._log import BlockRange, RawLog, Reorg
+from ._log import BlockRange, Reorg
 from ._rpc import (
     RpcBeyondHeadError,
     RpcError,
@@ -48,13 +50,13 @@ from ._rpc import (
 )
 from ._rpc_fields import FieldFetcher
 from ._rpc_pool import RpcPool, open_rpc_pool
+from ._rpc_ranges import raw_logs, split_range
 from ._schedule import BlockSchedule
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Sequence
+    from collections.abc import Callable
     from contextlib import AbstractAsyncContextManager
 
-    from .._fields import Block
     from ._filter import LogFilter
     from ._rpc import RpcClient
 
@@ -334,10 +336,10 @@ class _Fetcher:
                 return self._inconsistent(first, last)
             self.inconsistent = 0
         self.hashes[last] = by_number[last]["hash"]
-        raws = self._raw_logs(logs, by_number)
+        raws = raw_logs(self.where, logs, by_number)
         self.next = last + 1
         self._forget_old()
-        return _split(
+        return split_range(
             self.decoder,
             first,
             last,
@@ -383,10 +385,10 @@ class _Fetcher:
         self.inconsistent = 0
         hashes = {n: str(by_number[n]["hash"]) for n in numbers}
         self.hashes.update(hashes)
-        raws = self._raw_logs(logs, by_number)
+        raws = raw_logs(self.where, logs, by_number)
         self.next = last + 1
         self._forget_old()
-        return _split(
+        return split_range(
             self.decoder,
             first,
             last,
@@ -452,80 +454,9 @@ class _Fetcher:
             f"is synced (a node that fell behind can look like a deep reorg)."
         )
 
-    def _raw_logs(
-        self, logs: Sequence[dict[str, Any]], headers: dict[int, dict[str, Any]]
-    ) -> list[RawLog]:
-        out: list[RawLog] = []
-        for lg in logs:
-            if lg.get("removed"):
-                continue
-            try:
-                number = int(lg["blockNumber"], 16)
-                ts = lg.get("blockTimestamp")
-                if ts is None:
-                    ts = headers[number]["timestamp"]
-                out.append(
-                    RawLog(
-                        number,
-                        int(lg["logIndex"], 16),
-                        str(lg["transactionHash"]).lower(),
-                        str(lg["address"]).lower(),
-                        tuple(str(t).lower() for t in lg["topics"]),
-                        str(lg["data"]).lower(),
-                        str(lg["blockHash"]).lower(),
-                        int(ts, 16),
-                    )
-                )
-            except (KeyError, TypeError, ValueError) as exc:
-                raise SourceError(
-                    f"{self.where}: eth_getLogs returned a malformed log ({type(exc).__name__}: {exc}): "
-                    f"{str(lg)[:300]}"
-                ) from None
-        out.sort(key=lambda r: (r.block_number, r.log_index))
-        return out
-
     def _forget_old(self) -> None:
         # Keep one block below the window: the parent of its first block.
         floor = self._window_start() - 1
         if len(self.hashes) > 2 * max(1, self.o.max_reorg_depth) + 2:
             for n in [n for n in self.hashes if n < floor]:
                 del self.hashes[n]
-
-
-def _split(
-    decoder: LogDecoder,
-    first: int,
-    last: int,
-    logs: list[RawLog],
-    chunk_logs: int,
-    final: int,
-    hashes: dict[int, str] | None = None,
-    *,
-    head: int | None = None,
-    attach: Callable[[int, Sequence[Any]], tuple[Any, Any]] | None = None,
-    blocks: dict[int, Block] | None = None,
-) -> list[BlockRange]:
-    """Cut a long range into batches of about ``chunk_logs`` whole blocks, decoded."""
-    out: list[BlockRange] = []
-    start, begin = first, 0
-    n = len(logs)
-
-    def part(lo: int, hi: int, chunk: list[RawLog]) -> BlockRange:
-        sub = None if hashes is None else {b: hashes[b] for b in range(lo, hi + 1)}
-        items = decoder.decode(chunk, attach)
-        due = None if not blocks else {b: v for b, v in blocks.items() if lo <= b <= hi}
-        return BlockRange(
-            decoder.chain_id, lo, hi, items, decoder.take_skipped(), sub, final, head, due
-        )
-
-    while n - begin > chunk_logs:
-        i = begin + chunk_logs
-        cut = logs[i - 1].block_number
-        while i < n and logs[i].block_number == cut:
-            i += 1
-        if i >= n:
-            break
-        out.append(part(start, cut, logs[begin:i]))
-        start, begin = cut + 1, i
-    out.append(part(start, last, logs[begin:]))
-    return out

@@ -1,0 +1,1 @@
+"""The pieces of ``fields.py``: the chain, the runs, the report."""

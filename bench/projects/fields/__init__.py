@@ -1,0 +1,1 @@
+"""The field-selection benchmark's handlers: Transfers into balances, and optionally a block handler."""
