@@ -153,8 +153,8 @@ class _Fields:
     _kind: ClassVar[str]
     _where: str
 
-    def __getattr__(self, name: str) -> NoReturn:
-        # Only reached for a slot that is unset (or a name that is no field).
+    def _unset(self, name: str) -> NoReturn:
+        # As __getattr__: only reached for a slot that is unset (or a name that is no field).
         key = "from" if name == "from_" else name
         keys = TRANSACTION_FIELDS if self._kind == "transaction" else BLOCK_FIELDS
         if name.startswith("_") or key not in keys:
@@ -167,6 +167,11 @@ class _Fields:
             f"{expr}.{name} was not selected: add `{key}` to field_selection.{self._kind} "
             f"{of} in indexer.yaml."
         )
+
+    if not TYPE_CHECKING:
+        # Hidden from type checkers: a class with __getattr__ has every
+        # attribute to mypy, which would then accept `transaction.frm`.
+        __getattr__ = _unset
 
     def __setattr__(self, name: str, value: object) -> NoReturn:
         raise AttributeError(f"{type(self).__name__} is immutable; {name!r} cannot be set.")
