@@ -137,23 +137,31 @@ def test_file_source_checks_the_columns_of_its_parquet_files(tmp_path: Path) -> 
         project / "data" / "transactions.parquet",
         {"block_number": [1], "transaction_hash": [b"\x01" * 32], "from_address": [b"\x02" * 20]},
     )
-    _cryo(project / "data" / "blocks.parquet", {"block_number": [1], "block_hash": [b"\x03" * 32]})
+    block: dict[str, list[Any]] = {
+        "block_number": [1],
+        "block_hash": [b"\x03" * 32],
+        "timestamp": [7],
+    }
+    _cryo(project / "data" / "blocks.parquet", {**block, "parent_hash": [b"\x04" * 32]})
     config = base_config()
     config["chains"][0]["source"].update(
         blocks="data/blocks.parquet", transactions="data/transactions.parquet"
     )
+    config["chains"][0]["field_selection"] = {"transaction": ["from"], "block": ["timestamp"]}
     chain = load_config(make_project(tmp_path, config), environ={}).chains[0]
     assert chain.source.transactions == project / "data" / "transactions.parquet"
     assert chain.source.blocks == project / "data" / "blocks.parquet"
-    # The columns are there, but the reader does not join them yet (not implemented).
-    config["chains"][0]["field_selection"] = {"transaction": ["from"]}
-    message = load_error(tmp_path, config)
-    assert "chains[0].field_selection: a file source does not yet deliver" in message
     config["chains"][0]["field_selection"] = {"transaction": ["from", "status"]}
     message = load_error(tmp_path, config)
     assert "field_selection.transaction: `status` needs the column 'success'" in message
     config["chains"][0]["field_selection"] = {"block": ["miner"]}
     assert "`miner` needs the column 'author'" in load_error(tmp_path, config)
+    # Every Block has a parent hash: a blocks file needs the column.
+    _cryo(project / "data" / "blocks.parquet", block)
+    config["chains"][0]["field_selection"] = {}
+    message = load_error(tmp_path, config)
+    assert "chains[0].source.blocks: " in message
+    assert "lacks the column(s) parent_hash," in message
 
 
 def test_blocks_key_is_for_file_sources_only(tmp_path: Path) -> None:

@@ -24,6 +24,7 @@ import trio
 from eth_hash.auto import keccak
 from psycopg import sql
 
+import indexer as indexer_package
 from indexer.testing import HandlerHarness, ScriptedChain, encode_log, make_log, open_rpc_server
 
 from ._projects import FIRST_BLOCK, LAST_BLOCK, LOGS
@@ -72,6 +73,33 @@ def tool(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
     )
 
 
+def mypy(*files: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    """``mypy --strict`` on a project's files, against the ``indexer`` these tests import.
+
+    mypy does not read PYTHONPATH: without MYPYPATH it would check against
+    whatever ``indexer`` the interpreter has installed, which may be another
+    checkout.  ``silent`` keeps errors to the project's own files, as for an
+    installed package.
+    """
+    return subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "mypy",
+            "--strict",
+            "--no-incremental",
+            "--follow-imports=silent",
+            *files,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        stdin=subprocess.DEVNULL,
+        cwd=cwd,
+        env={**os.environ, "MYPYPATH": str(Path(indexer_package.__file__).resolve().parents[1])},
+    )
+
+
 @pytest.fixture
 def projects(tmp_path: Path, database_url: str) -> Iterator[Path]:
     """A directory for projects; their schemas (named after them) are dropped afterwards."""
@@ -105,7 +133,7 @@ def _check_generated(project: Path) -> None:
     test = tool("pytest", "-q", "-p", "no:cacheprovider", "tests", cwd=project)
     assert test.returncode == 0, test.stdout + test.stderr
     assert "1 passed" in test.stdout
-    typed = tool("mypy", "--strict", "--no-incremental", "handlers.py", "tests", cwd=project)
+    typed = mypy("handlers.py", "tests", cwd=project)
     assert typed.returncode == 0, typed.stdout + typed.stderr
     formatted = tool("ruff", "format", "--check", "--no-cache", ".", cwd=project)
     assert formatted.returncode == 0, formatted.stdout + formatted.stderr
@@ -363,17 +391,36 @@ def test_mypy_catches_a_misspelt_or_mistyped_parameter(projects: Path, tmp_path:
     good = handlers.read_text()
     assert 'value=p["value"],' in good
     handlers.write_text(good.replace('value=p["value"],', 'value=p["valeu"],', 1))
-    typed = tool("mypy", "--strict", "--no-incremental", "handlers.py", cwd=project)
+    typed = mypy("handlers.py", cwd=project)
     assert typed.returncode == 1, typed.stdout
     assert 'TypedDict "TokenTransferParams" has no key "valeu"' in typed.stdout
     assert "handlers.py:" in typed.stdout
     handlers.write_text(good.replace('to=p["to"],', 'to=p["value"],', 1))
-    typed = tool("mypy", "--strict", "--no-incremental", "handlers.py", cwd=project)
+    typed = mypy("handlers.py", cwd=project)
     assert typed.returncode == 1, typed.stdout
     assert (
         'Argument "to" to "TokenTransfer" has incompatible type "int"; expected "str"'
         in typed.stdout
     )
+    # The event's transaction and block are typed: their fields check, a misspelt one fails.
+    fields = "event.transaction.from_ + str(event.block.timestamp + event.block.number)"
+    assert "transaction_hash=event.transaction_hash," in good
+    handlers.write_text(good.replace("=event.transaction_hash,", f"={fields},", 1))
+    typed = mypy("handlers.py", cwd=project)
+    assert typed.returncode == 0, typed.stdout
+    handlers.write_text(good.replace("=event.transaction_hash,", "=event.transaction.frm,", 1))
+    typed = mypy("handlers.py", cwd=project)
+    assert typed.returncode == 1, typed.stdout
+    assert '"Transaction" has no attribute "frm"' in typed.stdout
+    handlers.write_text(good.replace("=event.transaction_hash,", "=event.block.hash_,", 1))
+    typed = mypy("handlers.py", cwd=project)
+    assert typed.returncode == 1, typed.stdout
+    assert '"Block" has no attribute "hash_"' in typed.stdout
+    # A field's type is the field's: `to` may be None (a contract creation).
+    handlers.write_text(good.replace("=event.transaction_hash,", "=event.transaction.to,", 1))
+    typed = mypy("handlers.py", cwd=project)
+    assert typed.returncode == 1, typed.stdout
+    assert 'incompatible type "str | None"; expected "str"' in typed.stdout
 
 
 # -- codegen ------------------------------------------------------------------------------

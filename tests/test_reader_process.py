@@ -53,7 +53,8 @@ async def _read(
         end_block=None,
         chunk_logs=chunk_logs,
     ) as chunks:
-        return [chunk async for chunk in chunks]
+        # Without a selection or block handlers, a chunk has no blocks.
+        return [(last, decoded, skipped) async for last, decoded, skipped, _ in chunks]
 
 
 async def test_chunks_equal_the_in_process_reader_and_decoder() -> None:

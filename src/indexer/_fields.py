@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     from collections.abc import Iterable, Mapping
 
 __all__ = [
+    "BLOCK_ALWAYS",
     "BLOCK_FIELDS",
     "CRYO_BLOCK_COLUMNS",
     "CRYO_TRANSACTION_COLUMNS",
@@ -29,6 +30,8 @@ __all__ = [
     "Transaction",
     "attribute",
     "block_from_rpc",
+    "cryo_column",
+    "field_kind",
     "make_block",
     "make_transaction",
     "transaction_from_rpc",
@@ -79,42 +82,62 @@ RECEIPT_FIELDS: frozenset[str] = frozenset({"status", "gas_used", "effective_gas
 """The transaction keys that come from the receipt."""
 BLOCK_FIELDS: tuple[str, ...] = tuple(_BLOCK_KEYS)
 """The keys ``field_selection.block`` may list."""
-# Key -> the column of cryo's `transactions` and `blocks` datasets that holds it.
-CRYO_TRANSACTION_COLUMNS: dict[str, str] = {
-    "from": "from_address",
-    "to": "to_address",
-    "value": "value",
-    "gas": "gas_limit",
-    "gas_price": "gas_price",
-    "max_fee_per_gas": "max_fee_per_gas",
-    "max_priority_fee_per_gas": "max_priority_fee_per_gas",
-    "input": "input",
-    "nonce": "nonce",
-    "transaction_index": "transaction_index",
-    "type": "transaction_type",
-    "status": "success",
-    "gas_used": "gas_used",
-    "effective_gas_price": "effective_gas_price",
+# Key -> the columns of cryo's `transactions` and `blocks` datasets that may
+# hold it, in order of preference.  cryo writes a U256 such as `value` as
+# `value_binary`, `value_string` and `value_f64` (its --u256-types); the
+# float is lossy, so only the first two (or a plain `value`) are read.
+# cryo has no `effective_gas_price` column (its `gas_price` already is the
+# price paid) nor blob columns: a file may still carry them under these names.
+CRYO_TRANSACTION_COLUMNS: dict[str, tuple[str, ...]] = {
+    "from": ("from_address",),
+    "to": ("to_address",),
+    "value": ("value_binary", "value_string", "value"),
+    "gas": ("gas_limit",),
+    "gas_price": ("gas_price",),
+    "max_fee_per_gas": ("max_fee_per_gas",),
+    "max_priority_fee_per_gas": ("max_priority_fee_per_gas",),
+    "input": ("input",),
+    "nonce": ("nonce",),
+    "transaction_index": ("transaction_index",),
+    "type": ("transaction_type",),
+    "status": ("success",),
+    "gas_used": ("gas_used",),
+    "effective_gas_price": ("effective_gas_price",),
 }
-CRYO_BLOCK_COLUMNS: dict[str, str] = {
-    "timestamp": "timestamp",
-    "parent_hash": "parent_hash",
-    "miner": "author",
-    "gas_used": "gas_used",
-    "gas_limit": "gas_limit",
-    "base_fee_per_gas": "base_fee_per_gas",
-    "difficulty": "difficulty",
-    "size": "size",
-    "extra_data": "extra_data",
-    "state_root": "state_root",
-    "transactions_root": "transactions_root",
-    "receipts_root": "receipts_root",
-    "logs_bloom": "logs_bloom",
-    "blob_gas_used": "blob_gas_used",
-    "excess_blob_gas": "excess_blob_gas",
+CRYO_BLOCK_COLUMNS: dict[str, tuple[str, ...]] = {
+    "timestamp": ("timestamp",),
+    "parent_hash": ("parent_hash",),
+    "miner": ("author",),
+    "gas_used": ("gas_used",),
+    "gas_limit": ("gas_limit",),
+    "base_fee_per_gas": ("base_fee_per_gas",),
+    "difficulty": ("difficulty",),
+    "size": ("size",),
+    "extra_data": ("extra_data",),
+    "state_root": ("state_root",),
+    "transactions_root": ("transactions_root",),
+    "receipts_root": ("receipts_root",),
+    "logs_bloom": ("logs_bloom",),
+    "blob_gas_used": ("blob_gas_used",),
+    "excess_blob_gas": ("excess_blob_gas",),
 }
 # Every Block has these, selected or not (the reorg checks fetch them anyway).
 _BLOCK_ALWAYS = ("number", "hash", "parent_hash", "timestamp")
+BLOCK_ALWAYS: tuple[str, ...] = _BLOCK_ALWAYS
+"""The fields every :class:`Block` has, selected or not."""
+
+
+def field_kind(kind: str, key: str) -> str:
+    """How a key's value is typed: "int", "int?" (may be None), "hex" or "hex?"."""
+    keys = _TX_KEYS if kind == "transaction" else _BLOCK_KEYS
+    return keys[key][1]
+
+
+def cryo_column(kind: str, key: str, names: Iterable[str]) -> str | None:
+    """The column of a cryo ``kind`` ("transaction"/"block") file that holds ``key``, if any."""
+    have = set(names)
+    table = CRYO_TRANSACTION_COLUMNS if kind == "transaction" else CRYO_BLOCK_COLUMNS
+    return next((c for c in table[key] if c in have), None)
 
 
 def attribute(key: str) -> str:
@@ -153,8 +176,8 @@ class _Fields:
     _kind: ClassVar[str]
     _where: str
 
-    def __getattr__(self, name: str) -> NoReturn:
-        # Only reached for a slot that is unset (or a name that is no field).
+    def _unset(self, name: str) -> NoReturn:
+        # As __getattr__: only reached for a slot that is unset (or a name that is no field).
         key = "from" if name == "from_" else name
         keys = TRANSACTION_FIELDS if self._kind == "transaction" else BLOCK_FIELDS
         if name.startswith("_") or key not in keys:
@@ -167,6 +190,11 @@ class _Fields:
             f"{expr}.{name} was not selected: add `{key}` to field_selection.{self._kind} "
             f"{of} in indexer.yaml."
         )
+
+    if not TYPE_CHECKING:
+        # Hidden from type checkers: a class with __getattr__ has every
+        # attribute to mypy, which would then accept `transaction.frm`.
+        __getattr__ = _unset
 
     def __setattr__(self, name: str, value: object) -> NoReturn:
         raise AttributeError(f"{type(self).__name__} is immutable; {name!r} cannot be set.")

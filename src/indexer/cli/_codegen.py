@@ -8,7 +8,9 @@ every event of every contract:
   functional ``TypedDict`` syntax allows keywords), with the Python type of
   each decoded value;
 * ``<Contract><Event>Event``, a ``Protocol`` with the attributes of
-  :class:`indexer.Event` whose ``params`` is that ``TypedDict``.
+  :class:`indexer.Event` whose ``params`` is that ``TypedDict`` (and whose
+  ``transaction`` and ``block`` are the public ``Transaction`` and
+  ``Block``, so ``event.transaction.from_`` type-checks).
 
 A handler declares ``event: ERC20TransferEvent`` instead of ``event: Event``;
 ``mypy --strict`` then reports ``event.params["valeu"]`` or an ``int`` used
@@ -147,6 +149,11 @@ _LOG_FIELDS = (
     ("transaction_hash", "str"),
     ("block_hash", "str | None"),
     ("block_timestamp", "int | None"),
+    # Typed as the objects themselves: mypy then rejects an attribute that is
+    # no field (`transaction.frm`); whether a field was selected is checked
+    # at run time, where the error names the key to add.
+    ("transaction", "Transaction"),
+    ("block", "Block"),
 )
 
 
@@ -172,6 +179,8 @@ def generate_types(contracts: Sequence[tuple[str, Sequence[EventSpec]]]) -> str:
         out += ["from collections.abc import Mapping"]
     out += [
         "from typing import Protocol, TypedDict",
+        "",
+        "from indexer import Block, Transaction",
         "",
         "",
         "class _Log(Protocol):",

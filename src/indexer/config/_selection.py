@@ -11,6 +11,7 @@ from .._fields import (
     CRYO_TRANSACTION_COLUMNS,
     TRANSACTION_FIELDS,
     FieldSelection,
+    cryo_column,
 )
 from ._validate import as_str, read_mapping
 
@@ -22,9 +23,11 @@ if TYPE_CHECKING:
 
 __all__ = ["check_file_selection", "read_selection"]
 
-# Columns every cryo file of the kind must have to be joined to the logs.
+# Columns every cryo file of the kind must have: to be joined to the logs,
+# and (blocks) for the fields every Block has.  cryo's default blocks
+# columns leave out parent_hash: `--include-columns parent_hash` adds it.
 _TX_KEY_COLUMNS = ("block_number", "transaction_hash")
-_BLOCK_KEY_COLUMNS = ("block_number", "block_hash")
+_BLOCK_KEY_COLUMNS = ("block_number", "block_hash", "parent_hash", "timestamp")
 
 
 def read_selection(raw: object, at: Where) -> FieldSelection:
@@ -83,11 +86,10 @@ def check_file_selection(
                     "add `transactions: <cryo transactions .parquet>` to the chain's `source`, "
                     "or remove the key."
                 )
-            column = CRYO_TRANSACTION_COLUMNS[key]
-            if column not in tx_columns:
+            if cryo_column("transaction", key, tx_columns) is None:
                 here.fail(
-                    f"`{key}` needs the column {column!r}, which {transactions} does not have; "
-                    "export it with cryo, or remove the key."
+                    f"`{key}` needs the column {_names(CRYO_TRANSACTION_COLUMNS[key])}, which "
+                    f"{transactions} does not have; export it with cryo, or remove the key."
                 )
         for key in sorted(selection.block):
             here = at.key("block")
@@ -96,20 +98,17 @@ def check_file_selection(
                     f"`{key}` needs blocks, which the file source {logs.name} does not have: "
                     "add `blocks: <cryo blocks .parquet>` to the chain's `source`, or remove the key."
                 )
-            column = CRYO_BLOCK_COLUMNS[key]
-            if column not in block_columns:
+            if cryo_column("block", key, block_columns) is None:
                 here.fail(
-                    f"`{key}` needs the column {column!r}, which {blocks} does not have; "
-                    "export it with cryo, or remove the key."
+                    f"`{key}` needs the column {_names(CRYO_BLOCK_COLUMNS[key])}, which "
+                    f"{blocks} does not have; export it with cryo, or remove the key."
                 )
-        if selection:
-            # The files can provide the selection, but the file reader does not
-            # join them to the logs yet: refuse at start-up rather than let
-            # every read of a field fail in a handler.
-            at.fail(
-                "a file source does not yet deliver transaction and block fields from its cryo "
-                "`blocks`/`transactions` files; use an `rpc` source for a selection, or remove it."
-            )
+
+
+def _names(columns: Sequence[str]) -> str:
+    if len(columns) == 1:
+        return repr(columns[0])
+    return "one of " + ", ".join(map(repr, columns))
 
 
 def _columns(path: Path | None, at: Where) -> frozenset[str] | None:
@@ -128,6 +127,7 @@ def _require(columns: frozenset[str], needed: Sequence[str], path: Path | None, 
     missing = [c for c in needed if c not in columns]
     if missing:
         at.fail(
-            f"{path} lacks the column(s) {', '.join(missing)}, which join it to the logs; "
-            "is it a cryo export of that dataset?"
+            f"{path} lacks the column(s) {', '.join(missing)}, which it needs to give "
+            f"{'a Block' if 'parent_hash' in needed else 'transactions to the logs'}; export "
+            f"them with cryo (`--include-columns {' '.join(missing)}`)."
         )

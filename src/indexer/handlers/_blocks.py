@@ -103,11 +103,12 @@ def collect_block_handlers(
                     f"{where}: {config.config_path.name} has no chain {chain_id} "
                     f"(chains: {', '.join(map(str, sorted(chains)))})."
                 )
-            if chain.source.file is not None:
-                # A file holds logs, not every block's header: nothing to give the handler.
+            if chain.source.file is not None and chain.source.blocks is None:
+                # A log file holds no block headers: the handler's Block comes from cryo's blocks.
                 raise ConfigError(
-                    f"{where}: chain {chain_id}'s source is a file ({chain.source.file.name}); block "
-                    "handlers need an `rpc` source (reading cryo `blocks` files is not implemented yet)."
+                    f"{where}: chain {chain_id}'s source is a file ({chain.source.file.name}) "
+                    "without blocks: add `blocks: <cryo blocks .parquet>` to its `source` "
+                    "(block handlers read their Block from it), or use an `rpc` source."
                 )
             first = chain.start_block if start is None else start
             last = chain.end_block if end is None else end

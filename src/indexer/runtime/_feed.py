@@ -45,7 +45,8 @@ async def feed_chain(
     ``on_rpc_request(node, outcome)`` is told of every request to a node.
 
     A file is read, parsed and decoded in a child process (see
-    ``sources/_process.py``), one chunk at a time; the channel's small buffer
+    ``sources/_process.py``), one chunk at a time, joined there to the cryo
+    transactions and blocks files its selection and block handlers need; the channel's small buffer
     keeps reading at most a couple of chunks ahead of processing, so memory
     does not grow with the file.
     """
@@ -83,9 +84,15 @@ async def feed_chain(
             start_block=first_block,
             end_block=end,
             chunk_logs=chunk_logs,
+            blocks=chain.source.blocks,
+            transactions=chain.source.transactions,
+            block_keys=chain.field_selection.block,
+            schedule=schedule,
         ) as chunks:
-            async for last, decoded, skipped in chunks:
-                await send.send(BlockRange(chain.id, done_through + 1, last, decoded, skipped))
+            async for last, decoded, skipped, blocks in chunks:
+                await send.send(
+                    BlockRange(chain.id, done_through + 1, last, decoded, skipped, blocks=blocks)
+                )
                 done_through = last
         if end is not None and done_through < end:
             # Trailing blocks without matching logs still count as processed.

@@ -9,6 +9,11 @@ plain-tuple form of ``_decode.py`` (marshal loads about a million of them
 in a fraction of a second, against several microseconds each to parse and
 decode; see docs/design.md).  The parent only wraps each in an ``Event``.
 
+With a ``field_selection`` or block handlers, the child also joins the
+chunk's rows of cryo's transactions and blocks files (see
+``_file_fields.py``) and sends them with the chunk; the parent turns them
+into ``Transaction`` and ``Block`` objects.
+
 The pipe is the back-pressure: the child blocks on a full pipe, and the
 parent receives only when its channel to the processing loop has room.
 """
@@ -26,16 +31,25 @@ import trio
 from .._errors import DecodeError, SourceError
 from ._decode import DecodedLog, DecodeRoute, LogDecoder, route_filter
 from ._file import read_log_file
-from ._log import BLOCK_NUMBER
+from ._file_fields import FileFieldPlan, FileFields, FileJoin
+from ._schedule import BlockSchedule
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Sequence
     from multiprocessing.connection import Connection
     from multiprocessing.process import BaseProcess
 
+    from .._fields import Block
+    from ._file_fields import Joined
+
+# What the parent gets per chunk: (last block, decoded logs, skip counts by
+# route, the Blocks block handlers run at in the chunk or None).
+Chunk = tuple[int, list[DecodedLog], dict[int, int], "dict[int, Block] | None"]
+
 __all__ = ["open_file_reader"]
 
 _CHUNK, _ERROR, _DONE = b"C", b"E", b"D"
+_NO_SCHEDULE = BlockSchedule()
 
 
 # Errors the child reports by class, so the parent raises the same one.
@@ -54,10 +68,20 @@ def _child(
     start_block: int,
     end_block: int | None,
     chunk_logs: int,
+    plan: FileFieldPlan | None,
 ) -> None:
     """The child process: stream decoded chunks until the file (or end_block) ends."""
+
+    def send(
+        last: int, decoded: list[DecodedLog], skipped: dict[int, int], joined: Joined | None
+    ) -> None:
+        conn.send_bytes(_CHUNK + marshal.dumps((last, decoded, skipped, joined)))
+
     try:
         decoder = LogDecoder(chain_id, routes, keep_raw=keep_raw)
+        join = FileJoin(plan) if plan is not None else None
+        handlers = join is not None and bool(join.plan.schedule)
+        done = start_block - 1  # the chunks sent cover blocks through this one
         for chunk in read_log_file(
             Path(path),
             log_filter=route_filter(routes),
@@ -66,8 +90,26 @@ def _child(
             chunk_logs=chunk_logs,
         ):
             decoded = decoder.decode(chunk)
-            last = chunk[-1][BLOCK_NUMBER]
-            conn.send_bytes(_CHUNK + marshal.dumps((last, decoded, decoder.take_skipped())))
+            last = chunk[-1].block_number
+            joined = None
+            if join is not None:
+                if handlers:
+                    # Handler blocks before the logs, a bounded number per chunk.
+                    first_log = chunk[0].block_number
+                    for high, rows in join.handler_chunks(done + 1, first_log - 1, chunk_logs):
+                        send(high, [], {}, rows)
+                        done = high
+                joined = join.join(done + 1, last, decoded)
+            send(last, decoded, decoder.take_skipped(), joined)
+            done = last
+        if join is not None and handlers:
+            # Block handlers run to end_block, or to the blocks file's end.
+            top = end_block if end_block is not None else max(join.last_block() or done, done)
+            for high, rows in join.handler_chunks(done + 1, top, chunk_logs):
+                send(high, [], {}, rows)
+                done = high
+            if done < top:
+                send(top, [], {}, None)
         conn.send_bytes(_DONE)
     except (SourceError, DecodeError) as exc:
         conn.send_bytes(_ERROR + marshal.dumps((type(exc).__name__, str(exc))))
@@ -83,15 +125,22 @@ def _child(
 class _Chunks:
     """Async iterator over the chunks the child sends, in the consumer's own task."""
 
-    def __init__(self, path: Path, receive_end: Connection, process: BaseProcess) -> None:
+    def __init__(
+        self,
+        path: Path,
+        receive_end: Connection,
+        process: BaseProcess,
+        fields: FileFields | None,
+    ) -> None:
         self._path = path
         self._receive_end = receive_end
         self._process = process
+        self._fields = fields
 
     def __aiter__(self) -> _Chunks:
         return self
 
-    async def __anext__(self) -> tuple[int, list[DecodedLog], dict[int, int]]:
+    async def __anext__(self) -> Chunk:
         try:
             # Abandoned on cancellation: leaving open_file_reader terminates
             # the process, which ends the blocked recv with EOFError.
@@ -105,10 +154,12 @@ class _Chunks:
             ) from None
         tag = message[:1]
         if tag == _CHUNK:
-            chunk: tuple[int, list[DecodedLog], dict[int, int]] = marshal.loads(
-                memoryview(message)[1:]
-            )
-            return chunk
+            last, decoded, skipped, joined = marshal.loads(memoryview(message)[1:])
+            if joined is None:
+                return last, decoded, skipped, None
+            assert self._fields is not None
+            decoded, blocks = self._fields.apply(decoded, joined)
+            return last, decoded, skipped, blocks
         if tag == _DONE:
             raise StopAsyncIteration
         kind, text = marshal.loads(memoryview(message)[1:])
@@ -125,11 +176,21 @@ async def open_file_reader(
     start_block: int,
     end_block: int | None,
     chunk_logs: int,
-) -> AsyncIterator[AsyncIterator[tuple[int, list[DecodedLog], dict[int, int]]]]:
+    blocks: Path | None = None,
+    transactions: Path | None = None,
+    block_keys: frozenset[str] = frozenset(),
+    schedule: BlockSchedule | None = None,
+) -> AsyncIterator[AsyncIterator[Chunk]]:
     """Run a reader process for ``path``; yield an async iterator of decoded chunks.
 
-    Each chunk is ``(last block, decoded logs, skip counts by route index)``
-    and ends on a block boundary; its logs may all have been skipped.
+    Each chunk is ``(last block, decoded logs, skip counts by route index,
+    blocks)`` and ends on a block boundary; its logs may all have been
+    skipped.  The events of routes with a ``field_selection`` carry their
+    Transaction and Block from the cryo ``transactions`` and ``blocks``
+    files; ``blocks`` of a chunk holds a Block (with ``block_keys``) for each
+    block of it at which ``schedule`` runs block handlers, else None.  With
+    block handlers, chunks go on past the logs, to ``end_block`` or the
+    blocks file's last block; some chunks then have no logs.
 
     Resource handling: the process lives exactly as long as the ``async
     with`` block; leaving it (normally, by error or by cancellation)
@@ -142,6 +203,14 @@ async def open_file_reader(
         DecodeError: a log of a contract with explicit addresses does not
             fit its event.
     """
+    plan = FileFieldPlan.build(
+        chain_id,
+        routes,
+        blocks=blocks,
+        transactions=transactions,
+        handler_keys=block_keys,
+        schedule=schedule if schedule is not None else _NO_SCHEDULE,
+    )
     ctx = multiprocessing.get_context("spawn")
     receive_end, send_end = ctx.Pipe(duplex=False)
     process = ctx.Process(
@@ -155,6 +224,7 @@ async def open_file_reader(
             start_block,
             end_block,
             chunk_logs,
+            plan,
         ),
         name=f"indexer-reader:{path.name}",
         daemon=True,
@@ -162,7 +232,7 @@ async def open_file_reader(
     await trio.to_thread.run_sync(process.start)
     send_end.close()
     try:
-        yield _Chunks(path, receive_end, process)
+        yield _Chunks(path, receive_end, process, FileFields(plan) if plan is not None else None)
     finally:
         with trio.CancelScope(shield=True):
             if process.is_alive():
