@@ -333,3 +333,27 @@ def test_block_handler_defaults_are_the_chains_range(tmp_path: Path) -> None:
     assert (b.fn.__name__, b.interval) == ("b", (150, 7, 500))
     assert handlers.handlers == {}  # block handlers alone are a valid handlers module
     assert [n for n in range(100, 501) if b.runs_at(n)][:3] == [150, 157, 164]
+
+
+def test_block_handler_defaults_follow_the_config_the_run_is_given(tmp_path: Path) -> None:
+    """Handlers loaded with one config and run with another take the run's chain range."""
+    from indexer import load_handlers
+    from indexer.runtime import build_routes
+
+    project = make_project(tmp_path, rpc_config(end_block=500))
+    (project / "handlers.py").write_text(
+        "from indexer import on_block\n\n"
+        "@on_block(chain=1, every=100)\nasync def a(block, ctx): ...\n\n"
+        "@on_block(chain=1, every=7, start=150, end=300)\nasync def b(block, ctx): ...\n"
+    )
+    handlers = load_handlers(load_config(project, environ={}))
+    (project / "indexer.yaml").write_text(
+        (project / "indexer.yaml").read_text().replace("end_block: 500", "end_block: 900")
+    )
+    (chain,) = load_config(project, environ={}).chains
+    assert chain.end_block == 900
+    routes = build_routes(chain, handlers.handlers, handlers.block_handlers[1])
+    a, b = routes.block_handlers
+    assert a.interval == (100, 100, 900)  # the defaults follow the run's chain
+    assert b.interval == (150, 7, 300)  # what @on_block says stays
+    assert routes.schedule.due(800, 900) == [800, 900]  # loaded with end 500: none

@@ -68,6 +68,23 @@ class BlockHandler:
     start: int
     every: int
     end: int | None
+    # As written in @on_block (None: the chain's start_block / end_block), so
+    # that a run whose config differs from the one the handlers were loaded
+    # with can fill the defaults in again (see for_chain).
+    given_start: int | None = None
+    given_end: int | None = None
+
+    def for_chain(self, start_block: int, end_block: int | None) -> BlockHandler:
+        """This handler with its defaults taken from a chain's ``start_block`` and ``end_block``."""
+        start = start_block if self.given_start is None else self.given_start
+        end = end_block if self.given_end is None else self.given_end
+        if (start, end) == (self.start, self.end):
+            return self
+        return BlockHandler(self.fn, self.chain_id, start, self.every, end, *self._given)
+
+    @property
+    def _given(self) -> tuple[int | None, int | None]:
+        return self.given_start, self.given_end
 
     @property
     def interval(self) -> tuple[int, int, int | None]:
@@ -121,7 +138,8 @@ def collect_block_handlers(
                 raise ConfigError(
                     f"{where}: it would never run: end {last} is before start {first}."
                 )
-            found.append((line, BlockHandler(value, chain_id, first, every, last)))
+            handler = BlockHandler(value, chain_id, first, every, last, start, end)
+            found.append((line, handler))
     out: dict[int, list[BlockHandler]] = {}
     for _line, handler in sorted(found, key=lambda x: x[0]):
         out.setdefault(handler.chain_id, []).append(handler)

@@ -75,7 +75,10 @@ def build_routes(
                     DecodeRoute(contract.name, ev, contract.addresses, contract.field_selection)
                 )
                 chosen.append(hs)
-    return ChainRoutes(tuple(routes), tuple(chosen), block_handlers)
+    # The defaults of @on_block follow the chain being run, not the config the
+    # handlers were loaded with (a run may be given another end_block).
+    ours = tuple(h.for_chain(chain.start_block, chain.end_block) for h in block_handlers)
+    return ChainRoutes(tuple(routes), tuple(chosen), ours)
 
 
 class Processor:
