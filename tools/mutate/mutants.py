@@ -68,6 +68,7 @@ WATCHDOG = "tests/test_watchdog.py"
 READER = "tests/api/test_reader.py"
 SERVER = "tests/api/test_server.py"
 
+WALK = "tests/test_walk.py::test_a_handler_block_keeps_the_value_of_the_block_before_for_a_rollback"
 SHORTER = "tests/test_rpc_failover.py::test_a_shorter_chain_is_rolled_back_before_it_grows_past_the_old_tip"
 _M = Mutant
 # fmt: off
@@ -179,6 +180,12 @@ MUTANTS: tuple[Mutant, ...] = (
        "store.snapshot(batch.upto),",
        "Writer.write snapshots without history rows although the write keeps history",
        (STOPPED,), fast=True),
+    _M("handler-block-unsealed", "history", "runtime/_walk.py",
+       "            self._open(n, self.blocks[n].hash)\n",
+       "            self.cp += 1\n            self.block, self.block_hash = n, self.blocks[n].hash\n"
+       "            self.ctx._cp = self.store.processed = self.cp\n",
+       "a block only a block handler visits is not sealed: its write erases the block before's value",
+       (WALK,), fast=True),
     _M("last-checkpoint-row-dropped", "history", "runtime/_walk.py",
        "        await self._close(events)\n        await self._visit_until(last + 1)\n",
        "        self.block = -1\n        await self._visit_until(last + 1)\n",
