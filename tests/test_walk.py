@@ -25,6 +25,11 @@ class Counter(Entity):
     value: int = 0
 
 
+def _value(entity: Entity | None) -> int:
+    assert isinstance(entity, Counter)
+    return entity.value
+
+
 def _block(number: int) -> Block:
     values = [("number", number), ("hash", f"0x{number:064x}"), ("parent_hash", "0x0")]
     return make_block("block@of chain 1", [*values, ("timestamp", 1_700_000_000 + number)])
@@ -61,10 +66,10 @@ async def test_a_handler_block_keeps_the_value_of_the_block_before_for_a_rollbac
     # What a write (or a rollback) needs at each block: the value as of that block.
     for block, want in ((10, 100), (11, 101), (12, 102), (13, 102)):
         (changes,) = store.snapshot(by_block[block], history=True)
-        assert [c.value for c in changes.upserts] == [want], block
+        assert [_value(c) for c in changes.upserts] == [want], block
     # The history rows hold every block's version, so a rollback to 10 restores 100.
     (changes,) = store.snapshot(by_block[13], history=True)
-    assert [(cp, v.value) for _id, cp, v in changes.history] == [
+    assert [(cp, _value(v)) for _id, cp, v in changes.history] == [
         (by_block[10], 100),
         (by_block[11], 101),
         (by_block[12], 102),
