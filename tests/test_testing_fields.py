@@ -124,3 +124,67 @@ def test_make_event_with_transaction_and_block_fields() -> None:
             block_number=7,
             transaction={"gasUsed": 1},
         )
+
+
+HARNESS_HANDLERS = """
+from indexer import Block, Context, Entity, Event, on, on_block
+
+
+class Seen(Entity):
+    id: str
+    transfers: int = 0
+    blocks: str = ""
+
+
+@on("Token", "Transfer")
+async def transfer(event: Event, ctx: Context) -> None:
+    seen = await ctx.get(Seen, "all") or Seen(id="all")
+    line = f"log@{event.block_number}:{event.transaction.from_[:8]};"
+    ctx.set(seen.replace(transfers=seen.transfers + 1, blocks=seen.blocks + line))
+
+
+@on_block(chain=1, every=2, start=10)
+async def snapshot(block: Block, ctx: Context) -> None:
+    seen = await ctx.get(Seen, "all") or Seen(id="all")
+    line = f"block@{block.number}:{block.miner[:8]}:{seen.transfers};"
+    ctx.set(seen.replace(blocks=seen.blocks + line))
+"""
+
+
+async def test_the_harness_runs_block_handlers_after_the_block_s_logs(tmp_path: Any) -> None:
+    from indexer.testing import HandlerHarness, make_block
+
+    project = tmp_path / "p"
+    project.mkdir()
+    (project / "handlers.py").write_text(HARNESS_HANDLERS)
+    (project / "indexer.yaml").write_text(
+        "name: harness-blocks\nhandlers: handlers.py\nchains:\n  - id: 1\n    start_block: 10\n"
+        "    source: {rpc: 'http://127.0.0.1:1'}\n"
+        "    field_selection: {transaction: [from], block: [miner]}\n"
+        f"    contracts:\n      - name: Token\n        addresses: ['{TOKEN}']\n"
+        f"        events: ['{SIG}']\n"
+    )
+    harness = HandlerHarness(project)
+    module = harness.handlers
+
+    def transfer(number: int) -> Any:
+        return harness.event(
+            "Token", "Transfer", {"from": OTHER, "to": TOKEN, "value": 1},
+            block_number=number, transaction={"from": "0xabcdef" + "00" * 17},
+        )  # fmt: skip
+
+    miner = {"miner": "0x123456" + "00" * 17}
+    # Block 12's handler runs after block 12's log; block 14 has no log.
+    await harness.send(transfer(11), transfer(12), make_block(12, fields=miner))
+    await harness.send(make_block(14, fields=miner), transfer(15))
+    (seen,) = harness.all(module_entity(module)).values()
+    assert seen.blocks == (
+        "log@11:0xabcdef;log@12:0xabcdef;block@12:0x123456:2;block@14:0x123456:2;log@15:0xabcdef;"
+    )
+    with pytest.raises(ValueError, match="no block handler of chain 1 runs at block 17"):
+        await harness.send(make_block(17, fields=miner))
+
+
+def module_entity(handlers: Any) -> Any:
+    """The harness's Seen class (the handlers module is loaded from the project)."""
+    return next(spec.cls for spec in handlers.entities if spec.cls.__name__ == "Seen")

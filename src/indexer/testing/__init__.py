@@ -7,7 +7,8 @@ Unit-test handlers without a node or a database (see docs/testing.md)::
     assert h.get(handlers.Account, f"{token}-{b}").balance == 5
 
 :func:`make_event`, :func:`make_log` and :func:`encode_log` build events
-and logs from an ABI and parameter values; :func:`open_handler_harness`
+and logs from an ABI and parameter values, :func:`make_block` the block a
+block handler gets; :func:`open_handler_harness`
 puts PostgreSQL behind a harness; :func:`run_scripted` runs a whole
 project against a :class:`ScriptedChain` and :func:`read_entities` reads
 its tables back.
@@ -48,7 +49,7 @@ subpackages are internal.
 
 from ..persist import start_embedded
 from ._chain import ZERO_HASH, Block, LogSpec, ScriptedChain
-from ._events import encode_log, make_event, make_log
+from ._events import encode_log, make_block, make_event, make_log
 from ._harness import HandlerHarness, open_handler_harness, read_entities
 from ._rpc_http import open_rpc_server
 from ._rpc_server import FAILURE_KINDS, RpcServer
@@ -63,6 +64,7 @@ __all__ = [
     "RpcServer",
     "ScriptedChain",
     "encode_log",
+    "make_block",
     "make_event",
     "make_log",
     "open_handler_harness",

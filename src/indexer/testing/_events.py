@@ -20,8 +20,10 @@ from .._fields import (
     Block,
     Transaction,
     attribute,
-    make_block,
     make_transaction,
+)
+from .._fields import (
+    make_block as _make_block,
 )
 from ..abi import EventSpec, parse_event_signature
 from ..handlers import Event
@@ -33,7 +35,7 @@ if TYPE_CHECKING:
 
     from ..abi import AbiType, Param
 
-__all__ = ["encode_log", "make_event", "make_log"]
+__all__ = ["encode_log", "make_block", "make_event", "make_log"]
 
 
 def event_spec(event: str | EventSpec) -> EventSpec:
@@ -278,4 +280,38 @@ def _block(
     where = f"event.block@of chain {chain_id} (or of its contract {contract})"
     known: list[tuple[str, Any]] = [("number", number)]
     known += [(k, v) for k, v in (("hash", block_hash), ("timestamp", timestamp)) if v is not None]
-    return make_block(where, known + _attributes(values, BLOCK_FIELDS, "block"))
+    return _make_block(where, known + _attributes(values, BLOCK_FIELDS, "block"))
+
+
+def make_block(
+    number: int,
+    *,
+    chain_id: int = 1,
+    hash: str | None = None,
+    parent_hash: str | None = None,
+    timestamp: int | None = None,
+    fields: Mapping[str, Any] | None = None,
+) -> Block:
+    """The :class:`~indexer.Block` a block handler receives at block ``number``.
+
+    Args:
+        number: The block number.
+        chain_id: The chain, for the message of an unselected field.
+        hash, parent_hash: Lower-case ``0x`` hex; by default made up from
+            the number (``0x`` + 64 hex digits of it, and of ``number - 1``).
+        timestamp: Seconds; by default ``1_700_000_000 + 12 * number``.
+        fields: The selected block fields besides those four, by key
+            (``{"miner": "0x...", "base_fee_per_gas": 7}``); the others raise
+            as unselected fields do.
+
+    Raises:
+        ValueError: An unknown field key.
+    """
+    known: list[tuple[str, Any]] = [
+        ("number", number),
+        ("hash", hash if hash is not None else f"0x{number:064x}"),
+        ("parent_hash", parent_hash if parent_hash is not None else f"0x{max(0, number - 1):064x}"),
+        ("timestamp", timestamp if timestamp is not None else 1_700_000_000 + 12 * number),
+    ]
+    where = f"block@of chain {chain_id}"
+    return _make_block(where, known + _attributes(fields or {}, BLOCK_FIELDS, "block"))

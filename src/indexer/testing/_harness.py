@@ -20,7 +20,7 @@ import trio
 
 from .._metrics import Metrics
 from ..config import load_config
-from ..handlers import Event, Handler, HandlerSet, collect_handlers, load_handlers
+from ..handlers import Block, Event, Handler, HandlerSet, collect_handlers, load_handlers
 from ..persist import (
     RetryingSession,
     Session,
@@ -88,7 +88,9 @@ class _Processor(Processor):
         for chain_id, chain in routes.items():
             offset = len(chain.handlers)
             self._event_index[chain_id] = {key: offset + i for i, key in enumerate(by_name)}
-            extended[chain_id] = ChainRoutes(chain.routes, chain.handlers + tuple(by_name.values()))
+            extended[chain_id] = ChainRoutes(
+                chain.routes, chain.handlers + tuple(by_name.values()), chain.block_handlers
+            )
         super().__init__(store, loads, extended, **kw)
         self._decoders = {
             chain_id: LogDecoder(chain_id, chain.routes, keep_raw=False)
@@ -96,18 +98,35 @@ class _Processor(Processor):
         }
         self.memory = memory
 
-    def decode(self, chain_id: int, items: Sequence[Event | RawLog]) -> BlockRange:
-        """``items`` as the one shape every source delivers: a decoded block range."""
+    def decode(self, chain_id: int, items: Sequence[Event | RawLog | Block]) -> BlockRange:
+        """``items`` as the one shape every source delivers: a decoded block range.
+
+        A :class:`~indexer.Block` is a block the block handlers run at; one
+        at which none of them runs is refused (the send would test nothing).
+        """
         decoder = self._decoders[chain_id]
         index = self._event_index[chain_id]
+        schedule = self.routes[chain_id].block_handlers
         out: list[DecodedLog] = []
+        blocks: dict[int, Block] = {}
         for item in items:
-            if isinstance(item, Event):
+            if isinstance(item, Block):
+                if not any(h.runs_at(item.number) for h in schedule):
+                    runs = ", ".join(f"start {a}, every {b}, end {c}" for a, b, c in
+                                     (h.interval for h in schedule)) or "none"  # fmt: skip
+                    raise ValueError(
+                        f"no block handler of chain {chain_id} runs at block {item.number} "
+                        f"(block handlers: {runs})"
+                    )
+                blocks[item.number] = item
+            elif isinstance(item, Event):
                 out.append((index[item.contract, item.name], tuple(item), None))
             else:
                 out.extend(decoder.decode([item]))
-        numbers = [item.block_number for item in items]
-        return BlockRange(chain_id, numbers[0], numbers[-1], out, decoder.take_skipped())
+        numbers = [_number(item) for item in items]
+        return BlockRange(
+            chain_id, numbers[0], numbers[-1], out, decoder.take_skipped(), blocks=blocks or None
+        )
 
     async def load_missing(self, table: EntityTable[Any], id: str) -> Entity | None:
         if self.memory:
@@ -181,7 +200,12 @@ class HandlerHarness:
         return _Processor(
             self.store,
             loads,
-            {c.id: build_routes(c, self.handlers.handlers) for c in config.chains},
+            {
+                c.id: build_routes(
+                    c, self.handlers.handlers, self.handlers.block_handlers.get(c.id, ())
+                )
+                for c in config.chains
+            },
             start_blocks={c.id: c.start_block for c in config.chains},
             progress=progress,
             metrics=Metrics(),
@@ -291,7 +315,7 @@ class HandlerHarness:
 
     # -- running ---------------------------------------------------------
 
-    async def send(self, *items: Event | RawLog) -> None:
+    async def send(self, *items: Event | RawLog | Block) -> None:
         """Run the handlers on ``items``, in order, as one batch per chain.
 
         An :class:`~indexer.Event` goes to the handlers of its ``(contract,
@@ -300,7 +324,10 @@ class HandlerHarness:
         exactly as in a run: a log no contract of the project matches is
         ignored, and one that does not decode raises
         :class:`~indexer.DecodeError` (or, for a contract without
-        ``addresses``, is skipped and counted in :attr:`skipped`).
+        ``addresses``, is skipped and counted in :attr:`skipped`).  A
+        :class:`~indexer.Block` (:func:`make_block`) on :attr:`chain_id`
+        runs the block handlers due at its number, after the log handlers
+        of that block, as in a run.
 
         Block numbers must not go down, within a send or from one to the
         next.  With a database, each send is committed before it returns.
@@ -317,7 +344,7 @@ class HandlerHarness:
                 "an earlier send failed; its changes are half-applied in memory, as in a crashed run. "
                 "Start a new harness."
             ) from self._failed
-        groups: list[tuple[int, list[Event | RawLog]]] = []
+        groups: list[tuple[int, list[Event | RawLog | Block]]] = []
         last = dict(self._last_block)
         for item in items:
             if isinstance(item, Event):
@@ -328,10 +355,12 @@ class HandlerHarness:
                     known = sorted(f"{c}.{e}" for c, e in self.handlers.handlers)
                     raise ValueError(f"no handler is registered for {item!r} (handled: {known})")
                 number = item.block_number
-            elif isinstance(item, RawLog):
-                chain_id, number = self.chain_id, item.block_number
+            elif isinstance(item, (RawLog, Block)):
+                chain_id, number = self.chain_id, _number(item)
             else:
-                raise TypeError(f"send takes Event and RawLog items, not {type(item).__name__}")
+                raise TypeError(
+                    f"send takes Event, RawLog and Block items, not {type(item).__name__}"
+                )
             if number < last.get(chain_id, number):
                 raise ValueError(
                     f"block {number} comes after block {last[chain_id]} on chain {chain_id}: "
@@ -459,3 +488,7 @@ def read_entities(database_url: str, schema: str, entity: type[E]) -> dict[str, 
         return load_all(session, entity_spec(entity))
     finally:
         session.close()
+
+
+def _number(item: Event | RawLog | Block) -> int:
+    return item.number if isinstance(item, Block) else item.block_number
