@@ -8,6 +8,7 @@ independent computation.
 
 from __future__ import annotations
 
+import logging
 from typing import TYPE_CHECKING
 
 import psycopg
@@ -104,9 +105,15 @@ async def test_transient_error_during_a_rollback_is_retried(
 
 
 async def test_killed_writer_connection_is_replaced(
-    tmp_path: Path, database_url: str, schema: str
+    tmp_path: Path, database_url: str, schema: str, caplog: pytest.LogCaptureFixture
 ) -> None:
-    """A real fault: the writer's backend is terminated by the server before a write."""
+    """A real fault: the writer's backend is terminated by the server before a write.
+
+    Every backend named ``indexer-writer`` is terminated: on a server shared
+    with other test sessions that may include theirs too, so the count is
+    "at least ours", and the retries logged show that ours was among them.
+    """
+    caplog.set_level(logging.WARNING, "indexer.persist")
     chain, _rng = scripted_chain(13, head=40)
     killed: list[int] = []
 
@@ -126,7 +133,10 @@ async def test_killed_writer_connection_is_replaced(
     async with open_rpc_server(chain) as server:
         project = make_rpc_project(tmp_path, schema, server.url, end_block=40, max_reorg_depth=50)
         await run(project, database_url, pre_write=pre_write, chunk_logs=10)
-    assert killed[:2] == [1, 1]
+    assert len(killed) == 2
+    assert min(killed) >= 1
+    retried = [r for r in caplog.records if "AdminShutdown" in r.getMessage()]
+    assert len(retried) == 2, [r.getMessage() for r in retried]
     assert tables(database_url, schema) == expected(chain)
     assert_checkpoints_once(database_url, schema)
 
