@@ -204,3 +204,30 @@ def test_factory_config_refuses_addresses_and_cycles(tmp_path: Path) -> None:
     assert token.addresses is None
     assert token.factory is not None
     assert token.factory.events == ("TokenListed",)
+
+
+def test_file_source_indexes_the_same_children(
+    tmp_path: Path, database_url: str, schema: str
+) -> None:
+    """A log file holds every log: the reader delivers the children's topics, the loop filters."""
+    import json
+
+    rng = random.Random(8)
+    chain = ScriptedChain(1, head=40, logs=factory_logs(rng, range(1, 41), per_block=6))
+    path = tmp_path / "logs.jsonl"
+    with path.open("w") as out:
+        for lg in chain.logs(1, chain.head):
+            block = chain.block(int(lg["blockNumber"], 16))
+            out.write(json.dumps({**lg, "blockTimestamp": hex(block.timestamp)}) + "\n")
+    project = make_factory_project(tmp_path, schema, f"{{file: {path}}}", end_block=40)
+    config = load_config(project)
+    opts = RunOptions(database_url=database_url, handle_signals=False, reset=True, chunk_logs=7)
+
+    async def go() -> None:
+        await run_project(config, load_handlers(config), opts)
+
+    import trio
+
+    trio.run(go)
+    assert stored(database_url, schema) == model(chain)
+    assert model(chain)[1], "the chain registers children"
