@@ -11,6 +11,7 @@ name the file and the key path).
 
 from ._project import ChainConfig as ChainConfig
 from ._project import ContractConfig as ContractConfig
+from ._project import FactoryConfig as FactoryConfig
 from ._project import ProjectConfig as ProjectConfig
 from ._project import SourceConfig as SourceConfig
 from ._project import load_config as load_config
@@ -18,6 +19,7 @@ from ._project import load_config as load_config
 __all__ = [
     "ChainConfig",
     "ContractConfig",
+    "FactoryConfig",
     "ProjectConfig",
     "SourceConfig",
     "load_config",

@@ -25,6 +25,9 @@ file and the key path.  The file format::
             events: ["event Transfer(address indexed from, address indexed to, uint256 value)"]
             abi: abis/erc20.json    # optional; with it `events` may hold bare names
             field_selection: {transaction: [value]}  # optional; adds to the chain's
+          - name: Token               # a factory's children: no `addresses`
+            factory: {contract: Registry, event: TokenListed, parameter: token}
+            events: ["event Transfer(address indexed from, address indexed to, uint256 value)"]
 
 A file source may name cryo ``blocks`` and ``transactions`` parquet files
 beside its log file (``source: {file: ..., blocks: ..., transactions: ...}``);
@@ -46,6 +49,7 @@ from urllib.parse import urlsplit
 from .._errors import ConfigError
 from .._fields import FieldSelection
 from .._redact import redact_url
+from ._factories import check_factories
 from ._selection import check_file_selection, read_selection
 from ._validate import (
     Where,
@@ -69,6 +73,7 @@ if TYPE_CHECKING:
 __all__ = [
     "ChainConfig",
     "ContractConfig",
+    "FactoryConfig",
     "ProjectConfig",
     "SourceConfig",
     "load_config",
@@ -92,19 +97,34 @@ _CHAIN_KEYS = (
     "contracts",
     "field_selection",
 )
-_SOURCE_KEYS = ("file", "rpc", "poll_interval", "blocks", "transactions")
-_CONTRACT_KEYS = ("name", "addresses", "events", "abi", "field_selection")
+_SOURCE_KEYS = ("file", "rpc", "poll_interval", "blocks", "transactions", "child_address_limit")
+_CONTRACT_KEYS = ("name", "addresses", "factory", "events", "abi", "field_selection")
+_FACTORY_KEYS = ("contract", "event", "parameter")
+
+
+@dataclass(frozen=True)
+class FactoryConfig:
+    """Where a child contract's addresses come from: ``parameter`` of ``contract``'s ``events``."""
+
+    contract: str
+    events: tuple[str, ...]
+    parameter: str
 
 
 @dataclass(frozen=True)
 class ContractConfig:
-    """A contract to index: its name, addresses (None = any address) and events."""
+    """A contract to index: its name, addresses (None = any address) and events.
+
+    With ``factory``, ``addresses`` is None and the addresses are the
+    children registered while indexing (see docs/reference.md, "Factories").
+    """
 
     name: str
     addresses: frozenset[str] | None
     events: tuple[EventSpec, ...]
     field_selection: FieldSelection = FieldSelection()  # noqa: RUF009 - frozen, so shared safely
     """What its events carry: the chain's selection and the contract's own."""
+    factory: FactoryConfig | None = None
 
 
 @dataclass(frozen=True)
@@ -120,6 +140,9 @@ class SourceConfig:
     """A file source's cryo ``blocks`` parquet file, for block fields and block handlers."""
     transactions: Path | None = None
     """A file source's cryo ``transactions`` parquet file, for transaction fields."""
+    child_address_limit: int = 1_000
+    """An ``rpc`` source's factory children: fetched by address up to this many per
+    contract, by topic past it (see sources/_rpc_children.py)."""
 
     def __post_init__(self) -> None:
         # Either field may be given; each is filled from the other.
@@ -281,6 +304,7 @@ def _chain(raw: object, at: Where, root: Path) -> ChainConfig:
             )
         seen[contract.name] = i
         contracts.append(contract)
+    check_factories(contracts, at.key("contracts"))
     check_routing(contracts, at.key("contracts"))
     if source.file is not None:
         check_file_selection(
@@ -307,10 +331,9 @@ def _source(raw: object, at: Where, root: Path) -> SourceConfig:
             "`file: data/logs.jsonl.gz` (.jsonl, .jsonl.gz or .parquet) or `rpc: https://...`."
         )
     if has_file:
-        if m.get("poll_interval") is not None:
-            at.key("poll_interval").fail(
-                "only applies to an `rpc` source; remove it for a `file` source."
-            )
+        for key in ("poll_interval", "child_address_limit"):
+            if m.get(key) is not None:
+                at.key(key).fail("only applies to an `rpc` source; remove it for a `file` source.")
         path = resolve_path(m["file"], at.key("file"), root)
         if not path.name.endswith(_SOURCE_SUFFIXES):
             at.key("file").fail(f"{path} must end in .jsonl, .jsonl.gz or .parquet.")
@@ -352,7 +375,14 @@ def _source(raw: object, at: Where, root: Path) -> SourceConfig:
         if m.get("poll_interval") is None
         else as_float(m["poll_interval"], at.key("poll_interval"))
     )
-    return SourceConfig(rpc=urls[0], poll_interval=interval, rpc_urls=tuple(urls))
+    limit = (
+        1_000
+        if m.get("child_address_limit") is None
+        else as_int(m["child_address_limit"], at.key("child_address_limit"), minimum=0)
+    )
+    return SourceConfig(
+        rpc=urls[0], poll_interval=interval, rpc_urls=tuple(urls), child_address_limit=limit
+    )
 
 
 def _rpc_url(raw: object, at: Where) -> str:
@@ -374,7 +404,15 @@ def _contract(
             f"{name!r} must be an identifier ([A-Za-z_][A-Za-z0-9_]*), e.g. 'ERC20'."
         )
     addresses: frozenset[str] | None = None
-    if m.get("addresses") is not None:
+    factory = None
+    if m.get("factory") is not None:
+        if m.get("addresses") is not None:
+            at.key("addresses").fail(
+                "cannot be given with `factory`: a factory's children are the addresses its events "
+                "register; remove one of the two keys."
+            )
+        factory = _factory(m["factory"], at.key("factory"))
+    elif m.get("addresses") is not None:
         if isinstance(m["addresses"], list) and not m["addresses"]:
             at.key("addresses").fail(
                 "is empty, which matches no contract; remove the key to match every address."
@@ -393,4 +431,21 @@ def _contract(
         addresses = frozenset(found)
     events = resolve_events(m.get("events"), m.get("abi"), at, root, name)
     own = read_selection(m.get("field_selection"), at.key("field_selection"))
-    return ContractConfig(name, addresses, events, chain_selection | own)
+    return ContractConfig(name, addresses, events, chain_selection | own, factory)
+
+
+def _factory(raw: object, at: Where) -> FactoryConfig:
+    """Read a ``factory`` mapping; its names are checked against the chain in check_factories."""
+    m = read_mapping(raw, at, _FACTORY_KEYS, _FACTORY_KEYS)
+    contract = as_str(m["contract"], at.key("contract"))
+    raw_events = m["event"]
+    if isinstance(raw_events, list):
+        if not raw_events:
+            at.key("event").fail("is an empty list; name at least one event of the factory.")
+        events = tuple(
+            as_str(e, at.key("event").item(i))
+            for i, e in enumerate(as_list(raw_events, at.key("event"), what="events"))
+        )
+    else:
+        events = (as_str(raw_events, at.key("event")),)
+    return FactoryConfig(contract, events, as_str(m["parameter"], at.key("parameter")))

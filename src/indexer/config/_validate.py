@@ -53,6 +53,8 @@ class Routed(Protocol):
     def addresses(self) -> frozenset[str] | None: ...
     @property
     def events(self) -> tuple[EventSpec, ...]: ...
+    @property
+    def factory(self) -> object | None: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -346,16 +348,37 @@ def check_routing(contracts: Sequence[Routed], at: Where) -> None:
     for i, contract in enumerate(contracts):
         for spec in contract.events:
             for j, other in claimed.get(spec.topic0, []):
-                if contract.addresses is None or other.addresses is None:
-                    wild = other.name if other.addresses is None else contract.name
+                if contract.factory is not None and other.factory is not None:
+                    why = (
+                        "both are factory children, and an address registered as both would match "
+                        "both"
+                    )
+                elif (contract.addresses is None and contract.factory is None) or (
+                    other.addresses is None and other.factory is None
+                ):
+                    wild = (
+                        other.name
+                        if other.addresses is None and other.factory is None
+                        else contract.name
+                    )
                     why = f"contract {wild!r} has no `addresses`, so it matches every address"
+                elif contract.addresses is None or other.addresses is None:
+                    # A child and a listed address: the listed contract's routes come
+                    # first (sources/_decode.py), so no log is ambiguous.
+                    continue
                 elif overlap := contract.addresses & other.addresses:
                     why = f"both list {', '.join(sorted(overlap))}"
                 else:
                     continue
+                hint = (
+                    "Index both kinds of children as one contract whose `factory.event` lists the "
+                    "events that register them"
+                    if contract.factory is not None and other.factory is not None
+                    else "Give both contracts explicit `addresses` lists with no address in common"
+                )
                 at.item(i).fail(
                     f"contracts {other.name!r} (contracts[{j}]) and {contract.name!r} both index "
                     f"{spec.signature} (topic0 {spec.topic0}) and {why}; a log would match both. "
-                    "Give both contracts explicit `addresses` lists with no address in common."
+                    f"{hint}."
                 )
             claimed.setdefault(spec.topic0, []).append((i, contract))

@@ -62,6 +62,15 @@ class Context(Protocol):
         """Delete the entity with this id (a no-op if it does not exist)."""
         ...
 
+    def add_contract(self, contract: str, address: str) -> None:
+        """Index ``address`` as a child of ``contract``, from the current log on.
+
+        ``contract`` is a contract of this chain with a ``factory`` key;
+        registering an address twice is a no-op.  Like any change, it is
+        rolled back with the block it was made in.
+        """
+        ...
+
     async def effect(self, effect: Effect[I, O], input: I) -> O:
         """The output of ``effect`` for ``input``: from the batch, the cache, or a call.
 

@@ -17,6 +17,7 @@ from ._changeset import Changeset as Changeset
 from ._changeset import CheckpointRow as CheckpointRow
 from ._changeset import commit_changeset as commit_changeset
 from ._changeset import committed_checkpoint as committed_checkpoint
+from ._children import read_children as read_children
 from ._connection import Session as Session
 from ._connection import connect as connect
 from ._connection import entity_columns as entity_columns
@@ -88,6 +89,7 @@ __all__ = [
     "open_report_query",
     "open_session",
     "read_chain_rows",
+    "read_children",
     "read_hashes",
     "read_state",
     "rollback_checkpoint",

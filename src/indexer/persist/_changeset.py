@@ -20,6 +20,7 @@ import psycopg
 from psycopg import sql
 
 from .._errors import WriteError
+from ._children import write_children
 from ._effects import write_effect_outputs
 from ._notify import notify
 from ._schema import (
@@ -33,7 +34,7 @@ from ._schema import (
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
 
-    from ..store import Entity, EntitySpec, TableChanges
+    from ..store import ChildRow, Entity, EntitySpec, TableChanges
     from ._connection import Session
 
 __all__ = [
@@ -86,6 +87,8 @@ class Changeset:
     raw: list[tuple[Any, ...]] = field(default_factory=list)
     # effect name -> (key, input JSON, output) computed in this write's range.
     effects: dict[str, list[tuple[str, str, Any]]] = field(default_factory=dict)
+    # Factory children registered in this write's range (see _children.py).
+    children: list[ChildRow] = field(default_factory=list)
     # Filled by commit_changeset: effect name -> rows that were new (for counts).
     effects_inserted: dict[str, int] = field(default_factory=dict)
 
@@ -221,6 +224,9 @@ def commit_changeset(
             ) as copy:
                 for row in write.raw:
                     copy.write_row(row)
+        if write.children:
+            step("entities")
+            write_children(cur, schema, write.children)
         for name, rows in write.effects.items():
             step("entities")
             write.effects_inserted[name] = write_effect_outputs(cur, schema, name, rows)

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from psycopg import sql
 
+from ._children import undo_children
 from ._notify import notify
 from ._schema import FRAMEWORK_PREFIX, RAW_EVENTS, history_table, table_ident
 
@@ -126,6 +127,7 @@ def execute_rollback(
             sql.SQL("DELETE FROM {} WHERE checkpoint > %s").format(table_ident(schema, RAW_EVENTS)),
             (checkpoint,),
         )
+        undo_children(cur, schema, checkpoint)
         cur.execute(
             sql.SQL("UPDATE {} SET checkpoint = %s WHERE id = 1").format(
                 table_ident(schema, FRAMEWORK_PREFIX + "state")

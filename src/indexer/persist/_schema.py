@@ -153,6 +153,9 @@ def create_schema(
             _create_entity_table(conn, schema, spec)
             _create_history_table(conn, schema, spec)
         _create_raw_events_table(conn, schema)
+        from ._children import create_children_table
+
+        create_children_table(conn, schema)
         if row is None:
             conn.execute(
                 sql.SQL(

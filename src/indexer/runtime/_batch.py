@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from ..persist import ChainProgress, CheckpointRow
+    from ..store import ChildRow
 
 __all__ = ["Batch"]
 
@@ -27,6 +28,8 @@ class Batch:
     # chain id -> highest final block (see Changeset.prune); newest wins.
     prune: dict[int, int] = field(default_factory=dict)
     raw: list[tuple[Any, ...]] = field(default_factory=list)
+    # Factory children registered in these checkpoints.
+    children: list[ChildRow] = field(default_factory=list)
 
     def merge(self, later: Batch) -> Batch:
         """One batch covering this one and ``later`` (which follows it)."""
@@ -42,4 +45,5 @@ class Batch:
             self.history or later.history,
             {**self.prune, **later.prune},
             self.raw + later.raw if later.raw else self.raw,
+            self.children + later.children if later.children else self.children,
         )

@@ -29,12 +29,16 @@ class StoreContext:
     processor stamps on every change.
     """
 
-    __slots__ = ("_cp", "_proc", "_tables", "is_preload", "log")
+    __slots__ = ("_block", "_cp", "_log", "_proc", "_tables", "is_preload", "log")
 
     def __init__(self, proc: Processor, log: logging.Logger) -> None:
         self._proc = proc
         self._tables: dict[type[Entity], EntityTable[Any]] = proc.store.tables
         self._cp = 0
+        # Where handlers are (set per block by the walk, per log on chains with
+        # factories only): the position a ``ctx.add_contract`` is recorded at.
+        self._block = -1
+        self._log = -1
         self.log = log
         self.is_preload = False
 
@@ -92,6 +96,14 @@ class StoreContext:
         """
         return await self._proc.effects.get(effect, input, self._cp)  # type: ignore[no-any-return]
 
+    def add_contract(self, contract: str, address: str) -> None:
+        """Index ``address`` as a child of ``contract`` (a contract with a ``factory`` key).
+
+        Effective from the current log on; a second registration of an
+        address is a no-op.  Rolled back with the block, like every change.
+        """
+        self._proc.add_child(contract, address, self._cp, self._block, self._log)
+
     def delete(self, entity: type[Entity], id: str) -> None:
         """Delete the entity with this id (a no-op if it does not exist)."""
         table = self._tables.get(entity) or self._table(entity)
@@ -140,6 +152,9 @@ class PreloadContext(StoreContext):
         return value  # type: ignore[no-any-return]
 
     def set(self, entity: Entity) -> None:
+        pass
+
+    def add_contract(self, contract: str, address: str) -> None:
         pass
 
     def delete(self, entity: type[Entity], id: str) -> None:

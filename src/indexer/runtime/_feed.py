@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any
 from ..sources import (
     BlockRange,
     BlockSchedule,
+    ChildOptions,
     LogDecoder,
     Reorg,
     RpcSourceOptions,
@@ -15,7 +16,7 @@ from ..sources import (
 )
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Sequence
+    from collections.abc import Callable, Collection, Sequence
 
     import trio
 
@@ -36,6 +37,8 @@ async def feed_chain(
     rpc_tuning: dict[str, Any] | None = None,
     on_rpc_request: Callable[[str, str], None] | None = None,
     schedule: BlockSchedule | None = None,
+    children: tuple[Sequence[tuple[tuple[str, str], ...]], Callable[[str], Collection[str]]]
+    | None = None,
 ) -> None:
     """Send ``chain``'s block ranges from ``first_block`` to its end, in order, decoded.
 
@@ -49,6 +52,12 @@ async def feed_chain(
     transactions and blocks files its selection and block handlers need; the channel's small buffer
     keeps reading at most a couple of chunks ahead of processing, so memory
     does not grow with the file.
+
+    ``children``, for a chain with factories: each route's registrations
+    and the registered addresses of a child contract (live), which the
+    JSON-RPC fetcher asks for by address (see ``sources/_rpc_children.py``).
+    A file delivers every log of the children's events; the processing loop
+    keeps the registered children's.
     """
     # `with`, not `async with`: aclose() would checkpoint while an error
     # propagates, where a cancellation could replace (and lose) the error.
@@ -64,6 +73,9 @@ async def feed_chain(
             chunk_logs=chunk_logs,
             block_schedule=schedule or BlockSchedule(),
             block_fields=chain.field_selection.block,
+            children=None
+            if children is None
+            else ChildOptions(*children, limit=chain.source.child_address_limit),
             **(rpc_tuning or {}),
         )
         decoder = LogDecoder(chain.id, routes, keep_raw=keep_raw)

@@ -14,17 +14,26 @@ from __future__ import annotations
 import functools
 import json
 import logging
+import re
 import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from .._errors import DatabaseError, EntityError, HandlerError, IndexerError
+from .._errors import (
+    DatabaseError,
+    DecodeError,
+    EntityError,
+    HandlerError,
+    IndexerError,
+    SourceError,
+)
 from ..handlers import Event, Handler
 from ..persist import ChainProgress, load_by_field, load_by_ids
 from ..store import MISSING, Entity, EntityTable, Store
 from ._batch import Batch
 from ._context import PreloadContext, StoreContext
 from ._effect_calls import EffectCalls
+from ._factories import ChainFactories
 from ._walk import Walk
 
 if TYPE_CHECKING:
@@ -39,8 +48,11 @@ from ..sources import BlockSchedule, DecodedLog, DecodeRoute
 
 __all__ = ["ChainRoutes", "Processor", "build_routes"]
 
-# Where the block number sits in a decoded log's Event fields.
+# Where the block number and log index sit in a decoded log's Event fields.
 _NUMBER = Event._fields.index("block_number")
+_LOG_INDEX = Event._fields.index("log_index")
+_BLOCK_HASH = Event._fields.index("block_hash")
+_ADDRESS_RE = re.compile(r"0x[0-9a-fA-F]{40}")
 
 log = logging.getLogger("indexer.runtime")
 
@@ -52,6 +64,9 @@ class ChainRoutes:
     routes: tuple[DecodeRoute, ...]
     handlers: tuple[tuple[Handler, ...], ...]
     block_handlers: tuple[BlockHandler, ...] = ()
+    # Per route: the (child contract, address parameter) pairs its event
+    # registers; empty when the chain has no factories.
+    registers: tuple[tuple[tuple[str, str], ...], ...] = ()
 
     @property
     def schedule(self) -> BlockSchedule:
@@ -64,21 +79,40 @@ def build_routes(
     handlers: dict[tuple[str, str], tuple[Handler, ...]],
     block_handlers: tuple[BlockHandler, ...] = (),
 ) -> ChainRoutes:
-    """The events of ``chain`` that have handlers, in configuration order, and its block handlers."""
+    """The events of ``chain`` that have handlers or register children, and its block handlers.
+
+    In configuration order.  A factory's event is routed even without a
+    handler: the processing loop registers the children it names.
+    """
+    by_event: dict[tuple[str, str], list[tuple[str, str]]] = {}
+    for contract in chain.contracts:
+        if contract.factory is not None:
+            for name in contract.factory.events:
+                key = (contract.factory.contract, name)
+                by_event.setdefault(key, []).append((contract.name, contract.factory.parameter))
     routes: list[DecodeRoute] = []
     chosen: list[tuple[Handler, ...]] = []
+    registers: list[tuple[tuple[str, str], ...]] = []
     for contract in chain.contracts:
         for ev in contract.events:
-            hs = handlers.get((contract.name, ev.name))
-            if hs:
+            hs = handlers.get((contract.name, ev.name), ())
+            pairs = tuple(by_event.get((contract.name, ev.name), ()))
+            if hs or pairs:
                 routes.append(
-                    DecodeRoute(contract.name, ev, contract.addresses, contract.field_selection)
+                    DecodeRoute(
+                        contract.name,
+                        ev,
+                        contract.addresses,
+                        contract.field_selection,
+                        child=contract.factory is not None,
+                    )
                 )
                 chosen.append(hs)
+                registers.append(pairs)
     # The defaults of @on_block follow the chain being run, not the config the
     # handlers were loaded with (a run may be given another end_block).
     ours = tuple(h.for_chain(chain.start_block, chain.end_block) for h in block_handlers)
-    return ChainRoutes(tuple(routes), tuple(chosen), ours)
+    return ChainRoutes(tuple(routes), tuple(chosen), ours, tuple(registers) if by_event else ())
 
 
 class Processor:
@@ -117,6 +151,13 @@ class Processor:
         # chain id -> the newest head its source reported (status, /ready).
         self.heads: dict[int, int] = {}
         self.history = False
+        # Chains with factory children; the others pay nothing per log.
+        self.factories = {
+            chain_id: ChainFactories(chain_id, r.routes, r.registers, store.children)
+            for chain_id, r in routes.items()
+            if r.registers
+        }
+        self._factories: ChainFactories | None = None
         # chain -> (last processed block, events processed so far)
         self.progress = dict(progress)
         self.skipped: dict[tuple[int, str], int] = {}
@@ -166,9 +207,20 @@ class Processor:
         block = -1
         block_events = 0
         self._batch, self._pos, self._preloaded = items, 0, False
+        factories = self._factories = self.factories.get(chain_id)
+        if factories is not None:
+            if rng.fetched is not None:
+                items = await self._fetch_missing(rng, factories, items)
+            factories.prepare(items, rng.fetched)
+        dropped = 0
         loads_before = self.load_seconds
         started = time.perf_counter()
         for pos, (route, fields, raw) in enumerate(items):
+            if factories is not None:
+                if not factories.admit(route, fields):
+                    dropped += 1
+                    continue
+                ctx._log = fields[_LOG_INDEX]
             # tuple.__new__ skips Event's keyword-handling constructor: this
             # runs once per log.
             event = new(Event, fields)
@@ -178,6 +230,8 @@ class Processor:
                 block, block_events = number, 0
             block_events += 1
             self._pos = pos
+            if factories is not None and factories.registers[route]:
+                factories.register_from(route, fields, walk.cp)
             if raw is not None:
                 raw_rows.append(_raw_row(event, raw, walk.cp))
             for handler in handlers_of[route]:
@@ -200,25 +254,30 @@ class Processor:
                     raise HandlerError(
                         _where(handler, event, f"{type(exc).__name__}: {exc}")
                     ) from exc
+            if factories is not None and factories.uncovered:
+                await self._refetch_rest(rng, factories, items, pos)
         await walk.finish(rng.last, block_events)
         checkpoints = walk.checkpoints
         self._batch = ()
+        children = [] if factories is None else factories.take_rows()
+        self._factories = None
+        events = len(items) - dropped
         # Loads happen inside handler calls; count them once, as loads.
         elapsed = time.perf_counter() - started - (self.load_seconds - loads_before)
         self.handler_seconds += elapsed
         self.metrics.handler_seconds.inc(elapsed)
-        self.metrics.events.labels(str(chain_id)).inc(len(items))
+        self.metrics.events.labels(str(chain_id)).inc(events)
         self.metrics.processed_block.labels(str(chain_id)).set(rng.last)
-        self.events_total += len(items)
+        self.events_total += events
         _, events_before = self.progress.get(chain_id, (rng.first - 1, 0))
-        self.progress[chain_id] = (rng.last, events_before + len(items))
+        self.progress[chain_id] = (rng.last, events_before + events)
         if rng.head_block is not None:
             self.heads[chain_id] = rng.head_block
         chain = ChainProgress(
             chain_id,
             self.start_blocks[chain_id],
             rng.last,
-            events_before + len(items),
+            events_before + events,
             self.heads.get(chain_id),
         )
         if rng.final_block is not None:
@@ -233,7 +292,72 @@ class Processor:
             history=self.history,
             prune=prune,
             raw=raw_rows,
+            children=children,
         )
+
+    async def _fetch_missing(
+        self, rng: BlockRange, factories: ChainFactories, items: list[DecodedLog]
+    ) -> list[DecodedLog]:
+        """The range's logs plus those of children registered after it was fetched."""
+        assert rng.fetched is not None
+        missing = factories.missing(rng.fetched)
+        if not missing:
+            return items
+        extra = await self._refetch(rng, missing, rng.first)
+        self._batch = merged = sorted(items + extra, key=_position)
+        return merged
+
+    async def _refetch_rest(
+        self, rng: BlockRange, factories: ChainFactories, items: list[DecodedLog], pos: int
+    ) -> None:
+        """Children registered at ``items[pos]`` that the fetch missed: their logs after it.
+
+        Merged into ``items`` in place, so the loop (and the preload pass)
+        go on over them.
+        """
+        wanted: dict[str, list[str]] = {}
+        for contract, address in factories.uncovered:
+            wanted.setdefault(contract, []).append(address)
+        factories.uncovered = []
+        here = _position(items[pos])
+        extra = [x for x in await self._refetch(rng, wanted, here[0]) if _position(x) > here]
+        if extra:
+            items[pos + 1 :] = sorted(items[pos + 1 :] + extra, key=_position)
+
+    async def _refetch(
+        self, rng: BlockRange, wanted: dict[str, list[str]], first: int
+    ) -> list[DecodedLog]:
+        assert rng.refetch is not None
+        extra: list[DecodedLog] = []
+        for contract, addresses in wanted.items():
+            extra += await rng.refetch(contract, addresses, first, rng.last)
+        if rng.hashes is not None:
+            for _route, fields, _raw in extra:
+                if rng.hashes.get(fields[_NUMBER]) != fields[_BLOCK_HASH]:
+                    raise SourceError(
+                        f"chain {rng.chain_id} block {fields[_NUMBER]} changed while the logs of "
+                        f"newly registered children were fetched (a reorg): nothing of this range "
+                        f"was committed; `indexer run` resumes from the last committed block."
+                    )
+        return extra
+
+    def add_child(self, contract: str, address: str, cp: int, block: int, log_index: int) -> None:
+        """``ctx.add_contract``: register a child of the chain being processed, from here on."""
+        factories = self._factories
+        if factories is None or contract not in factories.names:
+            chain = "no chain is being processed" if factories is None else ""
+            names = sorted(factories.names) if factories is not None else []
+            raise ValueError(
+                f"ctx.add_contract({contract!r}, ...): {contract!r} is not a contract with a "
+                f"`factory` key on this chain"
+                + (f" (those are: {', '.join(names)})" if names else f"; {chain or 'it has none'}")
+            )
+        if type(address) is not str or not _ADDRESS_RE.fullmatch(address):
+            raise ValueError(
+                f"ctx.add_contract({contract!r}, {address!r}): the address must be 0x followed by "
+                "40 hex digits"
+            )
+        factories.add(contract, address.lower(), block, log_index, cp)
 
     def rolled_back(self, progress: dict[int, tuple[int, int]]) -> None:
         """Take the chains' progress from a committed rollback."""
@@ -277,7 +401,14 @@ class Processor:
         pctx = PreloadContext(self, self._logger)
         pctx._cp = self.ctx._cp
         new, handlers_of = tuple.__new__, self._handlers
+        factories = self._factories
         for route, fields, _raw in self._batch[self._pos :]:
+            if factories is not None and factories.child_of[route] is not None:
+                try:
+                    if not factories.admit(route, fields):
+                        continue
+                except DecodeError:
+                    continue  # raised in the real pass
             event = new(Event, fields)
             for handler in handlers_of[route]:
                 try:
@@ -315,6 +446,11 @@ class Processor:
         self.load_seconds += elapsed
         self.metrics.load_seconds.inc(elapsed)
         self.metrics.loads.labels(table.spec.cls.__name__, kind).inc()
+
+
+def _position(item: DecodedLog) -> tuple[int, int]:
+    fields = item[1]
+    return fields[_NUMBER], fields[_LOG_INDEX]
 
 
 def _raw_row(event: Event, src: tuple[tuple[str, ...], str], cp: int) -> tuple[Any, ...]:

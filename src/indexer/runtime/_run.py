@@ -47,6 +47,8 @@ from ._watchdog import Watchdog
 from ._writer import Writer
 
 if TYPE_CHECKING:
+    from collections.abc import Callable, Collection, Sequence
+
     from ..config import ChainConfig, ProjectConfig
     from ..handlers import HandlerSet
     from ._batch import Batch
@@ -275,7 +277,17 @@ class _Runner:
             {**self.options.rpc_tuning, "on_head": on_head},
             functools.partial(self._count_rpc_request, str(chain.id)),
             self.processor.routes[chain.id].schedule,
+            self._children(chain.id),
         )
+
+    def _children(
+        self, chain_id: int
+    ) -> tuple[Sequence[tuple[tuple[str, str], ...]], Callable[[str], Collection[str]]] | None:
+        """What the chain's feed needs to fetch its factory children, if it has any."""
+        registers = self.processor.routes[chain_id].registers
+        if not registers:
+            return None
+        return registers, functools.partial(self.store.children.of, chain_id)
 
     async def _rollback(self, reorg: Reorg) -> None:
         """Roll back to ``reorg.block``: drain the writer, then one rollback transaction.

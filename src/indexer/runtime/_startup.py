@@ -15,6 +15,7 @@ from ..persist import (
     create_effect_tables,
     create_schema,
     drop_schema,
+    read_children,
     read_state,
     table_has_rows,
 )
@@ -80,6 +81,9 @@ async def start_from_database(
         )
     committed, progress = await run("reading the state", lambda s: read_state(s.conn, schema))
     store.reset_frontiers(committed)
+    store.children.load(
+        await run("reading the factory children", lambda s: read_children(s.conn, schema))
+    )
     for table in store.tables.values():
         spec = table.spec
         table.complete = not await run(

@@ -77,7 +77,7 @@ class Walk:
             self.store.seal()
         self.cp += 1
         self.block, self.block_hash = number, block_hash
-        self.ctx._cp = self.cp
+        self.ctx._cp, self.ctx._block = self.cp, number
         self.store.processed = self.cp
 
     async def _close(self, events: int) -> None:
@@ -113,6 +113,7 @@ class Walk:
     async def _run_handlers(self, number: int) -> None:
         block = self.blocks[number]
         self._next_due = next(self._due, None)
+        self.ctx._log = -1  # a registration by a block handler is recorded at log -1
         for handler in self.handlers:
             if not handler.runs_at(number):
                 continue

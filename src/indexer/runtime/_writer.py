@@ -32,6 +32,7 @@ from ..persist import (
     committed_checkpoint,
     count_effect_rows,
     execute_rollback,
+    read_children,
     read_state,
 )
 
@@ -142,6 +143,7 @@ class Writer:
             prune=batch.prune,
             raw=batch.raw,
             effects=store.effect_snapshot(batch.upto),
+            children=batch.children,
         )
         self._in_flight = True
         started = time.perf_counter()
@@ -216,10 +218,14 @@ class Writer:
             store.forget()
             state = await self.db.run(
                 "reading the state after a rollback",
-                lambda session: read_state(session.conn, session.schema),
+                lambda session: (
+                    read_state(session.conn, session.schema),
+                    read_children(session.conn, session.schema),
+                ),
             )
             assert state is not None
-            checkpoint, progress = state
+            (checkpoint, progress), children = state
+            store.children.load(children)
             store.reset_frontiers(checkpoint)
             outcome = Rollback(checkpoint, {}, progress)
         else:

@@ -28,6 +28,7 @@ from ._read_stats import FileReadStats as FileReadStats
 from ._rpc import RpcClient as RpcClient
 from ._rpc import RpcError as RpcError
 from ._rpc import open_rpc_client as open_rpc_client
+from ._rpc_children import ChildOptions as ChildOptions
 from ._rpc_pool import RpcPool as RpcPool
 from ._rpc_pool import open_rpc_pool as open_rpc_pool
 from ._rpc_source import RpcSourceOptions as RpcSourceOptions
@@ -37,6 +38,7 @@ from ._schedule import BlockSchedule as BlockSchedule
 __all__ = [
     "BlockRange",
     "BlockSchedule",
+    "ChildOptions",
     "DecodeRoute",
     "DecodedLog",
     "FileReadStats",

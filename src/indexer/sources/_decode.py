@@ -53,6 +53,9 @@ class DecodeRoute:
     addresses: frozenset[str] | None
     fields: FieldSelection = FieldSelection()  # noqa: RUF009 - frozen, so shared safely
     """The transaction and block keys the contract's events carry."""
+    child: bool = False
+    """A factory's child contract: ``addresses`` is None here, and the processing loop
+    keeps only the logs of registered children (runtime/_factories.py)."""
 
 
 def route_filter(routes: Sequence[DecodeRoute]) -> LogFilter:
@@ -90,6 +93,11 @@ class LogDecoder:
             self._by_topic.setdefault(route.event.topic0, []).append(
                 (index, route, route.event.decoder())
             )
+        # A listed address wins over a child route of the same topic0 (config
+        # allows the pair: a child registered at a listed address is the
+        # listed contract's).  Stable: otherwise configuration order.
+        for candidates in self._by_topic.values():
+            candidates.sort(key=lambda c: c[1].child)
         # route index -> logs skipped since the last take_skipped()
         self.skipped: dict[int, int] = {}
 
@@ -124,19 +132,32 @@ class LogDecoder:
                     break
             else:
                 continue
+            params: Any
             try:
                 params = decode(topics, raw[DATA])
             except DecodeError as exc:
-                if route.addresses is None:
+                if route.child:
+                    # Only the processing loop knows whether this address is a
+                    # registered child (then this is an error) or another
+                    # contract sharing the topic0 (then it is dropped): it gets
+                    # the message in place of the parameters.
+                    params = (
+                        f"chain {chain_id} block {raw[BLOCK_NUMBER]} log {raw[LOG_INDEX]} "
+                        f"(tx {raw[TRANSACTION_HASH]}, address {address}) of a registered child "
+                        f"does not decode as {route.contract}.{route.event.signature}: {exc}. "
+                        f"Check the event signature/ABI for this contract."
+                    )
+                elif route.addresses is None:
                     self.skipped[index] = self.skipped.get(index, 0) + 1
                     continue
-                raise DecodeError(
-                    f"chain {chain_id} block {raw[BLOCK_NUMBER]} log {raw[LOG_INDEX]} "
-                    f"(tx {raw[TRANSACTION_HASH]}, address {address}) does not decode as "
-                    f"{route.contract}.{route.event.signature}: {exc}. The contract's addresses "
-                    f"are listed explicitly in indexer.yaml, so this is treated as bad input; "
-                    f"check the event signature/ABI for this contract."
-                ) from None
+                else:
+                    raise DecodeError(
+                        f"chain {chain_id} block {raw[BLOCK_NUMBER]} log {raw[LOG_INDEX]} "
+                        f"(tx {raw[TRANSACTION_HASH]}, address {address}) does not decode as "
+                        f"{route.contract}.{route.event.signature}: {exc}. The contract's addresses "
+                        f"are listed explicitly in indexer.yaml, so this is treated as bad input; "
+                        f"check the event signature/ABI for this contract."
+                    ) from None
             fields = (
                 params,
                 route.contract,

@@ -6,7 +6,7 @@ from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 if TYPE_CHECKING:
-    from collections.abc import Mapping
+    from collections.abc import Awaitable, Callable, Mapping, Sequence
 
     from .._fields import Block
 
@@ -90,6 +90,12 @@ class BlockRange(NamedTuple):
     # handlers run (see BlockSchedule); the loop runs them after the
     # block's logs.  None: no block handlers.
     blocks: Mapping[int, Block] | None = None
+    # A JSON-RPC range of a chain with factory children: per child contract,
+    # the addresses its logs were fetched for (None: by topic, every address),
+    # and how to fetch more, ``refetch(contract, addresses, first, last)``
+    # (see sources/_rpc_children.py).  None for files: they hold every log.
+    fetched: Mapping[str, frozenset[str] | None] | None = None
+    refetch: Callable[[str, Sequence[str], int, int], Awaitable[list[DecodedLog]]] | None = None
 
 
 class Reorg(NamedTuple):

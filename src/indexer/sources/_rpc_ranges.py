@@ -14,10 +14,11 @@ from .._errors import SourceError
 from ._log import BlockRange, RawLog
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Sequence
+    from collections.abc import Awaitable, Callable, Mapping, Sequence
 
     from .._fields import Block
     from ._decode import LogDecoder
+    from ._log import DecodedLog
 
 __all__ = ["raw_logs", "split_range"]
 
@@ -71,6 +72,8 @@ def split_range(
     head: int | None = None,
     attach: Callable[[int, Sequence[Any]], tuple[Any, Any]] | None = None,
     blocks: dict[int, Block] | None = None,
+    fetched: Mapping[str, frozenset[str] | None] | None = None,
+    refetch: Callable[[str, Sequence[str], int, int], Awaitable[list[DecodedLog]]] | None = None,
 ) -> list[BlockRange]:
     """Cut a long range into batches of about ``chunk_logs`` whole blocks, decoded."""
     out: list[BlockRange] = []
@@ -82,7 +85,17 @@ def split_range(
         items = decoder.decode(chunk, attach)
         due = None if not blocks else {b: v for b, v in blocks.items() if lo <= b <= hi}
         return BlockRange(
-            decoder.chain_id, lo, hi, items, decoder.take_skipped(), sub, final, head, due
+            decoder.chain_id,
+            lo,
+            hi,
+            items,
+            decoder.take_skipped(),
+            sub,
+            final,
+            head,
+            due,
+            fetched,
+            refetch,
         )
 
     while n - begin > chunk_logs:

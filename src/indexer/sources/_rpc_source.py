@@ -48,6 +48,7 @@ from ._rpc import (
     RpcUnavailableError,
     open_rpc_client,
 )
+from ._rpc_children import ChildFetch, ChildOptions
 from ._rpc_fields import FieldFetcher
 from ._rpc_pool import RpcPool, open_rpc_pool
 from ._rpc_ranges import raw_logs, split_range
@@ -101,6 +102,8 @@ class RpcSourceOptions:
     # When block handlers run, and the chain's own block keys their blocks carry.
     block_schedule: BlockSchedule = field(default_factory=BlockSchedule)
     block_fields: frozenset[str] = frozenset()
+    # Factory children: how they are fetched (None: the chain has none).
+    children: ChildOptions | None = None
 
     @property
     def all_urls(self) -> tuple[str, ...]:
@@ -123,27 +126,25 @@ async def feed_rpc(
             (from the database on start), the reference for detection.
     """
     with send:  # no checkpoint on close while an error propagates
-        urls = options.all_urls
-        opened: AbstractAsyncContextManager[RpcClient | RpcPool]
-        if len(urls) > 1:
-            opened = open_rpc_pool(
-                urls,
-                timeout=options.timeout,
-                chain_id=options.chain_id,
-                on_request=options.on_request,
-                **options.client_options,
-            )
-        else:
-            single = {
-                k: v for k, v in options.client_options.items() if k not in _POOL_ONLY_OPTIONS
-            }
-            opened = open_rpc_client(
-                urls[0], timeout=options.timeout, chain_id=options.chain_id, **single
-            )
-        async with opened as client:
+        async with _open_client(options) as client:
             await client.check_chain_id()
             fetcher = _Fetcher(client, options, decoder, first_block, stored_hashes)
             await fetcher.run(send)
+
+
+def _open_client(options: RpcSourceOptions) -> AbstractAsyncContextManager[RpcClient | RpcPool]:
+    """The chain's client: one node's, or a pool's with several URLs."""
+    urls = options.all_urls
+    if len(urls) > 1:
+        return open_rpc_pool(
+            urls,
+            timeout=options.timeout,
+            chain_id=options.chain_id,
+            on_request=options.on_request,
+            **options.client_options,
+        )
+    single = {k: v for k, v in options.client_options.items() if k not in _POOL_ONLY_OPTIONS}
+    return open_rpc_client(urls[0], timeout=options.timeout, chain_id=options.chain_id, **single)
 
 
 class _Fetcher:
@@ -158,7 +159,15 @@ class _Fetcher:
         self.client = client
         self.o = options
         self.decoder = decoder
-        log_filter: LogFilter = route_filter(decoder.routes)
+        # Children are fetched apart (ChildFetch); the rest in one query.
+        self.children = (
+            None
+            if options.children is None
+            else ChildFetch(
+                client, decoder, options.children, self.where, lambda: _open_client(options)
+            )
+        )
+        log_filter: LogFilter = route_filter([r for r in decoder.routes if not r.child])
         self.topic0s = sorted(log_filter.topics)
         addresses: set[str] | None = set()
         for allowed in map(log_filter.addresses, self.topic0s):
@@ -177,6 +186,7 @@ class _Fetcher:
         self.inconsistent = 0
         self.beyond_head = 0
         self.pooled = isinstance(client, RpcPool)
+        self._fetched: dict[str, frozenset[str] | None] | None = None
         self.fields = FieldFetcher(
             options.chain_id, decoder.routes, options.block_fields, options.block_schedule
         )
@@ -257,6 +267,10 @@ class _Fetcher:
             logs = await self.client.get_logs(
                 first, last, addresses=self.addresses, topic0s=self.topic0s
             )
+            fetched = None
+            if self.children is not None:
+                extra, fetched = await self.children.fetch(first, last, logs)
+                logs += extra
         except RpcBeyondHeadError as exc:
             # Not "too large": the node's head is below the range (it lags,
             # or moved back).  Halving would end in a fatal single-block error.
@@ -303,6 +317,7 @@ class _Fetcher:
             self.successes = 0
         # Blocks up to here can no longer be replaced (see _window_start).
         final = window if self.o.max_reorg_depth else self.head
+        self._fetched = fetched
         if headers is not None:
             return await self._in_window(first, last, logs, final, headers)
         return await self._far(first, last, logs, final)
@@ -349,6 +364,8 @@ class _Fetcher:
             head=self.head,
             attach=None if fetched is None else fetched.attach,
             blocks=None if fetched is None else fetched.blocks,
+            fetched=self._fetched,
+            refetch=None if self.children is None else self.children.refetch,
         )
 
     async def _in_window(
@@ -399,6 +416,8 @@ class _Fetcher:
             head=self.head,
             attach=None if fetched is None else fetched.attach,
             blocks=None if fetched is None else fetched.blocks,
+            fetched=self._fetched,
+            refetch=None if self.children is None else self.children.refetch,
         )
 
     def _inconsistent(self, first: int, last: int) -> list[BlockRange]:

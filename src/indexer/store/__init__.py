@@ -9,6 +9,8 @@ packages (``tests/test_layers.py`` checks): the runtime owns and drives it,
 the persistence layer reads its snapshots.
 """
 
+from ._children import Children as Children
+from ._children import ChildRow as ChildRow
 from ._effect_cache import EffectCache as EffectCache
 from ._entity import Entity as Entity
 from ._entity import EntitySpec as EntitySpec
@@ -23,6 +25,8 @@ from ._table import TableChanges as TableChanges
 
 __all__ = [
     "MISSING",
+    "ChildRow",
+    "Children",
     "EffectCache",
     "Entity",
     "EntitySpec",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from ._children import Children
 from ._effect_cache import EffectCache
 from ._entity import Entity, EntitySpec, entity_spec
 from ._table import EntityTable, TableChanges
@@ -44,6 +45,8 @@ class Store:
         self.effects: dict[str, EffectCache] = {
             name: EffectCache(name, persist=persist) for name, persist in effects
         }
+        # Factory children: state, but never evicted (see Children).
+        self.children = Children()
         self.target = max(1, target)
         self.processed = 0
         self.committed = 0
@@ -133,10 +136,14 @@ class Store:
         assert self.committed == self.processed, "rollback with uncommitted changes"
         for cls, rows in restored.items():
             self.tables[cls].restore(rows)
+        self.children.rollback(checkpoint)
         self.processed = self.committed = checkpoint
 
     def forget(self) -> None:
-        """Drop all cached state; reads then load from the database again."""
+        """Drop all cached state; reads then load from the database again.
+
+        Children are not a cache: the caller reloads them (``children.load``).
+        """
         assert self.committed == self.processed, "forget with uncommitted changes"
         for t in self.tables.values():
             t.forget()

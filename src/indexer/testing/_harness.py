@@ -88,8 +88,16 @@ class _Processor(Processor):
         for chain_id, chain in routes.items():
             offset = len(chain.handlers)
             self._event_index[chain_id] = {key: offset + i for i, key in enumerate(by_name)}
+            # An Event of a factory's event registers children as its routed log would.
+            position = {(r.contract, r.event.name): i for i, r in enumerate(chain.routes)}
+            registers = chain.registers and chain.registers + tuple(
+                chain.registers[position[key]] if key in position else () for key in by_name
+            )
             extended[chain_id] = ChainRoutes(
-                chain.routes, chain.handlers + tuple(by_name.values()), chain.block_handlers
+                chain.routes,
+                chain.handlers + tuple(by_name.values()),
+                chain.block_handlers,
+                registers,
             )
         super().__init__(store, loads, extended, **kw)
         self._decoders = {
