@@ -40,9 +40,10 @@ from ..sources import BlockRange, Reorg
 from ..store import Store
 from ._feed import feed_chain
 from ._handoff import Handoff, open_batch_channel
-from ._options import ChainStatus, RunOptions, RunStatus, RunSummary, resolve_database
+from ._options import RunOptions, RunStatus, RunSummary, resolve_database
 from ._processor import Processor, build_routes
 from ._startup import start_from_database
+from ._status import run_status, run_summary
 from ._watchdog import Watchdog
 from ._writer import Writer
 
@@ -447,60 +448,28 @@ class _Runner:
             self.options.reporter(self.status())
 
     def status(self) -> RunStatus:
-        now = time.perf_counter()
-        events = self.processor.events_total
-        # Rate over the last ~10 s of samples: events arrive a batch at a
-        # time, so a short window would flicker between 0 and bursts.
-        samples = self._rate_samples
-        samples.append((now, events))
-        while len(samples) > 2 and now - samples[1][0] > 10:
-            samples.popleft()
-        t0, e0 = samples[0]
-        rate = (events - e0) / (now - t0) if now > t0 else 0.0
-        chains = []
-        committed = self.writer.statistics().committed_blocks
-        for c in self.config.chains:
-            block, total = self.processor.progress.get(c.id, (c.start_block - 1, 0))
-            chains.append(
-                ChainStatus(
-                    c.id,
-                    c.start_block,
-                    c.end_block,
-                    block,
-                    committed.get(c.id, c.start_block - 1),
-                    total,
-                    self.processor.heads.get(c.id),
-                )
-            )
-        return RunStatus(
-            elapsed=now - self.started,
-            chains=tuple(chains),
-            events=events,
-            events_per_second=rate,
-            in_memory=self.store.size(),
-            target=self.store.target,
-            writer_lag=self.store.processed - self.store.committed,
-            stalled_seconds=self.stalled,
-            stalls=tuple(self.watchdog.stalls.values()),
+        return run_status(
+            self.config,
+            self.processor,
+            self.writer,
+            self.store,
+            self.watchdog,
+            started=self.started,
+            stalled=self.stalled,
+            samples=self._rate_samples,
         )
 
     def _summary(self, url: str) -> RunSummary:
-        p, w = self.processor, self.writer.statistics()
-        return RunSummary(
-            events=p.events_total,
-            seconds=time.perf_counter() - self.started,
-            chains={c: (w.committed_blocks.get(c, -1), e) for c, (_b, e) in p.progress.items()},
-            skipped=dict(p.skipped),
-            writes=w.writes,
-            write_seconds=w.write_seconds,
-            stalled_seconds=self.stalled,
-            handler_seconds=p.handler_seconds,
-            load_seconds=p.load_seconds,
+        return run_summary(
+            self.processor,
+            self.writer,
+            self.store,
+            started=self.started,
+            stalled=self.stalled,
             stopped=self.stop_requested,
-            database_url=url,
+            url=url,
             peak_in_memory=self.peak_in_memory,
-            evictions=self.store.statistics().get("evictions", 0),
-            rollbacks=list(self.rollbacks),
+            rollbacks=self.rollbacks,
         )
 
 
