@@ -131,7 +131,7 @@ class _Processor(Processor):
                 out.append((index[item.contract, item.name], tuple(item), None))
             else:
                 out.extend(decoder.decode([item]))
-        numbers = [_number(item) for item in items]
+        numbers = [i.number if isinstance(i, Block) else i.block_number for i in items]
         return BlockRange(
             chain_id, numbers[0], numbers[-1], out, decoder.take_skipped(), blocks=blocks or None
         )
@@ -364,7 +364,8 @@ class HandlerHarness:
                     raise ValueError(f"no handler is registered for {item!r} (handled: {known})")
                 number = item.block_number
             elif isinstance(item, (RawLog, Block)):
-                chain_id, number = self.chain_id, _number(item)
+                chain_id = self.chain_id
+                number = item.number if isinstance(item, Block) else item.block_number
             else:
                 raise TypeError(
                     f"send takes Event, RawLog and Block items, not {type(item).__name__}"
@@ -496,7 +497,3 @@ def read_entities(database_url: str, schema: str, entity: type[E]) -> dict[str, 
         return load_all(session, entity_spec(entity))
     finally:
         session.close()
-
-
-def _number(item: Event | RawLog | Block) -> int:
-    return item.number if isinstance(item, Block) else item.block_number
