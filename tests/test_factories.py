@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import dataclasses
 import random
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
+import httpx
+import psycopg
 import pytest
+import trio
+from psycopg import sql
 
 from indexer import ConfigError, RunOptions, load_config, load_handlers, run_project
 from indexer.testing import RpcServer, ScriptedChain, encode_log
@@ -231,3 +235,75 @@ def test_file_source_indexes_the_same_children(
     trio.run(go)
     assert stored(database_url, schema) == model(chain)
     assert model(chain)[1], "the chain registers children"
+
+
+SENDER_HANDLERS = """
+from indexer import Context, Entity, Event, on
+
+
+class Sent(Entity):
+    id: str  # "<block>-<log index>"
+    sender: str  # the transaction's `from`
+
+
+@on("Registry", "Adopted")
+async def adopted(event: Event, ctx: Context) -> None:
+    ctx.add_contract("Token", event.params["token"])
+
+
+@on("Token", "Transfer")
+async def transfer(event: Event, ctx: Context) -> None:
+    ctx.set(Sent(f"{event.block_number}-{event.log_index}", event.transaction.from_))
+"""
+
+
+def test_a_child_fetched_again_carries_its_selected_fields(
+    tmp_path: Path, database_url: str, schema: str
+) -> None:
+    """A handler's registration makes its range be fetched again: with the selected fields too."""
+    token = "0x" + "d3" * 20
+    transfer = {"from": "0x" + "01" * 20, "to": "0x" + "02" * 20, "value": 3}
+    chain = ScriptedChain(
+        1,
+        head=4,
+        logs={
+            2: [
+                encode_log(ADOPTED, {"token": token}, address=REGISTRY),
+                encode_log(TRANSFER, transfer, address=token),
+            ],
+            4: [encode_log(TRANSFER, transfer, address=token)],
+        },
+    )
+    project = make_factory_project(
+        tmp_path, schema, "{rpc: 'http://scripted.invalid/'}", end_block=None
+    )
+    (project / "handlers.py").write_text(SENDER_HANDLERS)
+    config = (project / "indexer.yaml").read_text()
+    (project / "indexer.yaml").write_text(
+        config.replace(
+            "    max_reorg_depth:",
+            "    field_selection: {transaction: [from]}\n    max_reorg_depth:",
+        )
+    )
+    _run(project, database_url, chain, 4, reset=True)
+    with psycopg.connect(database_url) as conn:
+        rows = conn.execute(
+            sql.SQL("SELECT id, sender FROM {}.sent ORDER BY id").format(sql.Identifier(schema))
+        ).fetchall()
+    # The node's own answer for each of the token's logs' transactions.
+    senders = trio.run(
+        _senders, RpcServer(chain), [lg for lg in chain.logs(1, 4) if lg["address"] == token]
+    )
+    assert rows == senders
+    assert len(rows) == 2
+
+
+async def _senders(server: RpcServer, logs: list[dict[str, Any]]) -> list[tuple[str, str]]:
+    out = []
+    async with httpx.AsyncClient(transport=server.transport()) as client:
+        for log in logs:
+            body = {"jsonrpc": "2.0", "id": 1, "method": "eth_getTransactionByHash",
+                    "params": [log["transactionHash"]]}  # fmt: skip
+            tx = (await client.post("http://node/", json=body)).json()["result"]
+            out.append((f"{int(log['blockNumber'], 16)}-{int(log['logIndex'], 16)}", tx["from"]))
+    return out

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from .._errors import SourceError
 from ._rpc_ranges import raw_logs
 
 if TYPE_CHECKING:
@@ -34,6 +35,7 @@ if TYPE_CHECKING:
     from ._decode import DecodeRoute, LogDecoder
     from ._log import DecodedLog
     from ._rpc import RpcClient
+    from ._rpc_fields import FieldFetcher
     from ._rpc_pool import RpcPool
 
 __all__ = ["ChildFetch", "ChildOptions"]
@@ -97,6 +99,9 @@ class ChildFetch:
             r.event.topic0 for r, pairs in zip(routes, options.registers, strict=True) if pairs
         )
         self.calls = 0
+        # The chain's selected transaction and block fields, for refetched
+        # logs too (set by the fetcher, which owns it).
+        self.fields: FieldFetcher | None = None
 
     async def fetch(
         self, first: int, last: int, base: list[dict[str, Any]]
@@ -162,8 +167,18 @@ class ChildFetch:
                 {int(lg["blockNumber"], 16) for lg in logs if lg.get("blockTimestamp") is None}
             )
             headers = await client.get_blocks(need) if need else []
+            fetched = None
+            if self.fields is not None and self.fields.active and logs:
+                fetched = await self.fields.fetch(client, first, last, logs, None)
+                if fetched is None:
+                    raise SourceError(
+                        f"{self.where}: blocks {first}..{last} changed (a reorg) while the logs of "
+                        f"children registered in them were fetched again, with their selected "
+                        "fields; nothing of these blocks was committed: run again to resume"
+                    )
         by_number = {n: h for n, h in zip(need, headers, strict=True) if h is not None}
-        return self.decoder.decode(raw_logs(self.where, logs, by_number))
+        raws = raw_logs(self.where, logs, by_number)
+        return self.decoder.decode(raws, None if fetched is None else fetched.attach)
 
     async def _get(
         self, first: int, last: int, addresses: Sequence[str] | None, topics: Sequence[str]

@@ -190,6 +190,8 @@ class _Fetcher:
         self.fields = FieldFetcher(
             options.chain_id, decoder.routes, options.block_fields, options.block_schedule
         )
+        if self.children is not None:
+            self.children.fields = self.fields
 
     @property
     def where(self) -> str:
