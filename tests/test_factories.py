@@ -113,6 +113,47 @@ def test_children_from_their_registering_block_through_reorg_and_restart(
     assert stored(database_url, schema) == model(chain)
 
 
+@pytest.mark.parametrize("lost", [False, True], ids=["answered", "lost-answer"])
+def test_a_rollback_forgets_the_orphaned_registrations_in_memory(
+    tmp_path: Path, database_url: str, schema: str, lost: bool
+) -> None:
+    """A run rolls back registrations it holds in memory, also when the rollback's answer is lost
+    (it committed; the writer reloads them from the table).
+
+    The new branch lists the orphaned token again: a registration still
+    in memory would make that listing a no-op, and its row would be missing.
+    """
+    rng = random.Random(4)
+    chain = ScriptedChain(1, head=12, logs=factory_logs(rng, range(1, 13)))
+    token, holder = "0x" + "d3" * 20, "0x" + "05" * 20
+    assert token not in CANDIDATES
+    listed = [
+        encode_log(TRANSFER, {"from": "0x" + "00" * 20, "to": holder, "value": 9}, address=token),
+        encode_log(LISTED, {"token": token, "index": 2}, address=REGISTRY),
+    ]
+    chain.advance(1, {13: listed})
+    project = make_factory_project(
+        tmp_path, schema, "{rpc: 'http://scripted.invalid/'}", end_block=None
+    )
+    _run(project, database_url, chain, 13, reset=True)
+    assert stored(database_url, schema) == model(chain)
+    branch = factory_logs(rng, range(12, 15))
+    branch[14] = [*branch[14], *listed]
+    chain.reorg(2, branch, length=3)
+    seen: list[str] = []
+
+    def fault(step: str) -> None:
+        seen.append(step)
+        if lost and step == "rolled back" and seen.count(step) == 1:
+            raise psycopg.OperationalError("simulated: connection lost after the rollback's COMMIT")
+
+    _run(project, database_url, chain, 14, fault=fault)
+    assert "rolled back" in seen
+    holdings, rows = stored(database_url, schema)
+    assert (holdings, rows) == model(chain)
+    assert any(token in row for row in rows)
+
+
 def _config(
     tmp_path: Path, token: str, registry_events: str = f'["{LISTED}", "{ADOPTED}"]'
 ) -> Path:

@@ -225,6 +225,7 @@ def test_a_merged_batch_carries_everything_of_both_and_the_newest_of_each_chain(
         history=False,
         prune={1: 4, 2: 90},
         raw=[("raw", 1), ("raw", 2)],
+        children=[(1, "Token", "0x" + "a1" * 20, 9, 0, 1)],
     )
     later = Batch(
         3,
@@ -233,6 +234,7 @@ def test_a_merged_batch_carries_everything_of_both_and_the_newest_of_each_chain(
         history=True,
         prune={1: 6},
         raw=[("raw", 3)],
+        children=[(1, "Token", "0x" + "a2" * 20, 11, 3, 3)],
     )
     merged = first.merge(later)
     assert merged.upto == 3
@@ -241,3 +243,4 @@ def test_a_merged_batch_carries_everything_of_both_and_the_newest_of_each_chain(
     assert merged.history  # history anywhere: history for all of it
     assert merged.prune == {1: 6, 2: 90}  # each chain's newest final block
     assert merged.raw == [("raw", 1), ("raw", 2), ("raw", 3)]
+    assert [row[2] for row in merged.children] == ["0x" + "a1" * 20, "0x" + "a2" * 20]

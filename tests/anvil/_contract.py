@@ -1,8 +1,8 @@
-"""Compiling tests/contracts/TestToken.sol with the pinned solc-js.
+"""Compiling the test contracts of tests/contracts with the pinned solc-js.
 
-The shipped artifact, tests/contracts/TestToken.json, is this module's
-output; regenerate it (after changing the source or the pinned compiler)
-with::
+The shipped artifacts, tests/contracts/TestToken.json and TokenFactory.json,
+are this module's output; regenerate them (after changing a source or the
+pinned compiler) with::
 
     python -m tests.anvil._contract
 """
@@ -13,10 +13,16 @@ import json
 import subprocess
 from typing import Any
 
-from ._node import ARTIFACT, CONTRACTS, Tools, install_tools
+from ._node import ARTIFACT, CONTRACTS, FACTORY_ARTIFACT, Tools, install_tools
 
 SOURCE = "TestToken.sol"
 CONTRACT = "TestToken"
+# (source, contract, artifact) of every shipped artifact.  TokenFactory's
+# bytecode embeds ChildToken's creation code: one artifact serves both.
+SHIPPED = (
+    (SOURCE, CONTRACT, ARTIFACT),
+    ("TokenFactory.sol", "TokenFactory", FACTORY_ARTIFACT),
+)
 # Without the CBOR metadata (which hashes the source text, comments
 # included), the bytecode depends only on the code and these settings.
 SETTINGS: dict[str, Any] = {
@@ -37,15 +43,14 @@ process.stdin.on('end', () => {
 """
 
 
-def compile_token(tools: Tools) -> dict[str, Any]:
-    """The artifact TestToken.sol compiles to now (the shape of TestToken.json)."""
-    source = (CONTRACTS / SOURCE).read_text()
+def compile_token(tools: Tools, source: str = SOURCE, contract: str = CONTRACT) -> dict[str, Any]:
+    """The artifact ``source`` compiles to now for ``contract`` (the shape of TestToken.json)."""
     standard_input = {
         "language": "Solidity",
-        "sources": {SOURCE: {"content": source}},
+        "sources": {source: {"content": (CONTRACTS / source).read_text()}},
         "settings": {
             **SETTINGS,
-            "outputSelection": {SOURCE: {CONTRACT: ["abi", "evm.bytecode.object"]}},
+            "outputSelection": {source: {contract: ["abi", "evm.bytecode.object"]}},
         },
     }
     done = subprocess.run(
@@ -62,10 +67,10 @@ def compile_token(tools: Tools) -> dict[str, Any]:
     errors = [e for e in result["output"].get("errors", []) if e["severity"] == "error"]
     if errors:
         raise RuntimeError("\n".join(e["formattedMessage"] for e in errors))
-    compiled = result["output"]["contracts"][SOURCE][CONTRACT]
+    compiled = result["output"]["contracts"][source][contract]
     return {
-        "contractName": CONTRACT,
-        "sourceName": SOURCE,
+        "contractName": contract,
+        "sourceName": source,
         "compiler": {"name": "solc-js", "npm": f"solc@{tools.solc_version}"},
         "compilerVersion": result["version"],
         "settings": SETTINGS,
@@ -75,9 +80,11 @@ def compile_token(tools: Tools) -> dict[str, Any]:
 
 
 def main() -> None:
-    built = compile_token(install_tools())
-    ARTIFACT.write_text(json.dumps(built, indent=2) + "\n")
-    print(f"wrote {ARTIFACT} ({len(built['bytecode']) // 2 - 1} bytes of creation code)")
+    tools = install_tools()
+    for source, contract, path in SHIPPED:
+        built = compile_token(tools, source, contract)
+        path.write_text(json.dumps(built, indent=2) + "\n")
+        print(f"wrote {path} ({len(built['bytecode']) // 2 - 1} bytes of creation code)")
 
 
 if __name__ == "__main__":

@@ -28,6 +28,7 @@ ROOT = Path(__file__).resolve().parents[2]
 INSTALL_SCRIPT = ROOT / "tools" / "install_anvil.sh"
 CONTRACTS = ROOT / "tests" / "contracts"
 ARTIFACT = CONTRACTS / "TestToken.json"
+FACTORY_ARTIFACT = CONTRACTS / "TokenFactory.json"
 
 TRANSFER = "0x" + keccak(b"Transfer(address,address,uint256)").hex()
 ZERO = "0x" + "0" * 40

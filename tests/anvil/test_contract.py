@@ -1,16 +1,18 @@
-"""The shipped TestToken artifact is what the pinned solc-js makes of the source; it works on anvil."""
+"""The shipped artifacts are what the pinned solc-js makes of their sources; TestToken works on anvil."""
 
 from __future__ import annotations
 
+import json
 from typing import TYPE_CHECKING
 
 import pytest
 
-from ._contract import compile_token
-from ._node import artifact, token_state
+from ._contract import SHIPPED, compile_token
+from ._node import token_state
 
 if TYPE_CHECKING:
     from collections.abc import Callable
+    from pathlib import Path
 
     from ._indexer import Followed
     from ._node import Tools, Traffic
@@ -18,9 +20,12 @@ if TYPE_CHECKING:
 pytestmark = pytest.mark.anvil
 
 
-def test_artifact_is_what_the_pinned_solc_compiles(anvil_tools: Tools) -> None:
-    shipped = artifact()
-    built = compile_token(anvil_tools)
+@pytest.mark.parametrize(("source", "contract", "path"), SHIPPED, ids=[c for _s, c, _p in SHIPPED])
+def test_artifact_is_what_the_pinned_solc_compiles(
+    anvil_tools: Tools, source: str, contract: str, path: Path
+) -> None:
+    shipped = json.loads(path.read_text())
+    built = compile_token(anvil_tools, source, contract)
     assert built["compilerVersion"].startswith(anvil_tools.solc_version + "+")
     assert built["compilerVersion"] == shipped["compilerVersion"]
     assert built["settings"] == shipped["settings"]

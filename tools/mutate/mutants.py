@@ -28,6 +28,7 @@ CLASSES: dict[str, str] = {
     "outage": "a database path that does not survive a lost connection, or two runs on one schema",
     "stall": "the stall watchdog silent, or never clearing",
     "api": "the HTTP API reading across commits, or missing a commit or rollback event",
+    "factory": "factory children registered, fetched or rolled back wrongly (issue 15)",
 }
 
 
@@ -69,6 +70,15 @@ READER = "tests/api/test_reader.py"
 SERVER = "tests/api/test_server.py"
 
 WALK = "tests/test_walk.py::test_a_handler_block_keeps_the_value_of_the_block_before_for_a_rollback"
+FACTORIES = (
+    "tests/test_factories.py::test_children_from_their_registering_block_through_reorg_and_restart"
+)
+FACTORY_ROLLBACK = (
+    "tests/test_factories.py::test_a_rollback_forgets_the_orphaned_registrations_in_memory"
+)
+FACTORY_MACHINE = "tests/test_factory_machine.py"
+FACTORY_SCRIPTED = FACTORY_MACHINE + "::test_factory_machine_scripted"
+FACTORY_ANVIL = "tests/anvil/test_factory.py"
 SHORTER = "tests/test_rpc_failover.py::test_a_shorter_chain_is_rolled_back_before_it_grows_past_the_old_tip"
 _M = Mutant
 # fmt: off
@@ -380,5 +390,62 @@ MUTANTS: tuple[Mutant, ...] = (
        "the capacity rule stops waiting while a batch is still in flight",
        (LOOP_WAITS + "::test_the_loop_waits_for_a_write_in_flight_when_over_its_target", HANDOFF),
        fast=True),
+    # -- factory: registrations are state (store/_children.py, persist/_children.py)
+    _M("children-not-rolled-back", "factory", "store/_store.py",
+       "        self.children.rollback(checkpoint)\n",
+       "",
+       "a rollback restores the entities but keeps the orphaned blocks' registrations in memory",
+       (FACTORY_ROLLBACK,), fast=True),
+    _M("children-rollback-off-by-one", "factory", "store/_children.py",
+       "undone = [a for a, (_b, _i, cp) in known.items() if cp > checkpoint]",
+       "undone = [a for a, (_b, _i, cp) in known.items() if cp >= checkpoint]",
+       "a rollback also forgets the registrations of the checkpoint it returns to",
+       (FACTORY_ANVIL,)),
+    _M("children-undo-not-persisted", "factory", "persist/_rollback.py",
+       "        undo_children(cur, schema, checkpoint)\n",
+       "",
+       "the rollback transaction leaves orphaned registrations in _indexer_children",
+       (FACTORIES, FACTORY_SCRIPTED), fast=True),
+    _M("merge-drops-children", "factory", "runtime/_batch.py",
+       "            self.children + later.children if later.children else self.children,",
+       "            later.children if later.children else self.children,",
+       "Batch.merge keeps only the later batch's registrations (a restart forgets the others)",
+       (MERGE, FACTORY_SCRIPTED), fast=True),
+    _M("children-not-written", "factory", "runtime/_writer.py",
+       "            children=batch.children,",
+       "            children=[],",
+       "a batch's registrations are not written in its transaction (a restart forgets them)",
+       (FACTORIES, FACTORY_SCRIPTED), fast=True),
+    _M("children-not-reloaded", "factory", "runtime/_startup.py",
+       "    store.children.load(\n",
+       "    (\n",
+       "a run starts without the registrations of earlier runs",
+       (FACTORIES, FACTORY_SCRIPTED), fast=True),
+    _M("children-kept-after-lost-rollback", "factory", "runtime/_writer.py",
+       "            store.children.load(children)\n",
+       "",
+       "a rollback whose answer was lost keeps the orphaned registrations in memory",
+       (FACTORY_ROLLBACK,), fast=True),
+    _M("reregistration-overwrites", "factory", "store/_children.py",
+       "        if address in known:\n            return False\n",
+       "",
+       "registering a known address again replaces the first registration (and writes it twice)",
+       (FACTORIES, FACTORY_SCRIPTED), fast=True),
+    _M("mid-range-registration-not-refetched", "factory", "runtime/_processor.py",
+       "            if factories is not None and factories.uncovered:\n"
+       "                await self._refetch_rest(rng, factories, items, pos)\n",
+       "",
+       "a child registered by a handler misses its logs in the rest of the range it was fetched in",
+       (FACTORIES, FACTORY_SCRIPTED), fast=True),
+    _M("prefetched-range-not-completed", "factory", "runtime/_processor.py",
+       "                items = await self._fetch_missing(rng, factories, items)\n",
+       "                pass\n",
+       "a range fetched before earlier ranges registered children misses those children's logs",
+       (FACTORY_MACHINE, FACTORY_ANVIL)),
+    _M("creation-block-off-by-one", "factory", "runtime/_factories.py",
+       "    return address in known or early.get((contract, address), _NEVER) <= block",
+       "    return address in known or early.get((contract, address), _NEVER) < block",
+       "a child's logs in its creation block (its constructor's) are dropped",
+       (FACTORIES,), fast=True),
 )
 # fmt: on
