@@ -20,11 +20,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from .._errors import (
-    DatabaseError,
     DecodeError,
-    EntityError,
-    HandlerError,
-    IndexerError,
     SourceError,
 )
 from ..handlers import Event, Handler
@@ -34,6 +30,7 @@ from ._batch import Batch
 from ._context import PreloadContext, StoreContext
 from ._effect_calls import EffectCalls
 from ._factories import ChainFactories
+from ._failures import handler_failure
 from ._walk import Walk
 
 if TYPE_CHECKING:
@@ -237,23 +234,15 @@ class Processor:
             for handler in handlers_of[route]:
                 try:
                     await handler(event, ctx)
-                except DatabaseError as exc:
-                    # A load for the handler failed: the database's fault, not the handler's.
-                    raise DatabaseError(
-                        f"loading entities for chain {event.chain_id} block {event.block_number} log index "
-                        f"{event.log_index} failed: {exc}. Nothing of this "
-                        f"batch was committed; `indexer run` resumes from the last committed block."
-                    ) from exc
-                except IndexerError as exc:
-                    if isinstance(exc, EntityError):
-                        raise HandlerError(
-                            _where(handler, event, f"an entity got an invalid value: {exc}")
-                        ) from exc
-                    raise
                 except Exception as exc:
-                    raise HandlerError(
-                        _where(handler, event, f"{type(exc).__name__}: {exc}")
-                    ) from exc
+                    failure = handler_failure(
+                        exc,
+                        functools.partial(_where, handler, event),
+                        f"chain {event.chain_id} block {event.block_number} log index {event.log_index}",
+                    )
+                    if failure is None:
+                        raise
+                    raise failure from exc
             if factories is not None and factories.uncovered:
                 await self._refetch_rest(rng, factories, items, pos)
         await walk.finish(rng.last, block_events)

@@ -10,10 +10,11 @@ rollback to below them undoes what the handlers wrote.
 
 from __future__ import annotations
 
+import functools
 from typing import TYPE_CHECKING
 
-from .._errors import DatabaseError, EntityError, HandlerError, IndexerError
 from ..persist import CheckpointRow
+from ._failures import handler_failure
 
 if TYPE_CHECKING:
     from collections.abc import Iterator, Mapping
@@ -119,20 +120,15 @@ class Walk:
                 continue
             try:
                 await handler.fn(block, self.ctx)
-            except DatabaseError as exc:
-                raise DatabaseError(
-                    f"loading entities for chain {self.chain_id} block {number} (block handler) "
-                    f"failed: {exc}. Nothing of this batch was committed; `indexer run` resumes from "
-                    f"the last committed block."
-                ) from exc
-            except IndexerError as exc:
-                if isinstance(exc, EntityError):
-                    raise HandlerError(
-                        _where(handler, number, f"an entity got an invalid value: {exc}")
-                    ) from exc
-                raise
             except Exception as exc:
-                raise HandlerError(_where(handler, number, f"{type(exc).__name__}: {exc}")) from exc
+                failure = handler_failure(
+                    exc,
+                    functools.partial(_where, handler, number),
+                    f"chain {self.chain_id} block {number} (block handler)",
+                )
+                if failure is None:
+                    raise
+                raise failure from exc
 
 
 def _where(handler: BlockHandler, number: int, what: str) -> str:
