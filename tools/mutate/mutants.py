@@ -79,6 +79,7 @@ FACTORY_ROLLBACK = (
 FACTORY_MACHINE = "tests/test_factory_machine.py"
 FACTORY_SCRIPTED = FACTORY_MACHINE + "::test_factory_machine_scripted"
 FACTORY_ANVIL = "tests/anvil/test_factory.py"
+GRANDCHILDREN = "tests/test_factory_grandchildren.py"
 SHORTER = "tests/test_rpc_failover.py::test_a_shorter_chain_is_rolled_back_before_it_grows_past_the_old_tip"
 _M = Mutant
 # fmt: off
@@ -432,13 +433,13 @@ MUTANTS: tuple[Mutant, ...] = (
        "registering a known address again replaces the first registration (and writes it twice)",
        (FACTORIES, FACTORY_SCRIPTED), fast=True),
     _M("mid-range-registration-not-refetched", "factory", "runtime/_processor.py",
-       "            if factories is not None and factories.uncovered:\n"
-       "                await self._refetch_rest(rng, factories, items, pos)\n",
+       "            if factories is not None and (factories.uncovered or factories.rescan):\n"
+       "                await fetch_rest(rng, factories, items, pos)\n",
        "",
        "a child registered by a handler misses its logs in the rest of the range it was fetched in",
        (FACTORIES, FACTORY_SCRIPTED), fast=True),
     _M("prefetched-range-not-completed", "factory", "runtime/_processor.py",
-       "                items = await self._fetch_missing(rng, factories, items)\n",
+       "                self._batch = items = await fetch_missing(rng, factories, items)\n",
        "                pass\n",
        "a range fetched before earlier ranges registered children misses those children's logs",
        (FACTORY_MACHINE, FACTORY_ANVIL)),
@@ -447,5 +448,15 @@ MUTANTS: tuple[Mutant, ...] = (
        "    return address in known or early.get((contract, address), _NEVER) < block",
        "a child's logs in its creation block (its constructor's) are dropped",
        (FACTORIES,), fast=True),
+    _M("grandchild-from-its-log", "factory", "runtime/_child_fetch.py",
+       "            key: block for key, block in factories.scan(wave).items() if factories.needs_fetch(*key)\n",
+       "            key: block for key, block in factories.scan(wave).items() if not factories.needs_fetch(*key)\n",
+       "the children that a handler-registered child registers count from their log, not their block",
+       (GRANDCHILDREN,), fast=True),
+    _M("grandchildren-not-rescanned", "factory", "runtime/_factories.py",
+       "            if handler and contract in self.parents:\n                self.rescan = True\n",
+       "",
+       "a handler-registered parent's factory events in the rest of the range are not looked for",
+       (GRANDCHILDREN,), fast=True),
 )
 # fmt: on

@@ -12,7 +12,11 @@ that block count too: on a real chain those are what its constructor
 emitted, before the factory's event that announced it.  ``prepare`` finds
 a range's registrations by factory events before its handlers run (for
 each registering block, the first); ``ctx.add_contract`` from a handler
-counts from the log being handled on, as it cannot be known earlier.
+counts from the log being handled on, as it cannot be known earlier.  The
+children that such a child registers in turn by factory events (its own
+logs, found only once the handler ran) count from the start of their
+registering block again, but never from before the handler's log: the
+processing loop is already past it (``_child_fetch``).
 """
 
 from __future__ import annotations
@@ -65,6 +69,11 @@ class ChainFactories:
         self.names = frozenset(r.contract for r in routes if r.child) | {
             name for pairs in registers for name, _param in pairs
         }
+        # Contracts with events that register children: a handler registering
+        # one of these mid-range makes the rest of the range be scanned again.
+        self.parents = frozenset(
+            contract for contract, pairs in zip(self.contract_of, registers, strict=True) if pairs
+        )
         # (contract, address) -> first block of this range that registers it.
         self.early: dict[tuple[str, str], int] = {}
         # Registrations of the range being processed, for its batch.
@@ -73,6 +82,15 @@ class ChainFactories:
         # registered while processing it that the fetch did not cover.
         self.fetched: Mapping[str, frozenset[str] | None] | None = None
         self.uncovered: list[tuple[str, str]] = []
+        # Children whose logs this range fetched again, and whether a handler
+        # registered a parent (a contract in ``parents``) since the last scan.
+        self.refetched: set[tuple[str, str]] = set()
+        self.rescan = False
+
+    def begin(self, fetched: Mapping[str, frozenset[str] | None] | None) -> None:
+        """Start a range whose JSON-RPC fetch covered ``fetched`` (None: a file source)."""
+        self.fetched, self.uncovered, self.refetched, self.rescan = fetched, [], set(), False
+        self.early, self.rows = {}, []
 
     def missing(self, fetched: Mapping[str, frozenset[str] | None]) -> dict[str, list[str]]:
         """Registered children a range's fetch did not ask for (registered after it was fetched)."""
@@ -87,12 +105,18 @@ class ChainFactories:
                     out[contract] = gap
         return out
 
-    def prepare(
-        self, items: Sequence[DecodedLog], fetched: Mapping[str, frozenset[str] | None] | None
-    ) -> None:
+    def prepare(self, items: Sequence[DecodedLog]) -> None:
         """Find the range's registrations by factory events, before its handlers run."""
-        self.fetched, self.uncovered = fetched, []
-        early: dict[tuple[str, str], int] = {}
+        self.early = {}
+        self.scan(items)
+
+    def scan(self, items: Sequence[DecodedLog]) -> dict[tuple[str, str], int]:
+        """Note the registrations by factory events among ``items`` (in chain order).
+
+        Each registered (contract, address) counts from the first block that
+        registers it.  Returns those not noted before, with that block.
+        """
+        early, found = self.early, {}
         registers, child_of, contract_of = self.registers, self.child_of, self.contract_of
         for route, fields, _raw in items:
             pairs = registers[route]
@@ -106,10 +130,21 @@ class ChainFactories:
             params = fields[_PARAMS]
             if type(params) is str:
                 continue  # raised by admit when the log's turn comes
+            block = fields[_NUMBER]
             for contract, param in pairs:
-                early.setdefault((contract, str(params[param]).lower()), fields[_NUMBER])
-        self.early = early
-        self.rows = []
+                key = (contract, str(params[param]).lower())
+                if early.get(key, _NEVER) > block:
+                    early[key] = found[key] = block
+        return found
+
+    def needs_fetch(self, contract: str, address: str) -> bool:
+        """Did neither the range's fetch nor a refetch ask for this child's logs?"""
+        covered = None if self.fetched is None else self.fetched.get(contract)
+        return (
+            covered is not None
+            and address not in covered
+            and (contract, address) not in self.refetched
+        )
 
     def admit(self, route: int, fields: tuple[Any, ...]) -> bool:
         """Is this log of a child contract's event a registered child's? (Others: True.)"""
@@ -132,17 +167,28 @@ class ChainFactories:
         for contract, param in self.registers[route]:
             self.add(contract, str(params[param]).lower(), fields[_NUMBER], fields[_LOG_INDEX], cp)
 
-    def add(self, contract: str, address: str, block: int, log_index: int, cp: int) -> None:
+    def add(
+        self,
+        contract: str,
+        address: str,
+        block: int,
+        log_index: int,
+        cp: int,
+        *,
+        handler: bool = False,
+    ) -> None:
+        """Register a child; ``handler``: by ``ctx.add_contract``, which ``prepare`` cannot foresee."""
         row = (self.chain_id, contract, address, block, log_index, cp)
         if self.children.add(row):
             self.rows.append(row)
-            covered = None if self.fetched is None else self.fetched.get(contract)
-            if covered is not None and address not in covered:
+            if handler and contract in self.parents:
+                self.rescan = True
+            if self.needs_fetch(contract, address):
                 self.uncovered.append((contract, address))
 
     def take_rows(self) -> list[ChildRow]:
-        rows, self.rows = self.rows, []
-        self.early, self.fetched, self.uncovered = {}, None, []
+        rows = self.rows
+        self.begin(None)
         return rows
 
 

@@ -21,12 +21,12 @@ from typing import TYPE_CHECKING, Any
 
 from .._errors import (
     DecodeError,
-    SourceError,
 )
 from ..handlers import Event, Handler
 from ..persist import ChainProgress, load_by_field, load_by_ids
 from ..store import MISSING, Entity, EntityTable, Store
 from ._batch import Batch
+from ._child_fetch import fetch_missing, fetch_rest
 from ._context import PreloadContext, StoreContext
 from ._effect_calls import EffectCalls
 from ._factories import ChainFactories
@@ -48,7 +48,6 @@ __all__ = ["ChainRoutes", "Processor", "build_routes"]
 # Where the block number and log index sit in a decoded log's Event fields.
 _NUMBER = Event._fields.index("block_number")
 _LOG_INDEX = Event._fields.index("log_index")
-_BLOCK_HASH = Event._fields.index("block_hash")
 _ADDRESS_RE = re.compile(r"0x[0-9a-fA-F]{40}")
 
 log = logging.getLogger("indexer.runtime")
@@ -206,9 +205,10 @@ class Processor:
         self._batch, self._pos, self._preloaded = items, 0, False
         factories = self._factories = self.factories.get(chain_id)
         if factories is not None:
+            factories.begin(rng.fetched)
             if rng.fetched is not None:
-                items = await self._fetch_missing(rng, factories, items)
-            factories.prepare(items, rng.fetched)
+                self._batch = items = await fetch_missing(rng, factories, items)
+            factories.prepare(items)
         dropped = 0
         loads_before = self.load_seconds
         started = time.perf_counter()
@@ -243,8 +243,8 @@ class Processor:
                     if failure is None:
                         raise
                     raise failure from exc
-            if factories is not None and factories.uncovered:
-                await self._refetch_rest(rng, factories, items, pos)
+            if factories is not None and (factories.uncovered or factories.rescan):
+                await fetch_rest(rng, factories, items, pos)
         await walk.finish(rng.last, block_events)
         checkpoints = walk.checkpoints
         self._batch = ()
@@ -284,52 +284,6 @@ class Processor:
             children=children,
         )
 
-    async def _fetch_missing(
-        self, rng: BlockRange, factories: ChainFactories, items: list[DecodedLog]
-    ) -> list[DecodedLog]:
-        """The range's logs plus those of children registered after it was fetched."""
-        assert rng.fetched is not None
-        missing = factories.missing(rng.fetched)
-        if not missing:
-            return items
-        extra = await self._refetch(rng, missing, rng.first)
-        self._batch = merged = sorted(items + extra, key=_position)
-        return merged
-
-    async def _refetch_rest(
-        self, rng: BlockRange, factories: ChainFactories, items: list[DecodedLog], pos: int
-    ) -> None:
-        """Children registered at ``items[pos]`` that the fetch missed: their logs after it.
-
-        Merged into ``items`` in place, so the loop (and the preload pass)
-        go on over them.
-        """
-        wanted: dict[str, list[str]] = {}
-        for contract, address in factories.uncovered:
-            wanted.setdefault(contract, []).append(address)
-        factories.uncovered = []
-        here = _position(items[pos])
-        extra = [x for x in await self._refetch(rng, wanted, here[0]) if _position(x) > here]
-        if extra:
-            items[pos + 1 :] = sorted(items[pos + 1 :] + extra, key=_position)
-
-    async def _refetch(
-        self, rng: BlockRange, wanted: dict[str, list[str]], first: int
-    ) -> list[DecodedLog]:
-        assert rng.refetch is not None
-        extra: list[DecodedLog] = []
-        for contract, addresses in wanted.items():
-            extra += await rng.refetch(contract, addresses, first, rng.last)
-        if rng.hashes is not None:
-            for _route, fields, _raw in extra:
-                if rng.hashes.get(fields[_NUMBER]) != fields[_BLOCK_HASH]:
-                    raise SourceError(
-                        f"chain {rng.chain_id} block {fields[_NUMBER]} changed while the logs of "
-                        f"newly registered children were fetched (a reorg): nothing of this range "
-                        f"was committed; `indexer run` resumes from the last committed block."
-                    )
-        return extra
-
     def add_child(self, contract: str, address: str, cp: int, block: int, log_index: int) -> None:
         """``ctx.add_contract``: register a child of the chain being processed, from here on."""
         factories = self._factories
@@ -346,7 +300,7 @@ class Processor:
                 f"ctx.add_contract({contract!r}, {address!r}): the address must be 0x followed by "
                 "40 hex digits"
             )
-        factories.add(contract, address.lower(), block, log_index, cp)
+        factories.add(contract, address.lower(), block, log_index, cp, handler=True)
 
     def rolled_back(self, progress: dict[int, tuple[int, int]]) -> None:
         """Take the chains' progress from a committed rollback."""
@@ -435,11 +389,6 @@ class Processor:
         self.load_seconds += elapsed
         self.metrics.load_seconds.inc(elapsed)
         self.metrics.loads.labels(table.spec.cls.__name__, kind).inc()
-
-
-def _position(item: DecodedLog) -> tuple[int, int]:
-    fields = item[1]
-    return fields[_NUMBER], fields[_LOG_INDEX]
 
 
 def _raw_row(event: Event, src: tuple[tuple[str, ...], str], cp: int) -> tuple[Any, ...]:
