@@ -456,3 +456,25 @@ async def test_rollback_waits_for_the_write_in_flight_then_runs_alone(
     assert "pre_write" in steps[rollback + 4 :]  # processing went on after it
     assert [(c, b) for c, b, _rows, _s in summary.rollbacks] == [(1, 27)]
     assert tables(database_url, schema) == expected(chain, 45)
+
+
+async def test_a_refused_span_is_not_grown_back_into_again_and_again(
+    autojump_clock: trio.testing.MockClock, caplog: pytest.LogCaptureFixture
+) -> None:
+    """After "too many results" at a span, growth stops short of it for a while.
+
+    Growing straight back to a refused span (double after three successes)
+    made one request in four a refusal on an evenly dense chain; each costs
+    the node the whole query and the fetcher a round trip.
+    """
+    chain, _rng = scripted_chain(31, head=1_200, max_logs_per_query=40)
+    server = RpcServer(chain)
+    feed = Feed(options(server, end_block=1_150, max_reorg_depth=0, initial_span=64))
+    caplog.set_level(logging.INFO, "indexer.sources.rpc")
+    await feed.run()
+    assert_contiguous(feed.ranges, 1, 1_150)
+    assert log_keys(feed.ranges) == chain_log_keys(server, 1_150)
+    refusals = caplog.text.count("too large, span now")
+    requests = server.calls.get("eth_getLogs", 0)
+    print(f"{refusals} refusals in {requests} eth_getLogs")
+    assert refusals * 8 <= requests, (refusals, requests)

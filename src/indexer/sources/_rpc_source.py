@@ -147,6 +147,10 @@ def _open_client(options: RpcSourceOptions) -> AbstractAsyncContextManager[RpcCl
     return open_rpc_client(urls[0], timeout=options.timeout, chain_id=options.chain_id, **single)
 
 
+# Ranges fetched after a "too large" before its span may be tried again.
+_CEILING_RANGES = 32
+
+
 class _Fetcher:
     def __init__(
         self,
@@ -183,6 +187,8 @@ class _Fetcher:
         self.head_at = -float("inf")
         self.span = options.initial_span
         self.successes = 0
+        # The largest span not refused as too large lately (see _fetch_range).
+        self.ceiling, self.ceiling_left = options.max_span, 0
         self.inconsistent = 0
         self.beyond_head = 0
         self.pooled = isinstance(client, RpcPool)
@@ -308,14 +314,23 @@ class _Fetcher:
                 ) from exc
             self.span = max(1, (last - first + 1) // 2)
             self.successes = 0
+            self.ceiling, self.ceiling_left = last - first, _CEILING_RANGES
             log.info(
                 "%s: eth_getLogs %d..%d too large, span now %d", self.where, first, last, self.span
             )
             return []
         self.beyond_head = 0
         self.successes += 1
+        self.ceiling_left -= 1
+        if self.ceiling_left <= 0:
+            # The chain's density changes: a refusal is forgotten in time.
+            self.ceiling = o.max_span
         if self.successes >= 3 and last - first + 1 >= self.span:
-            self.span = min(o.max_span, self.span * 2)
+            grown = min(o.max_span, self.span * 2)
+            if grown > self.ceiling:
+                # Halfway to the span refused last, not back into it.
+                grown = max(self.span, (self.span + self.ceiling + 1) // 2)
+            self.span = grown
             self.successes = 0
         # Blocks up to here can no longer be replaced (see _window_start).
         final = window if self.o.max_reorg_depth else self.head
