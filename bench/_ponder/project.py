@@ -173,9 +173,20 @@ def write_ponder_project(
 
 
 def write_our_project(
-    directory: Path, *, schema: str, rpc_url: str, tokens: list[str], first: int, last: int
+    directory: Path,
+    *,
+    schema: str,
+    rpc_url: str,
+    tokens: list[str],
+    first: int,
+    last: int,
+    max_reorg_depth: int | None = None,
 ) -> Path:
-    """Our project over the same node: the example's handler, the same addresses and blocks."""
+    """Our project over the same node: the example's handler, the same addresses and blocks.
+
+    ``max_reorg_depth``: the chain's reorg window (None: the default, 200 blocks).
+    """
+    depth = "" if max_reorg_depth is None else f"    max_reorg_depth: {max_reorg_depth}\n"
     directory.mkdir(parents=True, exist_ok=True)
     handlers = PROJECTS / "erc20" / "handlers.py"
     addresses = "".join(f'          - "{t}"\n' for t in tokens)
@@ -188,6 +199,7 @@ def write_our_project(
         f"  - id: 1\n"
         f"    start_block: {first}\n"
         f"    end_block: {last}\n"
+        f"{depth}"
         f"    source: {{rpc: '{rpc_url}'}}\n"
         f"    contracts:\n"
         f"      - name: ERC20\n"
