@@ -256,9 +256,10 @@ def _run(args: argparse.Namespace) -> int:
         _regenerate(config)
     handlers = load_handlers(config)
     if args.command == "serve":
-        # As for a run: a request allocates thousands of short-lived objects
-        # (GraphQL nodes, rows, JSON); at the default threshold the
-        # collector took ~10% of a by-id request (bench/api.py).
+        # As for a run: a request allocates many short-lived objects (GraphQL
+        # nodes, rows, JSON), and the collector ran every few requests; with
+        # this, by-id lookups at 16 clients went from 683 to 779 requests/s
+        # (one bench/api.py-style run each, on a shared machine).
         _tune_gc()
         url = resolve_database(config, None)
         serve_project(
