@@ -9,14 +9,12 @@ import subprocess
 import sys
 import threading
 import time
-from typing import TYPE_CHECKING
+from pathlib import Path
 
 import httpx
+import pytest
 
 from .._projects import expected_balances, make_project
-
-if TYPE_CHECKING:
-    from pathlib import Path
 
 TOP = (
     '{ accounts(orderBy: "balance", orderDirection: "desc", limit: 5,'
@@ -125,3 +123,74 @@ def test_two_serve_processes_on_one_database(
     finally:
         codes = [s.stop() for s in servers]
     assert codes == [0, 0]
+
+
+def _children(pid: int) -> list[int]:
+    text = Path(f"/proc/{pid}/task/{pid}/children").read_text()
+    return [int(p) for p in text.split()]
+
+
+def _gone(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except FileNotFoundError:
+        return True
+    return state == "Z"  # ended, not yet reaped by its (new) parent
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="--workers above 1 is Linux-only")
+def test_serve_workers_share_one_port(tmp_path: Path, database_url: str, schema: str) -> None:
+    """`--workers 2`: two processes answer on one port; a stop ends both, and so does a SIGKILL."""
+    project = make_project(tmp_path, schema)
+    env = {"INDEXER_DATABASE_URL": database_url}
+    done = subprocess.run(
+        [sys.executable, "-m", "indexer", "run", str(project), "--no-progress"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, **env},
+    )
+    assert done.returncode == 0, done.stderr
+    for how in (signal.SIGINT, signal.SIGKILL):
+        server = Process("serve", str(project), "--port", "0", "--workers", "2", env=env)
+        try:
+            line = server.wait_for(r"serving \S+ on (http://127\.0\.0\.1:\d+) .*2 worker processes")
+            (worker,) = _children(server.proc.pid)
+            # With the parent stopped, only the worker can accept: new
+            # connections are still answered, from the same port.
+            os.kill(server.proc.pid, signal.SIGSTOP)
+            try:
+                for _ in range(3):
+                    with httpx.Client(base_url=line.group(1), timeout=30) as client:
+                        body = client.post("/graphql", json={"query": TOP}).json()
+                        assert [
+                            (i["id"], int(i["balance"])) for i in body["data"]["accounts"]["items"]
+                        ] == _top_five()
+            finally:
+                os.kill(server.proc.pid, signal.SIGCONT)
+            if how == signal.SIGINT:
+                assert server.stop() == 0, "\n".join(server.lines)
+            else:
+                server.proc.kill()
+                server.proc.wait(timeout=60)
+                server.stop()  # reaped already: closes its output
+        finally:
+            if server.proc.poll() is None:
+                server.stop()
+        # The worker never outlives the parent: stopped with it, or by its pipe's end.
+        deadline = time.monotonic() + 60
+        while not _gone(worker) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert _gone(worker)
+
+
+def test_serve_workers_must_be_positive(tmp_path: Path, schema: str) -> None:
+    project = make_project(tmp_path, schema)
+    done = subprocess.run(
+        [sys.executable, "-m", "indexer", "serve", str(project), "--workers", "0"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 2
+    assert "--workers: must be a whole number of at least 1, got '0'" in done.stderr

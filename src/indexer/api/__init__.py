@@ -14,6 +14,7 @@ from ._reader import DEFAULT_STATEMENT_TIMEOUT as DEFAULT_STATEMENT_TIMEOUT
 from ._reader import Reader as Reader
 from ._serve import DEFAULT_PORT as DEFAULT_PORT
 from ._serve import ApiOptions as ApiOptions
+from ._serve import open_listener as open_listener
 from ._serve import serve_api as serve_api
 from ._serve import serve_view as serve_view
 from ._status import ChainTarget as ChainTarget
@@ -32,6 +33,7 @@ __all__ = [
     "EventHub",
     "LiveEvent",
     "Reader",
+    "open_listener",
     "readiness",
     "serve_api",
     "serve_view",

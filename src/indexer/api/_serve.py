@@ -11,6 +11,7 @@ as a 500 for that request only; it never reaches the nursery.
 from __future__ import annotations
 
 import logging
+import os
 import socket
 from dataclasses import dataclass, field
 from functools import partial
@@ -37,7 +38,7 @@ if TYPE_CHECKING:
     from ..store import EntitySpec
     from ._status import ChainTarget
 
-__all__ = ["DEFAULT_PORT", "ApiOptions", "serve_api", "serve_view"]
+__all__ = ["DEFAULT_PORT", "ApiOptions", "open_listener", "serve_api", "serve_view"]
 
 _server_log = logging.getLogger("indexer.api.server")
 _server_log.setLevel(logging.WARNING)
@@ -80,6 +81,34 @@ def _check_bind(host: str, port: int) -> None:
         ) from None
 
 
+def open_listener(host: str, port: int) -> socket.socket:
+    """A listening TCP socket on ``host:port``, for several processes to accept on.
+
+    ``indexer serve --workers N`` opens it once, before the worker processes
+    fork, and each serves it (:func:`serve_api`'s ``listener``): the kernel
+    hands each new connection to one of them, and the port is in use, to
+    anyone else, exactly as with one server.
+
+    Raises:
+        ConfigError: the address cannot be bound (in use, not local, ...).
+    """
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        # Accepted connections inherit it (Linux): answers go out at once.
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        sock.bind((host, port))
+        sock.listen(Config.backlog)
+    except OSError as exc:
+        sock.close()
+        raise ConfigError(
+            f"--host/--port: cannot listen on {_bind(host, port)}: {exc.strerror or exc}"
+        ) from None
+    sock.set_inheritable(True)
+    return sock
+
+
 async def serve_api(
     url: str,
     schema: str,
@@ -88,18 +117,23 @@ async def serve_api(
     options: ApiOptions,
     *,
     health: Callable[[], dict[str, Any]] | None = None,
+    listener: socket.socket | None = None,
     task_status: trio.TaskStatus[list[str]] = trio.TASK_STATUS_IGNORED,
 ) -> None:
     """Serve the API for ``schema`` until cancelled; ``started`` gets the bound URLs.
 
     ``health`` adds the indexing process's own view to ``/health`` (``run --serve``).
+    ``listener`` (from :func:`open_listener`) is served instead of binding
+    ``options.host``/``options.port``; it stays open for the caller.
 
     Raises:
         ConfigError: the address cannot be bound (in use, not local, ...), or
             an entity cannot be given a GraphQL schema.
     """
     view = ApiView(options.limits, specs, targets)
-    await serve_view(url, schema, view, options, health=health, task_status=task_status)
+    await serve_view(
+        url, schema, view, options, health=health, listener=listener, task_status=task_status
+    )
 
 
 async def serve_view(
@@ -109,6 +143,7 @@ async def serve_view(
     options: ApiOptions,
     *,
     health: Callable[[], dict[str, Any]] | None = None,
+    listener: socket.socket | None = None,
     task_status: trio.TaskStatus[list[str]] = trio.TASK_STATUS_IGNORED,
 ) -> None:
     """:func:`serve_api` for a view the caller keeps, and may replace while it serves.
@@ -136,7 +171,11 @@ async def serve_view(
         health=health,
     )
     config = Config()
-    config.bind = [_bind(options.host, options.port)]
+    if listener is None:
+        config.bind = [_bind(options.host, options.port)]
+    else:
+        # Hypercorn closes the socket it is given: a duplicate of ours.
+        config.bind = [f"fd://{os.dup(listener.fileno())}"]
     config.accesslog = None
     # Hypercorn's own start-up line repeats what the CLI prints on stdout.
     config.errorlog = _server_log
@@ -144,7 +183,8 @@ async def serve_view(
     try:
         async with trio.open_nursery() as nursery:
             await nursery.start(hub.serve)
-            _check_bind(options.host, options.port)
+            if listener is None:
+                _check_bind(options.host, options.port)
             binds = await nursery.start(partial(serve, app, config))  # type: ignore[arg-type]
             task_status.started(binds)
     finally:

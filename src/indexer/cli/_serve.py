@@ -8,6 +8,7 @@ keeps serving until a stop signal (a finished index is still worth reading).
 
 from __future__ import annotations
 
+import argparse
 import logging
 import signal
 from functools import partial
@@ -16,15 +17,23 @@ from typing import TYPE_CHECKING, Any
 import trio
 
 from ..api import DEFAULT_PORT, ApiOptions, ChainTarget, serve_api
+from ._workers import serve_in_workers
 
 if TYPE_CHECKING:
-    import argparse
+    import socket
     from collections.abc import Callable
 
     from ..config import ProjectConfig
     from ..runtime import HandlerSet, RunOptions, RunStatus, RunSummary
 
-__all__ = ["add_serve_flags", "api_options", "run_and_serve", "serve_until_stopped"]
+__all__ = [
+    "add_serve_flags",
+    "add_workers_flag",
+    "api_options",
+    "run_and_serve",
+    "serve_project",
+    "serve_until_stopped",
+]
 
 log = logging.getLogger("indexer")
 
@@ -50,6 +59,53 @@ def add_serve_flags(p: argparse.ArgumentParser) -> None:
         metavar="S",
         help="cancel any API query running longer than S seconds (default 10)",
     )
+
+
+def add_workers_flag(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--workers",
+        type=_positive,
+        default=1,
+        metavar="N",
+        help="serve from N processes sharing the port (default 1; Linux)",
+    )
+
+
+def _positive(text: str) -> int:
+    try:
+        n = int(text)
+    except ValueError:
+        n = 0
+    if n < 1:
+        raise argparse.ArgumentTypeError(f"must be a whole number of at least 1, got {text!r}")
+    return n
+
+
+def serve_project(
+    config: ProjectConfig,
+    handlers: HandlerSet,
+    url: str,
+    options: ApiOptions,
+    workers: int,
+    stop_early: Callable[[], bool],
+) -> None:
+    """``indexer serve [--workers N]``: until SIGINT or SIGTERM."""
+    if workers == 1:
+        trio.run(serve_until_stopped, config, handlers, url, options, stop_early)
+        return
+
+    async def serve(listener: socket.socket, announce: bool) -> None:
+        await serve_until_stopped(
+            config,
+            handlers,
+            url,
+            options,
+            stop_early,
+            listener=listener,
+            announce=f"; {workers} worker processes" if announce else None,
+        )
+
+    serve_in_workers(workers, options.host, options.port, serve)
 
 
 def api_options(args: argparse.Namespace) -> ApiOptions:
@@ -82,13 +138,32 @@ async def serve_until_stopped(
     url: str,
     options: ApiOptions,
     stop_early: Callable[[], bool],
+    listener: socket.socket | None = None,
+    announce: str | None = "",
 ) -> None:
-    """``indexer serve``: the API alone, until SIGINT or SIGTERM."""
+    """``indexer serve``: the API alone, until SIGINT or SIGTERM.
+
+    ``listener``: serve this socket (``--workers``) rather than bind one.
+    ``announce``: appended to the "serving ..." line; None prints no line
+    (a worker process: its parent prints it).
+    """
     async with trio.open_nursery() as nursery:
         binds = await nursery.start(
-            serve_api, url, config.schema, handlers.entities, _targets(config), options
+            partial(
+                serve_api,
+                url,
+                config.schema,
+                handlers.entities,
+                _targets(config),
+                options,
+                listener=listener,
+            )
         )
-        print(f"serving {config.name} on {', '.join(binds)} (GraphQL at /graphql)", flush=True)
+        if announce is not None:
+            print(
+                f"serving {config.name} on {', '.join(binds)} (GraphQL at /graphql{announce})",
+                flush=True,
+            )
         await _wait_for_stop(stop_early)
         nursery.cancel_scope.cancel()
 
