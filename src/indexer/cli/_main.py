@@ -14,7 +14,6 @@ only with ``--debug``); 2 for bad command-line usage.
 from __future__ import annotations
 
 import argparse
-import gc
 import logging
 import signal
 import sys
@@ -24,6 +23,7 @@ from typing import Any
 import trio
 
 from .._errors import IndexerError
+from .._gc import tune_gc
 from .._redact import redact_url
 from ..config import load_config
 from ..runtime import (
@@ -237,19 +237,6 @@ def _note_early_signals() -> None:
     signal.signal(signal.SIGTERM, note)
 
 
-def _tune_gc() -> None:
-    """Collect young objects less often.
-
-    Indexing allocates millions of short-lived, acyclic objects (logs,
-    events, entity tuples); at CPython's default gen-0 threshold of 700 the
-    cyclic collector ran so often that it took about half of the processing
-    loop's time (docs/design.md).  The process is ours: the CLI sets this,
-    the library does not.
-    """
-    gc.freeze()  # everything imported so far is permanent: never scan it again
-    gc.set_threshold(50_000, 50, 100)
-
-
 def _run(args: argparse.Namespace) -> int:
     config = load_config(args.project)
     if args.command == "run":
@@ -260,13 +247,13 @@ def _run(args: argparse.Namespace) -> int:
         # nodes, rows, JSON), and the collector ran every few requests; with
         # this, by-id lookups at 16 clients went from 683 to 779 requests/s
         # (one bench/api.py-style run each, on a shared machine).
-        _tune_gc()
+        tune_gc()
         url = resolve_database(config, None)
         serve_project(
             config, handlers, url, api_options(args), args.workers, lambda: bool(_EARLY_SIGNALS)
         )
         return 0
-    _tune_gc()
+    tune_gc()
     options = RunOptions(
         reset=args.reset,
         keep_caches=args.keep_caches,

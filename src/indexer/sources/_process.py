@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING
 import trio
 
 from .._errors import DecodeError, SourceError
+from .._gc import tune_gc
 from ._decode import DecodedLog, DecodeRoute, LogDecoder, route_filter
 from ._file import read_log_file
 from ._file_fields import FileFieldPlan, FileFields, FileJoin
@@ -71,6 +72,7 @@ def _child(
     plan: FileFieldPlan | None,
 ) -> None:
     """The child process: stream decoded chunks until the file (or end_block) ends."""
+    tune_gc()
 
     def send(
         last: int, decoded: list[DecodedLog], skipped: dict[int, int], joined: Joined | None

@@ -21,14 +21,14 @@ if TYPE_CHECKING:
     from ._decode import LogDecoder
     from ._log import DecodedLog
 
-__all__ = ["raw_logs", "split_range"]
+__all__ = ["Part", "build_ranges", "decode_parts", "raw_logs"]
 
 _new = tuple.__new__
 _POSITION = operator.itemgetter(0, 1)  # a RawLog's (block number, log index)
 
 
 def raw_logs(
-    where: str, logs: Sequence[dict[str, Any]], headers: dict[int, dict[str, Any]]
+    where: str, logs: Sequence[Mapping[str, Any]], headers: Mapping[int, Mapping[str, Any]]
 ) -> list[RawLog]:
     """The logs that are not ``removed``, in chain order; timestamps from ``headers`` if absent.
 
@@ -71,44 +71,26 @@ def raw_logs(
     return out
 
 
-def split_range(
+# One batch of a range, decoded: (first block, last block, logs, skip counts by route).
+Part = tuple[int, int, "list[DecodedLog]", dict[int, int]]
+
+
+def decode_parts(
     decoder: LogDecoder,
     first: int,
     last: int,
     logs: list[RawLog],
     chunk_logs: int,
-    final: int,
-    hashes: dict[int, str] | None = None,
-    *,
-    head: int | None = None,
     attach: Callable[[int, Sequence[Any]], tuple[Any, Any]] | None = None,
-    blocks: dict[int, Block] | None = None,
-    fetched: Mapping[str, frozenset[str] | None] | None = None,
-    refetch: Callable[[str, Sequence[str], int, int], Awaitable[list[DecodedLog]]] | None = None,
-) -> list[BlockRange]:
-    """Cut a long range into batches of about ``chunk_logs`` whole blocks, decoded."""
-    out: list[BlockRange] = []
+) -> list[Part]:
+    """Cut a long range into parts of about ``chunk_logs`` logs in whole blocks, decoded.
+
+    Pure given the decoder's routes: the JSON-RPC decode process runs it too
+    (``_rpc_worker.py``), and must cut and decode exactly as here.
+    """
+    out: list[Part] = []
     start, begin = first, 0
     n = len(logs)
-
-    def part(lo: int, hi: int, chunk: list[RawLog]) -> BlockRange:
-        sub = None if hashes is None else {b: hashes[b] for b in range(lo, hi + 1)}
-        items = decoder.decode(chunk, attach)
-        due = None if not blocks else {b: v for b, v in blocks.items() if lo <= b <= hi}
-        return BlockRange(
-            decoder.chain_id,
-            lo,
-            hi,
-            items,
-            decoder.take_skipped(),
-            sub,
-            final,
-            head,
-            due,
-            fetched,
-            refetch,
-        )
-
     while n - begin > chunk_logs:
         i = begin + chunk_logs
         cut = logs[i - 1].block_number
@@ -116,7 +98,29 @@ def split_range(
             i += 1
         if i >= n:
             break
-        out.append(part(start, cut, logs[begin:i]))
+        out.append((start, cut, decoder.decode(logs[begin:i], attach), decoder.take_skipped()))
         start, begin = cut + 1, i
-    out.append(part(start, last, logs[begin:]))
+    out.append((start, last, decoder.decode(logs[begin:], attach), decoder.take_skipped()))
+    return out
+
+
+def build_ranges(
+    chain_id: int,
+    parts: Sequence[Part],
+    final: int,
+    hashes: dict[int, str] | None = None,
+    *,
+    head: int | None = None,
+    blocks: dict[int, Block] | None = None,
+    fetched: Mapping[str, frozenset[str] | None] | None = None,
+    refetch: Callable[[str, Sequence[str], int, int], Awaitable[list[DecodedLog]]] | None = None,
+) -> list[BlockRange]:
+    """The :class:`BlockRange` of each part, with its share of ``hashes`` and ``blocks``."""
+    out = []
+    for lo, hi, items, skipped in parts:
+        sub = None if hashes is None else {b: hashes[b] for b in range(lo, hi + 1)}
+        due = None if not blocks else {b: v for b, v in blocks.items() if lo <= b <= hi}
+        out.append(
+            BlockRange(chain_id, lo, hi, items, skipped, sub, final, head, due, fetched, refetch)
+        )
     return out

@@ -51,7 +51,8 @@ from ._rpc import (
 from ._rpc_children import ChildFetch, ChildOptions
 from ._rpc_fields import FieldFetcher
 from ._rpc_pool import RpcPool, open_rpc_pool
-from ._rpc_ranges import raw_logs, split_range
+from ._rpc_ranges import Part, build_ranges, decode_parts, raw_logs
+from ._rpc_worker import LogWorker, WorkerRange, open_log_worker
 from ._schedule import BlockSchedule
 
 if TYPE_CHECKING:
@@ -60,6 +61,7 @@ if TYPE_CHECKING:
 
     from ._filter import LogFilter
     from ._rpc import RpcClient
+    from ._rpc_fields import Fetched
 
 __all__ = ["RpcSourceOptions", "feed_rpc"]
 
@@ -104,6 +106,9 @@ class RpcSourceOptions:
     block_fields: frozenset[str] = frozenset()
     # Factory children: how they are fetched (None: the chain has none).
     children: ChildOptions | None = None
+    # Fetch and decode the ranges behind the reorg window in a child process
+    # (``_rpc_worker.py``), where it can be used (one node, no test transport).
+    log_worker: bool = True
 
     @property
     def all_urls(self) -> tuple[str, ...]:
@@ -126,10 +131,28 @@ async def feed_rpc(
             (from the database on start), the reference for detection.
     """
     with send:  # no checkpoint on close while an error propagates
-        async with _open_client(options) as client:
+        async with (
+            _open_client(options) as client,
+            open_log_worker(
+                decoder, options.url, options.timeout, _where(options), options.chunk_logs
+            ) as worker,
+        ):
             await client.check_chain_id()
-            fetcher = _Fetcher(client, options, decoder, first_block, stored_hashes)
+            usable = options.log_worker and not (
+                len(options.all_urls) > 1 or _TEST_TRANSPORTS & options.client_options.keys()
+            )
+            fetcher = _Fetcher(
+                client, options, decoder, first_block, stored_hashes, worker if usable else None
+            )
             await fetcher.run(send)
+
+
+def _where(options: RpcSourceOptions) -> str:
+    return f"chain {options.chain_id} ({', '.join(map(redact_url, options.all_urls))})"
+
+
+# Client options that stand for a node only this process can reach.
+_TEST_TRANSPORTS = frozenset({"transport", "transports"})
 
 
 def _open_client(options: RpcSourceOptions) -> AbstractAsyncContextManager[RpcClient | RpcPool]:
@@ -159,10 +182,12 @@ class _Fetcher:
         decoder: LogDecoder,
         first_block: int,
         stored_hashes: dict[int, str],
+        worker: LogWorker | None = None,
     ) -> None:
         self.client = client
         self.o = options
         self.decoder = decoder
+        self.worker = worker
         # Children are fetched apart (ChildFetch); the rest in one query.
         self.children = (
             None
@@ -201,7 +226,7 @@ class _Fetcher:
 
     @property
     def where(self) -> str:
-        return f"chain {self.o.chain_id} ({', '.join(map(redact_url, self.o.all_urls))})"
+        return _where(self.o)
 
     async def _lagging(self) -> list[BlockRange]:
         """No node has the blocks asked for yet: re-read the head after a poll interval.
@@ -272,11 +297,17 @@ class _Fetcher:
             # reports as a reorg.
             headers = await self.client.get_blocks(list(range(first, last + 1)))
         try:
-            logs = await self.client.get_logs(
-                first, last, addresses=self.addresses, topic0s=self.topic0s
+            answer = None if headers is not None else await self._in_worker(first, last)
+            logs = (
+                None
+                if answer is not None
+                else await self.client.get_logs(
+                    first, last, addresses=self.addresses, topic0s=self.topic0s
+                )
             )
             fetched = None
             if self.children is not None:
+                assert logs is not None
                 extra, fetched = await self.children.fetch(first, last, logs)
                 logs += extra
         except RpcBeyondHeadError as exc:
@@ -335,9 +366,19 @@ class _Fetcher:
         # Blocks up to here can no longer be replaced (see _window_start).
         final = window if self.o.max_reorg_depth else self.head
         self._fetched = fetched
+        if answer is not None:
+            return await self._far_in_worker(first, last, answer, final)
+        assert logs is not None
         if headers is not None:
             return await self._in_window(first, last, logs, final, headers)
         return await self._far(first, last, logs, final)
+
+    async def _in_worker(self, first: int, last: int) -> WorkerRange | None:
+        """The log worker's answer for a far range (None: fetch it here)."""
+        if self.worker is None or self.children is not None or self.fields.active:
+            return None
+        known = self.hashes.get(first - 1) is not None
+        return await self.worker.fetch(first, last, self.addresses, self.topic0s, known)
 
     async def _far(
         self, first: int, last: int, logs: list[dict[str, Any]], final: int
@@ -367,23 +408,62 @@ class _Fetcher:
             if fetched is None:
                 return self._inconsistent(first, last)
             self.inconsistent = 0
-        self.hashes[last] = by_number[last]["hash"]
+        attach = None if fetched is None else fetched.attach
         raws = raw_logs(self.where, logs, by_number)
+        parts = decode_parts(self.decoder, first, last, raws, self.o.chunk_logs, attach)
+        return self._far_done(first, last, by_number[last]["hash"], parts, final, fetched)
+
+    async def _far_in_worker(
+        self, first: int, last: int, answer: WorkerRange, final: int
+    ) -> list[BlockRange] | Reorg:
+        """``_far`` for a range the log worker fetched, with the same checks on its headers."""
+        if answer.lagging:
+            return []  # a null header: the node lags (one node: asked again)
+        known = self.hashes.get(first - 1)
+        if known is not None and answer.first_parent != known:
+            return await self._find_fork(first - 1)
+        ranges = self._far_done(first, last, answer.last_hash, answer.parts, final, None)
+        # The child fetches the next range while this one is processed.
+        nxt = self._next_far()
+        if nxt is not None and self.worker is not None:
+            known_next = self.hashes.get(nxt[0] - 1) is not None
+            await self.worker.prefetch(*nxt, self.addresses, self.topic0s, known_next)
+        return ranges
+
+    def _far_done(
+        self,
+        first: int,
+        last: int,
+        last_hash: str,
+        parts: list[Part],
+        final: int,
+        fetched: Fetched | None,
+    ) -> list[BlockRange]:
+        self.hashes[last] = last_hash
         self.next = last + 1
         self._forget_old()
-        return split_range(
-            self.decoder,
-            first,
-            last,
-            raws,
-            self.o.chunk_logs,
+        return build_ranges(
+            self.o.chain_id,
+            parts,
             final,
             head=self.head,
-            attach=None if fetched is None else fetched.attach,
             blocks=None if fetched is None else fetched.blocks,
             fetched=self._fetched,
             refetch=None if self.children is None else self.children.refetch,
         )
+
+    def _next_far(self) -> tuple[int, int] | None:
+        """The next range ``_fetch_range`` will ask for if nothing changes, when it is far."""
+        o, first = self.o, self.next
+        if (o.end_block is not None and first > o.end_block) or first > self.head:
+            return None
+        window = self._window_start()
+        if first >= window:
+            return None
+        last = min(first + self.span - 1, self.head, window - 1)
+        if o.end_block is not None:
+            last = min(last, o.end_block)
+        return first, last
 
     async def _in_window(
         self,
@@ -420,18 +500,16 @@ class _Fetcher:
         hashes = {n: str(by_number[n]["hash"]) for n in numbers}
         self.hashes.update(hashes)
         raws = raw_logs(self.where, logs, by_number)
+        attach = None if fetched is None else fetched.attach
+        parts = decode_parts(self.decoder, first, last, raws, self.o.chunk_logs, attach)
         self.next = last + 1
         self._forget_old()
-        return split_range(
-            self.decoder,
-            first,
-            last,
-            raws,
-            self.o.chunk_logs,
+        return build_ranges(
+            self.o.chain_id,
+            parts,
             final,
             hashes,
             head=self.head,
-            attach=None if fetched is None else fetched.attach,
             blocks=None if fetched is None else fetched.blocks,
             fetched=self._fetched,
             refetch=None if self.children is None else self.children.refetch,

@@ -1,0 +1,428 @@
+"""Fetching and decoding the ranges behind the reorg window in a child process.
+
+Over JSON-RPC the fetcher shares one thread (and one GIL) with the
+processing loop and the writer's Python side, and that thread is what
+bounds a run: receiving an ``eth_getLogs`` answer, parsing it and turning
+each log into a decoded event (``raw_logs`` then ``decode_parts``) took
+about half of its time in the profile of docs/performance.md.  A child
+process does all of that for the ranges behind the reorg window: it asks
+the node for the logs and for the headers the fetcher would ask for, and
+sends back the decoded parts ``marshal``-ed (about 2 us a log to load, as
+the file reader's chunks) with the two hashes the fetcher checks.  While
+the loop processes one range, the child already fetches the next
+(``prefetch``): the fetcher asks for the range it would ask for next, and
+takes the answer only if that is still the range it wants.
+
+Everything that decides *what* to fetch and whether answers agree stays in
+the fetcher (``_rpc_source.py``): the child sends the queries the client
+would send and runs the same two pure functions on the answers, so its
+parts are those the fetcher would make (``tests/test_rpc_worker.py``).
+Anything but plain answers (a transport error, an HTTP status, a JSON-RPC
+error other than "too large", a malformed body) sends the range down the
+fetcher's own path, with its retries, backoff and messages.  Not used:
+within the reorg window (headers before logs, every log checked against
+them), with several nodes (the pool picks nodes per request), for factory
+children or selected transaction and block fields (their fetches read the
+logs), or with a test transport (the child cannot reach it).  A child that
+dies, or a request cut short by cancellation, ends its use: the fetcher
+then does everything itself.
+"""
+
+from __future__ import annotations
+
+import logging
+import marshal
+import multiprocessing
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import httpx
+import orjson
+import trio
+
+from .._errors import DecodeError, SourceError
+from .._gc import tune_gc
+from ._decode import DecodeRoute, LogDecoder
+from ._rpc import RpcRangeError, is_range_error
+from ._rpc_ranges import Part, decode_parts, raw_logs
+
+if TYPE_CHECKING:
+    from collections.abc import AsyncIterator, Sequence
+    from multiprocessing.connection import Connection
+    from multiprocessing.process import BaseProcess
+
+__all__ = ["LogWorker", "WorkerRange", "open_log_worker"]
+
+log = logging.getLogger("indexer.sources.rpc")
+
+_HEADERS = {"Content-Type": "application/json", "Accept": "application/json"}
+_BATCH = 100  # headers per request, as RpcClient.get_blocks sends them
+_ERRORS: dict[str, type[SourceError] | type[DecodeError]] = {
+    "SourceError": SourceError,
+    "DecodeError": DecodeError,
+}
+
+
+class _Child:
+    """The child's side: one node, one decoder."""
+
+    def __init__(
+        self, url: str, timeout: float, chain_id: int, routes: Sequence[DecodeRoute], keep_raw: bool
+    ) -> None:
+        self.url = url
+        self.client = httpx.Client(timeout=timeout)
+        self.decoder = LogDecoder(chain_id, routes, keep_raw=keep_raw)
+        self.ids = 0
+
+    def range(
+        self,
+        where: str,
+        first: int,
+        last: int,
+        addresses: list[str] | None,
+        topic0s: list[str],
+        with_first: bool,
+        chunk_logs: int,
+    ) -> tuple[Any, ...]:
+        """One far range, as ``_far`` would fetch it.
+
+        ("parts", parent hash of ``first`` or None, hash of ``last``, parts),
+        ("lagging",) for a null header, ("error", code, message) for a
+        JSON-RPC error, ("other", why) for anything else, or ("raise", class
+        name, message) for what ``raw_logs`` or the decoder raised.
+        """
+        # The query RpcClient.get_logs sends.
+        query: dict[str, Any] = {"fromBlock": hex(first), "toBlock": hex(last)}
+        if addresses is not None:
+            query["address"] = addresses
+        query["topics"] = [topic0s]
+        logs = self._call([("eth_getLogs", [query])])
+        if not isinstance(logs, list):
+            return logs
+        logs = logs[0]
+        if not isinstance(logs, list):
+            return ("other", "not a list of logs")
+        try:
+            need = {int(lg["blockNumber"], 16) for lg in logs if lg.get("blockTimestamp") is None}
+        except (AttributeError, KeyError, TypeError, ValueError):
+            return ("other", "a malformed log")  # the fetcher's path names it
+        need.add(last)
+        if with_first:
+            need.add(first)
+        numbers = sorted(need)
+        headers: dict[int, Any] = {}
+        for i in range(0, len(numbers), _BATCH):
+            chunk = numbers[i : i + _BATCH]
+            got = self._call([("eth_getBlockByNumber", [hex(n), False]) for n in chunk])
+            if not isinstance(got, list):
+                return got
+            for n, header in zip(chunk, got, strict=True):
+                if header is None:
+                    return ("lagging",)
+                if not isinstance(header, dict):
+                    return ("other", "a header is not an object")
+                headers[n] = header
+        try:
+            first_parent = str(headers[first]["parentHash"]) if with_first else None
+            last_hash = str(headers[last]["hash"])
+            raws = raw_logs(where, logs, headers)
+            parts = decode_parts(self.decoder, first, last, raws, chunk_logs)
+        except (SourceError, DecodeError) as exc:
+            self.decoder.take_skipped()
+            return ("raise", type(exc).__name__, str(exc))
+        except (KeyError, TypeError):
+            return ("other", "a header without hash or parentHash")
+        return ("parts", first_parent, last_hash, parts)
+
+    def _call(self, calls: list[tuple[str, list[Any]]]) -> list[Any] | tuple[Any, ...]:
+        """The results of ``calls`` (one request, a batch if several), or the reply to send."""
+        items = []
+        for method, params in calls:
+            self.ids += 1
+            items.append({"jsonrpc": "2.0", "id": self.ids, "method": method, "params": params})
+        body = orjson.dumps(items if len(items) > 1 else items[0])
+        try:
+            response = self.client.post(self.url, content=body, headers=_HEADERS)
+        except httpx.HTTPError as exc:
+            return ("other", type(exc).__name__)
+        if response.status_code != 200:
+            return ("other", f"HTTP {response.status_code}")
+        try:
+            data = orjson.loads(response.content)
+        except orjson.JSONDecodeError:
+            return ("other", "not JSON")
+        answers = data if isinstance(data, list) else [data]
+        by_id: dict[Any, Any] = {}
+        for answer in answers:
+            if not isinstance(answer, dict):
+                return ("other", "not a JSON-RPC answer")
+            error = answer.get("error")
+            if error is not None:
+                code = error.get("code") if isinstance(error, dict) else None
+                message = error.get("message") if isinstance(error, dict) else None
+                if (code is None or type(code) is int) and isinstance(message, str):
+                    return ("error", code, message)
+                return ("other", "a malformed JSON-RPC error")
+            if "result" not in answer:
+                return ("other", "an answer without result")
+            by_id[answer.get("id")] = answer["result"]
+        try:
+            return [by_id[item["id"]] for item in items]
+        except KeyError:
+            return ("other", "an answer missing from the batch")
+
+
+def _child(
+    conn: Connection,
+    url: str,
+    timeout: float,
+    chain_id: int,
+    routes: Sequence[DecodeRoute],
+    keep_raw: bool,
+) -> None:
+    """The child process: answer each request, until the pipe closes."""
+    tune_gc()
+    child = _Child(url, timeout, chain_id, routes, keep_raw)
+    while True:
+        try:
+            args = marshal.loads(conn.recv_bytes())
+        except (EOFError, OSError):
+            return
+        try:
+            reply = child.range(*args)
+        except Exception as exc:  # anything else: report it, do not die silently
+            text = f"the JSON-RPC log worker failed: {type(exc).__name__}: {exc}"
+            reply = ("raise", "SourceError", text)
+        try:
+            conn.send_bytes(marshal.dumps(reply))
+        except (BrokenPipeError, OSError):
+            return  # the parent is gone
+
+
+@dataclass(frozen=True, slots=True)
+class WorkerRange:
+    """The log worker's answer for a far range."""
+
+    lagging: bool  # a header came back null: ask again
+    first_parent: str | None = None  # parentHash of the first block, if asked for
+    last_hash: str = ""
+    parts: list[Part] = field(default_factory=list)
+
+
+class LogWorker:
+    """The fetcher's side of the child process, started by the first far range it is offered.
+
+    That first range is fetched by the fetcher itself while the child starts.
+    At most one request is outstanding: the one ``prefetch`` sent.
+
+    Args:
+        decoder: the chain's decoder (its routes are the child's too).
+        url: the node (the chain's only ``rpc`` URL).
+        timeout: seconds for connecting and each read, as the fetcher's client.
+        where: the chain and its node, for messages.
+        chunk_logs: about how many logs a part holds.
+    """
+
+    def __init__(
+        self, decoder: LogDecoder, url: str, timeout: float, where: str, chunk_logs: int
+    ) -> None:
+        self.decoder = decoder
+        self.url = url
+        self.timeout = timeout
+        self.where = where
+        self.chunk_logs = chunk_logs
+        self._process: BaseProcess | None = None
+        self._conn: Connection | None = None
+        self._dropped: list[Connection] = []
+        self._pending: tuple[Any, ...] | None = None  # the request sent, not yet answered
+        self.ranges = 0  # ranges the child fetched and decoded (tests and the bench read it)
+        self.discarded = 0  # prefetched answers for a range not asked for after all
+
+    async def fetch(
+        self,
+        first: int,
+        last: int,
+        addresses: Sequence[str] | None,
+        topic0s: Sequence[str],
+        with_first: bool,
+    ) -> WorkerRange | None:
+        """The child's answer for a far range, or None: fetch it the fetcher's own way.
+
+        ``with_first``: also return the first block's parent hash.
+
+        Raises:
+            RpcRangeError: The node refused the range as too large.
+            SourceError, DecodeError: As ``raw_logs`` and the decoder raise them.
+        """
+        if self._process is None:
+            await self._start()
+            return None
+        request = self._request(first, last, addresses, topic0s, with_first)
+        if self._pending is not None and self._pending != request:
+            await self._receive()  # a prefetch the fetcher no longer wants
+            self.discarded += 1
+        if self._pending is None and not await self._send(request):
+            return None
+        reply = await self._receive()
+        if reply is None:
+            return None
+        kind = reply[0]
+        if kind == "parts":
+            self.ranges += 1
+            return WorkerRange(False, reply[1], reply[2], self._with_earlier_skips(reply[3]))
+        if kind == "lagging":
+            return WorkerRange(True)
+        if kind == "raise":
+            raise _ERRORS[reply[1]](reply[2])
+        if kind == "error" and is_range_error(reply[1], reply[2]):
+            raise RpcRangeError(
+                f"JSON-RPC eth_getLogs {first}..{last} to the node of {self.where} failed: "
+                f"{reply[1]} {reply[2]}",
+                method="eth_getLogs",
+                code=reply[1],
+            )
+        log.debug("%s: blocks %d..%d in the log worker: %s", self.where, first, last, reply)
+        return None
+
+    async def prefetch(
+        self,
+        first: int,
+        last: int,
+        addresses: Sequence[str] | None,
+        topic0s: Sequence[str],
+        with_first: bool,
+    ) -> None:
+        """Have the child start on the range the fetcher expects to ask for next."""
+        if self._conn is not None and self._pending is None:
+            await self._send(self._request(first, last, addresses, topic0s, with_first))
+
+    def _request(
+        self,
+        first: int,
+        last: int,
+        addresses: Sequence[str] | None,
+        topic0s: Sequence[str],
+        with_first: bool,
+    ) -> tuple[Any, ...]:
+        return (
+            self.where,
+            first,
+            last,
+            None if addresses is None else list(addresses),
+            list(topic0s),
+            with_first,
+            self.chunk_logs,
+        )
+
+    def _with_earlier_skips(self, parts: list[Part]) -> list[Part]:
+        # Skips the fetcher's own decoder counted (other ranges) since the
+        # last range: reported with this range's first part, as locally.
+        earlier = self.decoder.take_skipped()
+        if earlier and parts:
+            lo, hi, items, skipped = parts[0]
+            for route, count in skipped.items():
+                earlier[route] = earlier.get(route, 0) + count
+            parts[0] = (lo, hi, items, earlier)
+        return parts
+
+    async def _start(self) -> None:
+        ctx = multiprocessing.get_context("spawn")
+        parent_end, child_end = ctx.Pipe(duplex=True)
+        d = self.decoder
+        self._process = ctx.Process(
+            target=_child,
+            args=(child_end, self.url, self.timeout, d.chain_id, list(d.routes), d.keep_raw),
+            name=f"indexer-rpc-logs:{d.chain_id}",
+            daemon=True,
+        )
+        try:
+            await trio.to_thread.run_sync(self._process.start)
+        finally:
+            child_end.close()
+        self._conn = parent_end
+        log.debug("%s: started the JSON-RPC log worker", self.where)
+
+    async def _send(self, request: tuple[Any, ...]) -> bool:
+        conn = self._conn
+        if conn is None:
+            return False
+        try:
+            # The child reads every request (it answers in order), so the
+            # send ends soon; until then the thread is not cancellable.
+            await trio.to_thread.run_sync(conn.send_bytes, marshal.dumps(request))
+        except OSError as exc:
+            self._drop(conn, exc)
+            return False
+        self._pending = request
+        return True
+
+    async def _receive(self) -> Any:
+        """The answer to the pending request, or None once the child is unusable."""
+        conn = self._conn
+        if conn is None:
+            return None
+        ok = False
+        try:
+            # In a worker thread, as the file reader receives: a run waiting
+            # for a thread is visibly busy (the tests' clock driver waits for
+            # threads; a wait on a file descriptor would look like a hang).
+            reply = await trio.to_thread.run_sync(conn.recv_bytes, abandon_on_cancel=True)
+            ok = True
+            self._pending = None
+            return marshal.loads(reply)
+        except (EOFError, OSError) as exc:
+            self._drop(conn, exc)
+            ok = True
+            return None
+        finally:
+            if not ok:
+                # Cancelled: an unread answer would answer the next request.
+                self._drop(conn, None)
+
+    def _drop(self, conn: Connection, exc: BaseException | None) -> None:
+        if exc is not None:
+            log.warning(
+                "%s: the JSON-RPC log worker ended (%s); fetching in the main process",
+                self.where,
+                exc,
+            )
+        # The abandoned thread may still be reading: the pipe is closed only
+        # once the child is reaped (aclose).
+        self._conn = None
+        self._pending = None
+        self._dropped.append(conn)
+        if self._process is not None:
+            self._process.terminate()
+
+    async def aclose(self) -> None:
+        """End the child process, if one was started."""
+        with trio.CancelScope(shield=True):
+            if self._conn is not None:
+                self._conn.close()  # the child's recv ends with EOFError: it returns
+                self._conn = None
+            process = self._process
+            if process is not None:
+                await trio.to_thread.run_sync(process.join, 5)
+                if process.is_alive():
+                    process.terminate()
+                    await trio.to_thread.run_sync(process.join, 5)
+            for conn in self._dropped:
+                conn.close()
+            self._dropped.clear()
+
+
+@asynccontextmanager
+async def open_log_worker(
+    decoder: LogDecoder,
+    url: str,
+    timeout: float,  # noqa: ASYNC109 - httpx's per-operation timeout in the child, not a deadline
+    where: str,
+    chunk_logs: int,
+) -> AsyncIterator[LogWorker]:
+    """A :class:`LogWorker`; its child process, if one starts, ends with the block."""
+    worker = LogWorker(decoder, url, timeout, where, chunk_logs)
+    try:
+        yield worker
+    finally:
+        await worker.aclose()
