@@ -60,7 +60,7 @@ class Loop:
         self.store = store
         self.table = store.table(Counter)
 
-    def batch(self, *changes: tuple[str, int]) -> Batch:
+    def batch(self, *changes: tuple[str, int], history: bool = False) -> Batch:
         cp = self.store.processed + 1
         for id, n in changes:
             self.table.set(id, Counter(id=id, kind="k", n=n), cp)
@@ -69,6 +69,7 @@ class Loop:
             cp,
             {1: ChainProgress(1, 0, cp, cp)},
             [CheckpointRow(cp, 1, cp, None, len(changes))],
+            history=history,
         )
 
 
@@ -112,8 +113,25 @@ async def test_slow_write_overlaps_processing_and_batches_merge_in_the_loop(
     assert chains == {1: (3, 3)}
 
 
+@pytest.mark.parametrize(
+    ("history", "due", "writes"),
+    [
+        # At the head (history on): one write per half second.
+        (True, 1.0, [(1, 0), (6, pytest.approx(0.5)), (10, pytest.approx(1.0))]),
+        # Catching up (final blocks only): CATCH_UP_FACTOR times further apart;
+        # what is left goes with the final flush.
+        (False, 2.0, [(1, 0), (10, pytest.approx(1.0))]),
+    ],
+    ids=["at-the-head", "catching-up"],
+)
 async def test_hand_overs_wait_out_the_interval_while_batches_keep_coming(
-    autojump_clock: trio.testing.MockClock, session: Session, database_url: str, schema: str
+    autojump_clock: trio.testing.MockClock,
+    session: Session,
+    database_url: str,
+    schema: str,
+    history: bool,
+    due: float,
+    writes: list[tuple[int, float]],
 ) -> None:
     store = Store([SPEC], target=1000)
     loop = Loop(store)
@@ -129,14 +147,14 @@ async def test_hand_overs_wait_out_the_interval_while_batches_keep_coming(
         nursery.start_soon(writer.serve, receive)
         await trio.testing.wait_all_tasks_blocked()
         for i in range(10):  # a batch every 0.1 s, the writer idle throughout
-            handoff.offer(loop.batch(("a", i)))
+            handoff.offer(loop.batch(("a", i), history=history))
             if handoff.pending is None:  # handed over: let the write finish
                 await writer.wait_commit()
             await trio.sleep(0.1)
-        assert handoff.due == pytest.approx(1.0)
+        assert handoff.due == pytest.approx(due)
         await handoff.close()
-    # One write per half second, each with everything processed since the last.
-    assert written == [(1, 0), (6, pytest.approx(0.5)), (10, pytest.approx(1.0))]
+    # Each write has everything processed since the last.
+    assert written == writes
     assert rows(database_url, schema) == {"a": 9}
 
 

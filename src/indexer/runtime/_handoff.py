@@ -25,6 +25,12 @@ __all__ = ["DEFAULT_MIN_INTERVAL", "Handoff", "open_batch_channel"]
 # written once per window rather than once per batch, short enough that the
 # committed frontier trails processing by about a second.
 DEFAULT_MIN_INTERVAL = 0.5
+# Catching up (a batch of final blocks only: behind the reorg window, or from
+# files), hand-overs are this many times further apart: each hot entity is
+# written a quarter as often, and on 280k transfers over JSON-RPC PostgreSQL
+# used 0.5-1.2 s of CPU instead of 2.3-3.0 s (docs/performance.md), CPU the
+# 2-core machine's other processes want.  At the head, latency wins.
+CATCH_UP_FACTOR = 4
 
 
 def open_batch_channel() -> tuple[trio.MemorySendChannel[Batch], trio.MemoryReceiveChannel[Batch]]:
@@ -38,7 +44,8 @@ class Handoff:
     Args:
         send: the channel to the writer.
         min_interval: least time between two hand-overs while batches keep
-            coming (forced hand-overs ignore it).
+            coming (forced hand-overs ignore it); ``CATCH_UP_FACTOR`` times
+            that while the pending batch holds only final blocks.
     """
 
     def __init__(self, send: trio.MemorySendChannel[Batch], min_interval: float) -> None:
@@ -52,7 +59,7 @@ class Handoff:
     def offer(self, batch: Batch) -> None:
         """Add ``batch``; hand everything over if the writer is idle and the interval is up."""
         self.pending = batch if self.pending is None else self.pending.merge(batch)
-        if trio.current_time() < self._last + self.min_interval:
+        if trio.current_time() < self.due:
             return
         try:
             self._send.send_nowait(self.pending)
@@ -65,7 +72,11 @@ class Handoff:
     @property
     def due(self) -> float:
         """When an idle loop should hand its pending batch over (``inf`` with none)."""
-        return math.inf if self.pending is None else self._last + self.min_interval
+        pending = self.pending
+        if pending is None:
+            return math.inf
+        factor = 1 if pending.history else CATCH_UP_FACTOR
+        return self._last + self.min_interval * factor
 
     async def flush(self) -> None:
         """Hand the pending batch over now, waiting for the writer to take it.

@@ -107,8 +107,9 @@ class RpcSourceOptions:
     # Factory children: how they are fetched (None: the chain has none).
     children: ChildOptions | None = None
     # Fetch and decode the ranges behind the reorg window in a child process
-    # (``_rpc_worker.py``), where it can be used (one node, no test transport).
-    log_worker: bool = True
+    # (``_rpc_worker.py``) once a far range had at least this many logs, where
+    # it can be used (one node, no test transport); None: never.
+    log_worker_min_logs: int | None = 2_000
 
     @property
     def all_urls(self) -> tuple[str, ...]:
@@ -138,7 +139,7 @@ async def feed_rpc(
             ) as worker,
         ):
             await client.check_chain_id()
-            usable = options.log_worker and not (
+            usable = options.log_worker_min_logs is not None and not (
                 len(options.all_urls) > 1 or _TEST_TRANSPORTS & options.client_options.keys()
             )
             fetcher = _Fetcher(
@@ -375,10 +376,11 @@ class _Fetcher:
 
     async def _in_worker(self, first: int, last: int) -> WorkerRange | None:
         """The log worker's answer for a far range (None: fetch it here)."""
-        if self.worker is None or self.children is not None or self.fields.active:
+        worker = self.worker
+        if worker is None or not worker.started or self.children is not None or self.fields.active:
             return None
         known = self.hashes.get(first - 1) is not None
-        return await self.worker.fetch(first, last, self.addresses, self.topic0s, known)
+        return await worker.fetch(first, last, self.addresses, self.topic0s, known)
 
     async def _far(
         self, first: int, last: int, logs: list[dict[str, Any]], final: int
@@ -411,7 +413,12 @@ class _Fetcher:
         attach = None if fetched is None else fetched.attach
         raws = raw_logs(self.where, logs, by_number)
         parts = decode_parts(self.decoder, first, last, raws, self.o.chunk_logs, attach)
-        return self._far_done(first, last, by_number[last]["hash"], parts, final, fetched)
+        ranges = self._far_done(first, last, by_number[last]["hash"], parts, final, fetched)
+        least = self.o.log_worker_min_logs
+        if self.worker is not None and least is not None and len(logs) >= least:
+            await self.worker.start()  # worth it: the next far ranges go to the child
+            await self._prefetch()
+        return ranges
 
     async def _far_in_worker(
         self, first: int, last: int, answer: WorkerRange, final: int
@@ -423,12 +430,15 @@ class _Fetcher:
         if known is not None and answer.first_parent != known:
             return await self._find_fork(first - 1)
         ranges = self._far_done(first, last, answer.last_hash, answer.parts, final, None)
-        # The child fetches the next range while this one is processed.
-        nxt = self._next_far()
-        if nxt is not None and self.worker is not None:
-            known_next = self.hashes.get(nxt[0] - 1) is not None
-            await self.worker.prefetch(*nxt, self.addresses, self.topic0s, known_next)
+        await self._prefetch()
         return ranges
+
+    async def _prefetch(self) -> None:
+        """Have the log worker fetch the next range while this one is processed."""
+        nxt = self._next_far()
+        if nxt is not None and self.worker is not None and self.worker.started:
+            known = self.hashes.get(nxt[0] - 1) is not None
+            await self.worker.prefetch(*nxt, self.addresses, self.topic0s, known)
 
     def _far_done(
         self,

@@ -211,10 +211,11 @@ class WorkerRange:
 
 
 class LogWorker:
-    """The fetcher's side of the child process, started by the first far range it is offered.
+    """The fetcher's side of the child process.
 
-    That first range is fetched by the fetcher itself while the child starts.
-    At most one request is outstanding: the one ``prefetch`` sent.
+    The fetcher starts it after a far range with many logs (a run that only
+    follows the head, or a small one, never does) and prefetches the range
+    it expects to ask for next; at most one request is outstanding.
 
     Args:
         decoder: the chain's decoder (its routes are the child's too).
@@ -255,9 +256,6 @@ class LogWorker:
             RpcRangeError: The node refused the range as too large.
             SourceError, DecodeError: As ``raw_logs`` and the decoder raise them.
         """
-        if self._process is None:
-            await self._start()
-            return None
         request = self._request(first, last, addresses, topic0s, with_first)
         if self._pending is not None and self._pending != request:
             await self._receive()  # a prefetch the fetcher no longer wants
@@ -326,7 +324,15 @@ class LogWorker:
             parts[0] = (lo, hi, items, earlier)
         return parts
 
-    async def _start(self) -> None:
+    @property
+    def started(self) -> bool:
+        """Started, and not given up on."""
+        return self._conn is not None
+
+    async def start(self) -> None:
+        """Start the child process (once; never again after it is given up on)."""
+        if self._process is not None:
+            return
         ctx = multiprocessing.get_context("spawn")
         parent_end, child_end = ctx.Pipe(duplex=True)
         d = self.decoder
@@ -397,6 +403,13 @@ class LogWorker:
 
     async def aclose(self) -> None:
         """End the child process, if one was started."""
+        if self._process is not None:
+            log.debug(
+                "%s: the JSON-RPC log worker fetched %d ranges (%d prefetched ones discarded)",
+                self.where,
+                self.ranges,
+                self.discarded,
+            )
         with trio.CancelScope(shield=True):
             if self._conn is not None:
                 self._conn.close()  # the child's recv ends with EOFError: it returns

@@ -1,0 +1,245 @@
+"""The JSON-RPC log worker: far ranges fetched and decoded in a child process, exactly.
+
+Every test runs a real node (``open_rpc_server``, real sockets: the child
+process dials it) with ``log_worker_min_logs: 1``, so the child starts after
+the first far range and fetches the rest, prefetching the next range while
+one is processed.  The tables must equal a fold of the canonical chain, and
+what the run reports (events, skipped logs, errors) must equal a run
+without the worker, through reorgs, "too many results" refusals, node
+faults, and the child being killed mid-run.
+"""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing
+import os
+import random
+import signal
+from typing import TYPE_CHECKING, Any
+
+import pytest
+import trio
+
+from indexer import DecodeError, RunSummary
+from indexer.testing import RpcServer, ScriptedChain, encode_log, open_rpc_server
+
+from ._chains import (
+    TRANSFER,
+    expected,
+    fold,
+    make_rpc_project,
+    random_logs,
+    replace_logs,
+    run,
+    set_end_block,
+    tables,
+)
+from ._projects import leaf, raised
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+WORKER = {"log_worker_min_logs": 1}
+NO_WORKER = {"log_worker_min_logs": None}
+
+
+def _worker_ranges(caplog: pytest.LogCaptureFixture) -> int:
+    """Ranges the worker fetched, from its closing line (0 if it never started)."""
+    total = 0
+    for record in caplog.records:
+        message = record.getMessage()
+        if "the JSON-RPC log worker fetched" in message:
+            total += int(message.split("fetched ")[1].split(" ")[0])
+    return total
+
+
+@pytest.mark.parametrize("span", [1, 6])
+async def test_far_ranges_from_the_worker_equal_the_chain_through_a_reorg(
+    tmp_path: Path,
+    database_url: str,
+    schema: str,
+    caplog: pytest.LogCaptureFixture,
+    span: int,
+) -> None:
+    caplog.set_level(logging.DEBUG, "indexer.sources.rpc")
+    rng = random.Random(span)
+    chain = ScriptedChain(1, head=90, logs=random_logs(rng, range(1, 91), per_block=6))
+    async with open_rpc_server(chain) as server:
+        project = make_rpc_project(tmp_path, schema, server.url, end_block=90, max_reorg_depth=8)
+        tuning = {**WORKER, "initial_span": span, "max_span": span}
+        first = await run(project, database_url, rpc_tuning=tuning, chunk_logs=7)
+        assert tables(database_url, schema) == expected(chain)
+        assert first.events == len(chain.logs(1, 90, topic0s=[TRANSFER]))
+        assert _worker_ranges(caplog) >= 70 // span  # all but the first far ranges
+        # A reorg inside the window, then more far blocks than a window.
+        chain.reorg(5, replace_logs(rng, chain, 5))
+        chain.advance(40, random_logs(rng, range(91, 131), per_block=6))
+        set_end_block(project, 130)
+        await run(project, database_url, rpc_tuning=tuning, chunk_logs=7)
+        assert tables(database_url, schema) == expected(chain)
+
+
+async def test_refusals_faults_and_skips_as_without_the_worker(
+    tmp_path: Path, database_url: str, schema: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A node limit halves the span, faults go down the fetcher's path, skips are counted."""
+    caplog.set_level(logging.DEBUG, "indexer.sources.rpc")
+    rng = random.Random(9)
+    logs = random_logs(rng, range(1, 121), per_block=6)
+    for n in range(5, 121, 9):
+        # An ERC721 Transfer (four topics) of a wildcard contract: skipped, counted.
+        logs[n].append(
+            encode_log(
+                "event Transfer(address indexed from, address indexed to, uint256 indexed id)",
+                {"from": "0x" + "01" * 20, "to": "0x" + "02" * 20, "id": n},
+                address="0x" + "77" * 20,
+            )
+        )
+    summaries: list[RunSummary] = []
+    for tuning in (NO_WORKER, WORKER):
+        chain = ScriptedChain(1, head=120, logs=logs, max_logs_per_query=25)
+        async with open_rpc_server(chain) as server:
+            project = make_rpc_project(
+                tmp_path, schema, server.url, end_block=120, max_reorg_depth=8
+            )
+
+            async def faults(node: RpcServer = server) -> None:
+                # Once the worker runs: faults the client retries, and the
+                # worker hands such ranges back to the fetcher.
+                while node.calls["eth_getLogs"] < 12:  # noqa: ASYNC110 - polls the server's counter
+                    await trio.sleep(0.001)
+                for method in ("eth_getLogs", "eth_getBlockByNumber"):
+                    node.fail(method, 2, kind="http_503")
+                node.fail("eth_getLogs", 1, kind="disconnect")
+
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(faults)
+                summaries.append(
+                    await run(
+                        project,
+                        database_url,
+                        reset=True,
+                        chunk_logs=7,
+                        rpc_tuning={**tuning, "initial_span": 16},
+                    )
+                )
+        erc20 = [lg for lg in chain.logs(1, 120, topic0s=[TRANSFER]) if len(lg["topics"]) == 3]
+        assert tables(database_url, schema) == fold(erc20)
+    without, with_worker = summaries
+    assert with_worker.events == without.events
+    assert with_worker.skipped == without.skipped == {(1, "Token.Transfer"): 13}
+    assert _worker_ranges(caplog) > 10
+    assert "too large, span now" in caplog.text
+    assert "in the log worker: ('other', 'HTTP 503')" in caplog.text
+
+
+async def test_a_killed_worker_leaves_the_run_exact(
+    tmp_path: Path, database_url: str, schema: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG, "indexer.sources.rpc")
+    rng = random.Random(4)
+    chain = ScriptedChain(1, head=400, logs=random_logs(rng, range(1, 401), per_block=6))
+    async with open_rpc_server(chain) as server:
+        project = make_rpc_project(tmp_path, schema, server.url, end_block=400, max_reorg_depth=8)
+        killed: list[int] = []
+
+        async def kill_the_worker() -> None:
+            while True:
+                found = [p for p in multiprocessing.active_children() if "rpc-logs" in p.name]
+                if found and found[0].pid is not None and server.calls["eth_getLogs"] > 10:
+                    os.kill(found[0].pid, signal.SIGKILL)
+                    killed.append(found[0].pid)
+                    return
+                await trio.sleep(0.001)
+
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(kill_the_worker)
+            summary = await run(
+                project,
+                database_url,
+                reset=True,
+                chunk_logs=7,
+                rpc_tuning={**WORKER, "initial_span": 2, "max_span": 2},
+            )
+            nursery.cancel_scope.cancel()
+    assert killed, "the worker ran"
+    assert "the JSON-RPC log worker ended" in caplog.text
+    assert tables(database_url, schema) == expected(chain)
+    assert summary.events == len(chain.logs(1, 400, topic0s=[TRANSFER]))
+
+
+def _listed_project(tmp: Path, schema: str, url: str, token: str) -> Path:
+    project = make_rpc_project(tmp, schema, url, end_block=60, max_reorg_depth=8)
+    config = (project / "indexer.yaml").read_text()
+    (project / "indexer.yaml").write_text(
+        config.replace(
+            "      - name: Token\n", f"      - name: Token\n        addresses: ['{token}']\n"
+        )
+    )
+    return project
+
+
+async def test_a_log_that_does_not_decode_fails_the_run_with_the_same_message(
+    tmp_path: Path, database_url: str, schema: str
+) -> None:
+    token = "0x" + "ab" * 20
+    logs: dict[int, list[Any]] = {n: [] for n in range(1, 61)}
+    for n in range(1, 61):
+        logs[n].append(
+            encode_log(
+                "event Transfer(address indexed from, address indexed to, uint256 value)",
+                {"from": "0x" + "01" * 20, "to": "0x" + "02" * 20, "value": n},
+                address=token,
+            )
+        )
+    # Block 40: the listed token's Transfer with a 4th topic: bad input, named.
+    logs[40].append(
+        encode_log(
+            "event Transfer(address indexed from, address indexed to, uint256 indexed id)",
+            {"from": "0x" + "01" * 20, "to": "0x" + "02" * 20, "id": 7},
+            address=token,
+        )
+    )
+    messages = []
+    for tuning in (NO_WORKER, WORKER):
+        chain = ScriptedChain(1, head=60, logs=logs)
+        async with open_rpc_server(chain) as server:
+            project = _listed_project(tmp_path, schema, server.url, token)
+            with raised(DecodeError) as info:
+                await run(
+                    project, database_url, reset=True, rpc_tuning={**tuning, "initial_span": 5}
+                )
+        messages.append(str(leaf(info.value)))
+    assert messages[0] == messages[1]
+    assert "block 40 log 1" in messages[0]
+
+
+async def test_a_prefetched_range_not_asked_for_is_discarded() -> None:
+    """The answer for the range asked for, never the one prefetched for another."""
+    from indexer.abi import parse_event_signature
+    from indexer.sources._decode import DecodeRoute, LogDecoder
+    from indexer.sources._rpc_ranges import decode_parts, raw_logs
+    from indexer.sources._rpc_worker import open_log_worker
+
+    spec = parse_event_signature(
+        "event Transfer(address indexed from, address indexed to, uint256 value)"
+    )
+    routes = [DecodeRoute("Token", spec, None)]
+    chain = ScriptedChain(1, head=40, logs=random_logs(random.Random(2), range(1, 41), 6))
+    async with (
+        open_rpc_server(chain) as server,
+        open_log_worker(LogDecoder(1, routes, keep_raw=False), server.url, 10.0, "c", 7) as worker,
+    ):
+        await worker.start()
+        await worker.prefetch(11, 20, None, [TRANSFER], True)
+        answer = await worker.fetch(11, 25, None, [TRANSFER], True)
+        assert answer is not None
+        assert worker.discarded == 1
+        here = LogDecoder(1, routes, keep_raw=False)
+        headers = {n: {"timestamp": hex(chain.block(n).timestamp)} for n in range(11, 26)}
+        want = decode_parts(here, 11, 25, raw_logs("c", chain.logs(11, 25), headers), 7)
+        assert answer.parts == want
+        assert answer.parts[-1][1] == 25
+        assert answer.last_hash == chain.block(25).hash
+        assert answer.first_parent == chain.block(10).hash
