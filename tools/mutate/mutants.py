@@ -29,6 +29,7 @@ CLASSES: dict[str, str] = {
     "stall": "the stall watchdog silent, or never clearing",
     "api": "the HTTP API reading across commits, or missing a commit or rollback event",
     "factory": "factory children registered, fetched or rolled back wrongly (issue 15)",
+    "speed": "a fast path that changes what is indexed or when it is written (issue 13)",
 }
 
 
@@ -80,6 +81,10 @@ FACTORY_MACHINE = "tests/test_factory_machine.py"
 FACTORY_SCRIPTED = FACTORY_MACHINE + "::test_factory_machine_scripted"
 FACTORY_ANVIL = "tests/anvil/test_factory.py"
 GRANDCHILDREN = "tests/test_factory_grandchildren.py"
+WORKER = "tests/test_rpc_worker.py::test_a_prefetched_range_not_asked_for_is_discarded"
+WRITER_INTERVAL = (
+    "tests/test_writer.py::test_hand_overs_wait_out_the_interval_while_batches_keep_coming"
+)
 SHORTER = "tests/test_rpc_failover.py::test_a_shorter_chain_is_rolled_back_before_it_grows_past_the_old_tip"
 _M = Mutant
 # fmt: off
@@ -453,6 +458,17 @@ MUTANTS: tuple[Mutant, ...] = (
        "            key: block for key, block in factories.scan(wave).items() if not factories.needs_fetch(*key)\n",
        "the children that a handler-registered child registers count from their log, not their block",
        (GRANDCHILDREN,), fast=True),
+    # -- speed: what the fast paths must keep exact
+    _M("worker-prefetch-taken-for-another-range", "speed", "sources/_rpc_worker.py",
+       "        if self._pending is not None and self._pending != request:\n",
+       "        if False:\n",
+       "the log worker's prefetched answer is taken for a range it was not asked for",
+       (WORKER,), fast=True),
+    _M("catch-up-interval-at-the-head", "speed", "runtime/_handoff.py",
+       "        factor = 1 if pending.history else CATCH_UP_FACTOR\n",
+       "        factor = CATCH_UP_FACTOR\n",
+       "hand-overs stay four times further apart once the run is at the head",
+       (WRITER_INTERVAL,), fast=True),
     _M("grandchildren-not-rescanned", "factory", "runtime/_factories.py",
        "            if handler and contract in self.parents:\n                self.rescan = True\n",
        "",

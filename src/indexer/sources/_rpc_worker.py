@@ -268,7 +268,7 @@ class LogWorker:
         kind = reply[0]
         if kind == "parts":
             self.ranges += 1
-            return WorkerRange(False, reply[1], reply[2], self._with_earlier_skips(reply[3]))
+            return WorkerRange(False, reply[1], reply[2], reply[3])
         if kind == "lagging":
             return WorkerRange(True)
         if kind == "raise":
@@ -312,17 +312,6 @@ class LogWorker:
             with_first,
             self.chunk_logs,
         )
-
-    def _with_earlier_skips(self, parts: list[Part]) -> list[Part]:
-        # Skips the fetcher's own decoder counted (other ranges) since the
-        # last range: reported with this range's first part, as locally.
-        earlier = self.decoder.take_skipped()
-        if earlier and parts:
-            lo, hi, items, skipped = parts[0]
-            for route, count in skipped.items():
-                earlier[route] = earlier.get(route, 0) + count
-            parts[0] = (lo, hi, items, earlier)
-        return parts
 
     @property
     def started(self) -> bool:
