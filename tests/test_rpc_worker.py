@@ -16,6 +16,8 @@ import multiprocessing
 import os
 import random
 import signal
+import subprocess
+import sys
 from typing import TYPE_CHECKING, Any
 
 import pytest
@@ -243,3 +245,66 @@ async def test_a_prefetched_range_not_asked_for_is_discarded() -> None:
         assert answer.parts[-1][1] == 25
         assert answer.last_hash == chain.block(25).hash
         assert answer.first_parent == chain.block(10).hash
+
+
+async def test_ctrl_c_stops_the_cli_and_its_worker_quietly(
+    tmp_path: Path, database_url: str, schema: str
+) -> None:
+    """Ctrl+C reaches the process group: the run flushes and exits 0, the child prints nothing."""
+    rng = random.Random(6)
+    # 2,000 blocks with ~3,000 logs, then ~1,000 more blocks: the first range
+    # starts the worker, which fetches the second.
+    chain = ScriptedChain(1, head=3_000, logs=random_logs(rng, range(1, 3_001), per_block=3))
+    async with open_rpc_server(chain) as server:
+        project = make_rpc_project(tmp_path, schema, server.url, end_block=3_000, max_reorg_depth=8)
+        handlers = (project / "handlers.py").read_text()
+        # Slow handlers keep the run going while the worker fetches ahead.
+        (project / "handlers.py").write_text(
+            handlers.replace(
+                "async def transfer(event: Event, ctx: Context) -> None:\n",
+                "async def transfer(event: Event, ctx: Context) -> None:\n"
+                "    await trio.sleep(0.001)\n",
+            ).replace("from indexer import", "import trio\nfrom indexer import")
+        )
+        env = {**os.environ, "INDEXER_DATABASE_URL": database_url}
+        env.pop("INDEXER_TEST_DATABASE_URL", None)
+        proc = await trio.lowlevel.open_process(
+            [sys.executable, "-m", "indexer", "run", str(project), "--no-progress"],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            env=env,
+            start_new_session=True,
+        )
+        with trio.fail_after(60):
+            # The worker is the CLI's child process: wait until it exists.
+            while not await _has_child(proc.pid):  # noqa: ASYNC110 - polls /proc
+                await trio.sleep(0.05)
+            await trio.sleep(0.5)
+            os.killpg(proc.pid, signal.SIGINT)
+            assert proc.stdout is not None
+            assert proc.stderr is not None
+            out, err = b"", b""
+            async with trio.open_nursery() as nursery:
+
+                async def read(stream: Any, into: list[bytes]) -> None:
+                    into.extend([chunk async for chunk in stream])
+
+                outs: list[bytes] = []
+                errs: list[bytes] = []
+                nursery.start_soon(read, proc.stdout, outs)
+                nursery.start_soon(read, proc.stderr, errs)
+                await proc.wait()
+            out, err = b"".join(outs), b"".join(errs)
+    text = err.decode()
+    assert proc.returncode == 0, text
+    assert "stopped:" in out.decode()
+    assert "Traceback" not in text
+    assert "KeyboardInterrupt" not in text
+
+
+async def _has_child(pid: int) -> bool:
+    # A process started from a worker thread is that thread's child.
+    for task in await trio.Path(f"/proc/{pid}/task").iterdir():
+        if (await (task / "children").read_text()).split():
+            return True
+    return False

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import marshal
 import multiprocessing
+import signal
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -47,7 +48,7 @@ if TYPE_CHECKING:
 # route, the Blocks block handlers run at in the chunk or None).
 Chunk = tuple[int, list[DecodedLog], dict[int, int], "dict[int, Block] | None"]
 
-__all__ = ["open_file_reader"]
+__all__ = ["deaf_to_sigint", "open_file_reader", "start_child"]
 
 _CHUNK, _ERROR, _DONE = b"C", b"E", b"D"
 _NO_SCHEDULE = BlockSchedule()
@@ -72,6 +73,7 @@ def _child(
     plan: FileFieldPlan | None,
 ) -> None:
     """The child process: stream decoded chunks until the file (or end_block) ends."""
+    deaf_to_sigint()
     tune_gc()
 
     def send(
@@ -122,6 +124,33 @@ def _child(
         conn.send_bytes(_ERROR + marshal.dumps(("SourceError", message)))
     finally:
         conn.close()
+
+
+async def start_child(process: BaseProcess) -> None:
+    """``process.start()`` with SIGINT ignored, so that the child never sees Ctrl+C.
+
+    Ctrl+C reaches the whole process group; the parent finishes its batch
+    and then ends its children itself.  An ignored signal stays ignored in
+    the new interpreter (a blocked one does not: multiprocessing's spawn
+    clears the mask), so a Ctrl+C while the child is still importing no
+    longer prints a traceback.  The parent ignores SIGINT only while the
+    child is being started (milliseconds; longer if the child's arguments
+    exceed a pipe's buffer); a Ctrl+C in that window is lost.
+    """
+    try:
+        old = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    except ValueError:  # not the main thread: the child keeps the default
+        old = None
+    try:
+        await trio.to_thread.run_sync(process.start)
+    finally:
+        if old is not None:
+            signal.signal(signal.SIGINT, old)
+
+
+def deaf_to_sigint() -> None:
+    """In a child: ignore SIGINT (already so when started by :func:`start_child`)."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 class _Chunks:
@@ -231,7 +260,7 @@ async def open_file_reader(
         name=f"indexer-reader:{path.name}",
         daemon=True,
     )
-    await trio.to_thread.run_sync(process.start)
+    await start_child(process)
     send_end.close()
     try:
         yield _Chunks(path, receive_end, process, FileFields(plan) if plan is not None else None)

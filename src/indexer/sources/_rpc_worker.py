@@ -44,6 +44,7 @@ import trio
 from .._errors import DecodeError, SourceError
 from .._gc import tune_gc
 from ._decode import DecodeRoute, LogDecoder
+from ._process import deaf_to_sigint, start_child
 from ._rpc import RpcRangeError, is_range_error
 from ._rpc_ranges import Part, decode_parts, raw_logs
 
@@ -182,6 +183,7 @@ def _child(
     keep_raw: bool,
 ) -> None:
     """The child process: answer each request, until the pipe closes."""
+    deaf_to_sigint()  # the parent ends this process (see start_child)
     tune_gc()
     child = _Child(url, timeout, chain_id, routes, keep_raw)
     while True:
@@ -332,7 +334,7 @@ class LogWorker:
             daemon=True,
         )
         try:
-            await trio.to_thread.run_sync(self._process.start)
+            await start_child(self._process)
         finally:
             child_end.close()
         self._conn = parent_end
