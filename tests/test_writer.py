@@ -121,15 +121,17 @@ async def test_slow_write_overlaps_processing_and_batches_merge_in_the_loop(
         # Catching up (final blocks only): CATCH_UP_FACTOR times further apart;
         # what is left goes with the final flush.
         (False, 2.0, [(1, 0), (10, pytest.approx(1.0))]),
+        # Catching up near the memory target: as at the head.
+        (None, 1.0, [(1, 0), (6, pytest.approx(0.5)), (10, pytest.approx(1.0))]),
     ],
-    ids=["at-the-head", "catching-up"],
+    ids=["at-the-head", "catching-up", "catching-up-near-the-target"],
 )
 async def test_hand_overs_wait_out_the_interval_while_batches_keep_coming(
     autojump_clock: trio.testing.MockClock,
     session: Session,
     database_url: str,
     schema: str,
-    history: bool,
+    history: bool | None,
     due: float,
     writes: list[tuple[int, float]],
 ) -> None:
@@ -142,12 +144,13 @@ async def test_hand_overs_wait_out_the_interval_while_batches_keep_coming(
 
     writer = Writer(store, RetryingSession(session), pre_write=record)
     send, receive = open_batch_channel()
-    handoff = Handoff(send, min_interval=0.5)
+    # history None: final blocks, with the store past half its target.
+    handoff = Handoff(send, min_interval=0.5, roomy=lambda: history is not None)
     async with trio.open_nursery() as nursery:
         nursery.start_soon(writer.serve, receive)
         await trio.testing.wait_all_tasks_blocked()
         for i in range(10):  # a batch every 0.1 s, the writer idle throughout
-            handoff.offer(loop.batch(("a", i), history=history))
+            handoff.offer(loop.batch(("a", i), history=bool(history)))
             if handoff.pending is None:  # handed over: let the write finish
                 await writer.wait_commit()
             await trio.sleep(0.1)

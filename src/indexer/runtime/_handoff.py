@@ -14,10 +14,14 @@ writes each of them once per interval (docs/design.md has the numbers).
 from __future__ import annotations
 
 import math
+from typing import TYPE_CHECKING
 
 import trio
 
 from ._batch import Batch
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
 
 __all__ = ["DEFAULT_MIN_INTERVAL", "Handoff", "open_batch_channel"]
 
@@ -26,10 +30,13 @@ __all__ = ["DEFAULT_MIN_INTERVAL", "Handoff", "open_batch_channel"]
 # committed frontier trails processing by about a second.
 DEFAULT_MIN_INTERVAL = 0.5
 # Catching up (a batch of final blocks only: behind the reorg window, or from
-# files), hand-overs are this many times further apart: each hot entity is
-# written a quarter as often, and on 280k transfers over JSON-RPC PostgreSQL
-# used 0.5-1.2 s of CPU instead of 2.3-3.0 s (docs/performance.md), CPU the
-# 2-core machine's other processes want.  At the head, latency wins.
+# files) with memory to spare, hand-overs are this many times further apart:
+# each hot entity is written a quarter as often, and on 280k transfers over
+# JSON-RPC PostgreSQL used 0.5-1.2 s of CPU instead of 2.3-3.0 s
+# (docs/performance.md), CPU the 2-core machine's other processes want.  At
+# the head latency wins; near the memory target, so does writing often: held
+# changes then made the capacity rule stall the loop (2-2.7 s of a 1M-event
+# file run).
 CATCH_UP_FACTOR = 4
 
 
@@ -45,12 +52,19 @@ class Handoff:
         send: the channel to the writer.
         min_interval: least time between two hand-overs while batches keep
             coming (forced hand-overs ignore it); ``CATCH_UP_FACTOR`` times
-            that while the pending batch holds only final blocks.
+            that while the pending batch holds only final blocks and
+            ``roomy()`` (memory to spare) holds.
     """
 
-    def __init__(self, send: trio.MemorySendChannel[Batch], min_interval: float) -> None:
+    def __init__(
+        self,
+        send: trio.MemorySendChannel[Batch],
+        min_interval: float,
+        roomy: Callable[[], bool] = lambda: True,
+    ) -> None:
         self._send = send
         self.min_interval = min_interval
+        self._roomy = roomy
         self.pending: Batch | None = None
         # Highest checkpoint handed to the writer (committed or in flight).
         self.sent_upto = 0
@@ -75,7 +89,7 @@ class Handoff:
         pending = self.pending
         if pending is None:
             return math.inf
-        factor = 1 if pending.history else CATCH_UP_FACTOR
+        factor = 1 if pending.history or not self._roomy() else CATCH_UP_FACTOR
         return self._last + self.min_interval * factor
 
     async def flush(self) -> None:

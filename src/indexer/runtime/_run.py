@@ -167,7 +167,7 @@ class _Runner:
             pre_write=opts.pre_write,
         )
         send, receive = open_batch_channel()
-        self.handoff = Handoff(send, opts.write_interval)
+        self.handoff = Handoff(send, opts.write_interval, roomy=self._roomy)
         self.loader = loader
         self.watchdog = Watchdog(
             opts.stall_seconds,
@@ -414,6 +414,11 @@ class _Runner:
             waited = trio.current_time() - started
             self.stalled += waited
             self.metrics.stalled_seconds.inc(waited)
+
+    def _roomy(self) -> bool:
+        # Under half the target: the capacity rule is far (see Handoff).
+        held = self.processor.raw_produced - self.writer.statistics().raw_written
+        return self.store.size() + held <= self.store.target // 2
 
     def _over_target(self) -> bool:
         # Raw event rows wait in batches until written: they count too.
