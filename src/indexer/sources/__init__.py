@@ -29,9 +29,9 @@ from ._rpc import RpcClient as RpcClient
 from ._rpc import RpcError as RpcError
 from ._rpc import open_rpc_client as open_rpc_client
 from ._rpc_children import ChildOptions as ChildOptions
+from ._rpc_options import RpcSourceOptions as RpcSourceOptions
 from ._rpc_pool import RpcPool as RpcPool
 from ._rpc_pool import open_rpc_pool as open_rpc_pool
-from ._rpc_source import RpcSourceOptions as RpcSourceOptions
 from ._rpc_source import feed_rpc as feed_rpc
 from ._schedule import BlockSchedule as BlockSchedule
 

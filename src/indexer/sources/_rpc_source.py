@@ -31,13 +31,11 @@ served it answers without it, or every node answers and none has it
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import trio
 
-from .._errors import ReorgTooDeepError, SourceError
-from .._redact import redact_url
+from .._errors import SourceError
 from ._decode import LogDecoder, route_filter
 from ._log import BlockRange, Reorg
 from ._rpc import (
@@ -46,19 +44,16 @@ from ._rpc import (
     RpcRangeError,
     RpcTimeoutError,
     RpcUnavailableError,
-    open_rpc_client,
 )
-from ._rpc_children import ChildFetch, ChildOptions
+from ._rpc_children import ChildFetch
 from ._rpc_fields import FieldFetcher
-from ._rpc_pool import RpcPool, open_rpc_pool
+from ._rpc_forks import check_tip, find_fork
+from ._rpc_options import RpcSourceOptions, open_source_client
+from ._rpc_pool import RpcPool
 from ._rpc_ranges import Part, build_ranges, decode_parts, raw_logs
 from ._rpc_worker import LogWorker, WorkerRange, open_log_worker
-from ._schedule import BlockSchedule
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
-    from contextlib import AbstractAsyncContextManager
-
     from ._filter import LogFilter
     from ._rpc import RpcClient
     from ._rpc_fields import Fetched
@@ -73,47 +68,6 @@ _MAX_INCONSISTENT = 5
 # Consecutive "beyond the head" answers to ranges at or below the head just
 # read: a node that keeps contradicting its own head is broken, not lagging.
 _MAX_BEYOND_HEAD = 10
-_POOL_ONLY_OPTIONS = frozenset({"transports", "head_grace"})
-
-
-@dataclass
-class RpcSourceOptions:
-    """How one chain is fetched (from indexer.yaml, plus knobs for tests).
-
-    ``urls``: every node of the chain (``url`` is the first); with more than
-    one, requests go through an :class:`RpcPool`, and ``client_options`` may
-    hold ``transports`` (URL -> httpx transport) besides ``transport``, and
-    ``head_grace``.  ``on_request(node, outcome)`` is told of each pool
-    request, for metrics.
-    """
-
-    url: str
-    chain_id: int
-    poll_interval: float
-    max_reorg_depth: int
-    end_block: int | None
-    initial_span: int = 2_000
-    max_span: int = 50_000
-    chunk_logs: int = 2_000
-    timeout: float = 30.0
-    client_options: dict[str, Any] = field(default_factory=dict)
-    urls: tuple[str, ...] = ()
-    on_request: Callable[[str, str], None] | None = None
-    # Told every head the node reports (the runtime's stall watchdog).
-    on_head: Callable[[int], None] | None = None
-    # When block handlers run, and the chain's own block keys their blocks carry.
-    block_schedule: BlockSchedule = field(default_factory=BlockSchedule)
-    block_fields: frozenset[str] = frozenset()
-    # Factory children: how they are fetched (None: the chain has none).
-    children: ChildOptions | None = None
-    # Fetch and decode the ranges behind the reorg window in a child process
-    # (``_rpc_worker.py``) once a far range had at least this many logs, where
-    # it can be used (one node, no test transport); None: never.
-    log_worker_min_logs: int | None = 2_000
-
-    @property
-    def all_urls(self) -> tuple[str, ...]:
-        return self.urls or (self.url,)
 
 
 async def feed_rpc(
@@ -133,42 +87,21 @@ async def feed_rpc(
     """
     with send:  # no checkpoint on close while an error propagates
         async with (
-            _open_client(options) as client,
+            open_source_client(options) as client,
             open_log_worker(
-                decoder, options.url, options.timeout, _where(options), options.chunk_logs
+                decoder, options.url, options.timeout, options.where, options.chunk_logs
             ) as worker,
         ):
             await client.check_chain_id()
-            usable = options.log_worker_min_logs is not None and not (
-                len(options.all_urls) > 1 or _TEST_TRANSPORTS & options.client_options.keys()
-            )
             fetcher = _Fetcher(
-                client, options, decoder, first_block, stored_hashes, worker if usable else None
+                client,
+                options,
+                decoder,
+                first_block,
+                stored_hashes,
+                worker if options.log_worker_usable else None,
             )
             await fetcher.run(send)
-
-
-def _where(options: RpcSourceOptions) -> str:
-    return f"chain {options.chain_id} ({', '.join(map(redact_url, options.all_urls))})"
-
-
-# Client options that stand for a node only this process can reach.
-_TEST_TRANSPORTS = frozenset({"transport", "transports"})
-
-
-def _open_client(options: RpcSourceOptions) -> AbstractAsyncContextManager[RpcClient | RpcPool]:
-    """The chain's client: one node's, or a pool's with several URLs."""
-    urls = options.all_urls
-    if len(urls) > 1:
-        return open_rpc_pool(
-            urls,
-            timeout=options.timeout,
-            chain_id=options.chain_id,
-            on_request=options.on_request,
-            **options.client_options,
-        )
-    single = {k: v for k, v in options.client_options.items() if k not in _POOL_ONLY_OPTIONS}
-    return open_rpc_client(urls[0], timeout=options.timeout, chain_id=options.chain_id, **single)
 
 
 # Ranges fetched after a "too large" before its span may be tried again.
@@ -194,7 +127,7 @@ class _Fetcher:
             None
             if options.children is None
             else ChildFetch(
-                client, decoder, options.children, self.where, lambda: _open_client(options)
+                client, decoder, options.children, self.where, lambda: open_source_client(options)
             )
         )
         log_filter: LogFilter = route_filter([r for r in decoder.routes if not r.child])
@@ -227,7 +160,7 @@ class _Fetcher:
 
     @property
     def where(self) -> str:
-        return _where(self.o)
+        return self.o.where
 
     async def _lagging(self) -> list[BlockRange]:
         """No node has the blocks asked for yet: re-read the head after a poll interval.
@@ -539,44 +472,10 @@ class _Fetcher:
 
     async def _check_tip(self) -> Reorg | None:
         """Caught up: is the last block sent still canonical?"""
-        last = self.next - 1
-        known = self.hashes.get(last)
-        if known is None:
-            return None
-        if isinstance(self.client, RpcPool):
-            header, gone = await self.client.get_tip(last)
-        else:
-            # One node's word is all there is: a missing tip is a shorter chain.
-            (header,), gone = await self.client.get_blocks([last]), True
-        if header is not None and header["hash"] == known:
-            return None
-        if header is None and not gone:
-            # The node that served it may be down while the rest lag: wait
-            # (the pool decides; see RpcPool.get_tip).
-            return None
-        return await self._find_fork(last)
+        return await check_tip(self.client, self.hashes, self.next - 1, self.o)
 
     async def _find_fork(self, detected_at: int) -> Reorg:
-        """The newest stored block the node still has, or ReorgTooDeepError."""
-        numbers = sorted((n for n in self.hashes if n <= detected_at), reverse=True)
-        headers = await self.client.get_blocks(numbers) if numbers else []
-        for n, h in zip(numbers, headers, strict=True):
-            if h is not None and h["hash"] == self.hashes[n]:
-                log.warning(
-                    "%s: reorg detected at block %d; blocks above %d are rolled back",
-                    self.where,
-                    detected_at,
-                    n,
-                )
-                return Reorg(self.o.chain_id, n, detected_at)
-        lowest = numbers[-1] if numbers else detected_at
-        raise ReorgTooDeepError(
-            f"{self.where} reorganised deeper than max_reorg_depth={self.o.max_reorg_depth}: none of the "
-            f"stored blocks {lowest}..{detected_at} is on the node's canonical chain any more (detected at block "
-            f"{detected_at}). The database still holds the state up to the last committed block, which is on "
-            f"a fork now; raise max_reorg_depth and re-index with `indexer run --reset`, or check that the node "
-            f"is synced (a node that fell behind can look like a deep reorg)."
-        )
+        return await find_fork(self.client, self.hashes, detected_at, self.o)
 
     def _forget_old(self) -> None:
         # Keep one block below the window: the parent of its first block.
