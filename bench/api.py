@@ -1,13 +1,14 @@
 """The HTTP API benchmark: a bounded load generator on loopback against ``indexer serve``.
 
     python bench/api.py [--smoke] [--rows N] [--runs N] [--seconds S] [--url URL]
-                        [--work-dir DIR] [--skip-indexing]
+                        [--workers N] [--work-dir DIR] [--skip-indexing]
 
 1. Data: a generated project whose ``Holding`` entity table (the framework's own DDL)
    is filled server-side with ``--rows`` rows over ``--tokens`` tokens (Zipf-skewed
    holder counts, balances up to 10^24; see ``_api/data.py``), then VACUUM ANALYZE.
    Cached: the same sizes reuse the table.
-2. Server: ``indexer serve <project> --port 0`` as its own process.
+2. Server: ``indexer serve <project> --port 0 --workers N`` (default 2, one per core
+   of the benchmark machine) as its own process tree; its CPU is the tree's.
 3. Closed loop (``_api/loadgen.py``, another process): for each query, by-id lookups
    of random existing ids and filtered, ordered pages with ``totalCount`` of random
    tokens, at 1, 16 and 64 concurrent clients (one keep-alive connection each):
@@ -82,8 +83,10 @@ class Bench:
                     "seconds",
                     "warmup",
                     "clients",
+                    "workers",
                     "rate",
                     "events",
+                    "serve_workers",
                 )
             },
             "machine": machine_info(url),
@@ -105,7 +108,9 @@ class Bench:
 def _closed_loop(bench: Bench, project: Path) -> None:
     args = bench.args
     ids, tokens = data.sample(bench.url, args.schema, data.TABLE, args.ids, seed=1)
-    server, base = start_server(project, bench.env, args.work_dir / "logs" / "api-serve")
+    server, base = start_server(
+        project, bench.env, args.work_dir / "logs" / "api-serve", workers=args.workers
+    )
     bench.log(f"server {base} (pid {server.proc.pid}); {len(ids):,} ids, {len(tokens):,} tokens")
     plan = [
         {
@@ -128,6 +133,7 @@ def _closed_loop(bench: Bench, project: Path) -> None:
                 "host": "127.0.0.1",
                 "port": port_of(base),
                 "server_pid": server.proc.pid,
+                "server_tree": True,  # the workers' CPU too
                 "verify_every": args.verify_every,
                 "kinds": kinds(data.TABLE, ids, tokens, allow_null=False),
                 "scenarios": plan[shift:] + plan[:shift],
@@ -170,6 +176,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     p.add_argument("--clients", type=int, nargs="+", default=[1, 16, 64])
     p.add_argument(
+        "--workers", type=int, default=2, help="`indexer serve --workers N` (default 2: the cores)"
+    )
+    p.add_argument(
         "--rate", type=float, default=200.0, help="requests/s while indexing (default 200)"
     )
     p.add_argument(
@@ -182,6 +191,16 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--work-dir", type=Path, default=workloads.DEFAULT_WORK_DIR)
     p.add_argument("--results-dir", type=Path, default=None)
     p.add_argument("--skip-indexing", action="store_true", help="skip the indexing slowdown runs")
+    p.add_argument(
+        "--skip-closed", action="store_true", help="skip the closed-loop runs (indexing only)"
+    )
+    p.add_argument(
+        "--serve-workers",
+        type=int,
+        default=None,
+        metavar="N",
+        help="index with `run --serve --workers N` (default: the API in the run's process)",
+    )
     args = p.parse_args(argv)
     smoke = args.smoke
     args.rows = args.rows or (5_000 if smoke else 1_000_000)
@@ -214,7 +233,8 @@ def main(argv: list[str] | None = None) -> int:
             f"data: {bench.results['data']['rows']:,} rows in {args.schema}"
             + (" (reused)" if built["reused"] else f", built in {built['total_seconds']:.1f}s")
         )
-        _closed_loop(bench, project)
+        if not args.skip_closed:
+            _closed_loop(bench, project)
         if not args.skip_indexing:
             plan = IndexingPlan(
                 url=url,
@@ -226,6 +246,7 @@ def main(argv: list[str] | None = None) -> int:
                 connections=16,
                 verify_every=args.verify_every,
                 min_load_seconds=1.0 if smoke else 0.0,
+                serve_workers=args.serve_workers,
                 tag=f"ba{os.getpid()}",
                 log=bench.log,
                 errors=bench.errors,

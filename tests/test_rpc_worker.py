@@ -222,7 +222,7 @@ async def test_a_prefetched_range_not_asked_for_is_discarded() -> None:
     from indexer.abi import parse_event_signature
     from indexer.sources._decode import DecodeRoute, LogDecoder
     from indexer.sources._rpc_ranges import decode_parts, raw_logs
-    from indexer.sources._rpc_worker import open_log_worker
+    from indexer.sources._rpc_worker import LogRequest, open_log_worker
 
     spec = parse_event_signature(
         "event Transfer(address indexed from, address indexed to, uint256 value)"
@@ -234,8 +234,8 @@ async def test_a_prefetched_range_not_asked_for_is_discarded() -> None:
         open_log_worker(LogDecoder(1, routes, keep_raw=False), server.url, 10.0, "c", 7) as worker,
     ):
         await worker.start()
-        await worker.prefetch(11, 20, None, [TRANSFER], True)
-        answer = await worker.fetch(11, 25, None, [TRANSFER], True)
+        await worker.prefetch(LogRequest(11, 20, None, (TRANSFER,), True))
+        answer = await worker.fetch(LogRequest(11, 25, None, (TRANSFER,), True))
         assert answer is not None
         assert worker.discarded == 1
         here = LogDecoder(1, routes, keep_raw=False)

@@ -2,8 +2,8 @@
 
 The project (``<work>/api/project``) declares one entity, ``Holding`` (the example's
 ``Account`` under another name), so the schema comes from the framework's own DDL
-(``create_schema``: the ``id`` primary key, the ``token`` index, numeric(78,0)
-balances).  The rows are made by one ``INSERT … SELECT … FROM generate_series`` and are
+(``create_schema``: the ``id`` primary key, the ``token`` index, the declared
+``(token, balance, id)`` index, numeric(78,0) balances).  The rows are made by one ``INSERT … SELECT … FROM generate_series`` and are
 a pure function of the row number (md5-derived), so the same sizes give the same table:
 
 * token: rank ``floor((tokens + 1) ** u)`` for a uniform ``u``, i.e. about ``1/rank``
@@ -46,6 +46,8 @@ from indexer import Context, Entity, Event, Index, on
 
 
 class Holding(Entity):
+    # Top holders of a token: its pages read straight from this index.
+    __indexes__ = (Index("token", "balance"),)
     id: str  # "<token>-<holder>"
     token: Annotated[str, Index]
     holder: str
@@ -126,6 +128,8 @@ def build(url: str, project: Path, schema: str, rows: int, tokens: int) -> dict[
             (schema,),
         ).fetchone()
         if got is not None and got[0] == marker:
+            # The project's declared indexes may have changed since: a start's own step.
+            create_schema(conn, schema, specs, {c.id: c.start_block for c in config.chains})
             return {"reused": True, "marker": marker}
         t0 = time.perf_counter()
         conn.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(schema)))

@@ -53,6 +53,8 @@ class IndexingPlan:
     verify_every: int
     # Smoke runs index in a blink: keep the load on at least this long to exercise it.
     min_load_seconds: float
+    # `run --serve --workers N`: the API in N processes of its own (None: in the run's).
+    serve_workers: int | None
     tag: str
     log: Callable[[str], None]
     errors: list[str] = field(default_factory=list)
@@ -107,6 +109,8 @@ def _one_run(
         }
         gen = OpenLoop(spec, plan.work_dir / "api" / "load", plan.env, f"{schema}-load")
         args += ["--serve", "--port", "0"]
+        if plan.serve_workers is not None:
+            args += ["--workers", str(plan.serve_workers)]
     record["command"] = "indexer " + " ".join(a if a != str(project) else "<project>" for a in args)
     record["loadavg_before"] = os.getloadavg()[0]
     child = Child(indexer_cmd(*args), plan.env, logs)

@@ -26,6 +26,7 @@ it cannot look fast.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import resource
@@ -183,7 +184,26 @@ async def _one(conn: _Conn, kind: _Kind, i: int, tally: _Tally, verify: bool) ->
 # -- CPU accounting -----------------------------------------------------------
 
 
-def _cpu_sample(server_pid: int | None) -> dict[str, float]:
+def _tree_cpu(pid: int, tree: bool) -> int:
+    """Clock ticks of ``pid``, and of its children if ``tree`` (``serve --workers N`` forks N - 1)."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    ticks = int(fields[11]) + int(fields[12])
+    if not tree:
+        return ticks
+    try:
+        with open(f"/proc/{pid}/task/{pid}/children") as f:
+            children = [int(c) for c in f.read().split()]
+    except OSError:
+        children = []
+    for child in children:
+        # A child that ended between the two reads counts no more.
+        with contextlib.suppress(OSError, ValueError, IndexError):
+            ticks += _tree_cpu(child, tree)
+    return ticks
+
+
+def _cpu_sample(server_pid: int | None, tree: bool = False) -> dict[str, float]:
     """Seconds of CPU so far: this process, the server process, and the machine (busy, total)."""
     usage = resource.getrusage(resource.RUSAGE_SELF)
     out = {"self": usage.ru_utime + usage.ru_stime}
@@ -194,9 +214,7 @@ def _cpu_sample(server_pid: int | None) -> dict[str, float]:
         out["machine_total"] = sum(cpu) / tick
         out["machine_busy"] = (sum(cpu) - cpu[3] - cpu[4]) / tick  # minus idle, iowait
         if server_pid is not None:
-            with open(f"/proc/{server_pid}/stat") as f:
-                fields = f.read().rsplit(")", 1)[1].split()
-            out["server"] = (int(fields[11]) + int(fields[12])) / tick
+            out["server"] = _tree_cpu(server_pid, tree) / tick
     except (OSError, ValueError, IndexError):
         pass
     return out
@@ -276,7 +294,7 @@ async def _closed_scenario(spec: dict[str, Any], sc: dict[str, Any], kind: _Kind
     async def sample_cpu() -> None:
         for t in window:
             await trio.sleep_until(t)
-            cpu.append(_cpu_sample(spec.get("server_pid")))
+            cpu.append(_cpu_sample(spec.get("server_pid"), spec.get("server_tree", False)))
 
     async with trio.open_nursery() as nursery:
         nursery.start_soon(sample_cpu)
@@ -343,7 +361,7 @@ async def _open(spec: dict[str, Any]) -> dict[str, Any]:
             k += 1
 
     conns = [_Conn(spec["host"], port) for _ in range(op["connections"])]
-    cpu0 = _cpu_sample(spec.get("server_pid"))
+    cpu0 = _cpu_sample(spec.get("server_pid"), spec.get("server_tree", False))
     started = trio.current_time()
     async with trio.open_nursery() as nursery:
         for conn in conns:
@@ -353,7 +371,9 @@ async def _open(spec: dict[str, Any]) -> dict[str, Any]:
             pass
         nursery.cancel_scope.cancel()
     elapsed = trio.current_time() - started
-    cpu = _cpu_shares(cpu0, _cpu_sample(spec.get("server_pid")), elapsed)
+    cpu = _cpu_shares(
+        cpu0, _cpu_sample(spec.get("server_pid"), spec.get("server_tree", False)), elapsed
+    )
     for conn in conns:
         with trio.CancelScope(shield=True):
             await conn.close()

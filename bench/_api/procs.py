@@ -122,9 +122,12 @@ def indexer_cmd(*args: str) -> list[str]:
     return [sys.executable, "-m", "indexer", *args]
 
 
-def start_server(project: Path, env: dict[str, str], log: Path) -> tuple[Child, str]:
-    """``indexer serve PROJECT --port 0``, up and answering ``/health``; (process, base URL)."""
-    child = Child(indexer_cmd("serve", str(project), "--port", "0"), env, log)
+def start_server(
+    project: Path, env: dict[str, str], log: Path, workers: int = 1
+) -> tuple[Child, str]:
+    """``indexer serve PROJECT --port 0 [--workers N]``, answering ``/health``; (process, URL)."""
+    extra = ["--workers", str(workers)] if workers > 1 else []
+    child = Child(indexer_cmd("serve", str(project), "--port", "0", *extra), env, log)
     try:
         base = child.wait_for(r"serving .* on (http://[^ ,]+)", timeout=60).group(1)
         deadline = time.monotonic() + 30

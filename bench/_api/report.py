@@ -161,13 +161,15 @@ def markdown(results: dict[str, Any]) -> str:
         "Closed loop: each client on its own keep-alive connection sends its next request as"
         " soon as the answer is in. Median over the repetitions of each run's figure (min–max);"
         f" {results['settings']['seconds']:g} s measured after {results['settings']['warmup']:g} s of warm-up."
-        " CPU: % of one core (server = the `indexer serve` process; PostgreSQL is not in it);"
+        " CPU: % of one core (server = the `indexer serve` processes; PostgreSQL is not in it);"
         " machine busy = % of all cores.",
         "",
         "| query | clients | requests/s | p50 ms | p90 ms | p99 ms | max ms | errors | server CPU % | generator CPU % | machine busy % |",
         "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
-    for s in results["scenario_summary"]:
+    if not results.get("scenario_summary"):
+        lines[-5:] = ["Closed loop: not run (`--skip-closed`)."]
+    for s in results.get("scenario_summary") or []:
         lat = [_s(s[f"{q}_ms"], "{:.1f}") for q in LATENCIES]
         lines.append(
             f"| {KIND_LABEL[s['kind']]} | {s['clients']} | {_s(s['requests_per_second'])} | "
@@ -181,7 +183,7 @@ def markdown(results: dict[str, Any]) -> str:
         lines += [
             "",
             f"While indexing: `{f['workload']}`, {f['events']:,} events, alone vs with"
-            f" `--serve` under an open-loop load of {ix['rate_asked']:g} requests/s (by-id and"
+            f" `{_serve_flags(results)}` under an open-loop load of {ix['rate_asked']:g} requests/s (by-id and"
             " page queries alternating, on the `account` table being written; latency from the"
             " time each request was due). Pairs in alternating order; slowdown = 1 − loaded/alone"
             " within each pair, median (min–max).",
@@ -218,3 +220,8 @@ def markdown(results: dict[str, Any]) -> str:
     if results.get("errors"):
         lines += ["", "Errors:", "", *[f"* {e}" for e in results["errors"]]]
     return "\n".join(lines) + "\n"
+
+
+def _serve_flags(results: dict[str, Any]) -> str:
+    workers = results["settings"].get("serve_workers")
+    return "--serve" if workers is None else f"--serve --workers {workers}"

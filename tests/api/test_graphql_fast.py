@@ -110,3 +110,97 @@ def test_values_a_scalar_refuses_and_other_shapes_go_to_the_executor(
     fast, slow, _planned = _both(conn, "query($id: String!) { coin(id: $id) { id } }", {"id": 5})
     assert fast == slow
     assert "errors" in fast
+
+
+def _both_pages(
+    c: psycopg.Connection[Any], query: str, variables: dict[str, Any] | None
+) -> tuple[Any, Any, bool]:
+    prepared = SERVICE.prepare(query, variables, None)
+    assert isinstance(prepared, Prepared)
+    slow = Prepared(prepared.document, prepared.variables, prepared.operation_name)
+    with c.transaction():
+        fast_answer = SERVICE.execute(c, prepared)
+    with c.transaction():
+        slow_answer = SERVICE.execute(c, slow)
+    return fast_answer, slow_answer, prepared.page is not None
+
+
+PAGE_INFO = ("hasNextPage", "hasPreviousPage", "startCursor", "endCursor")
+
+
+@settings(
+    max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    items=st.none() | st.lists(st.sampled_from(FIELDS), min_size=1, max_size=4, unique=True),
+    count=st.booleans(),
+    info=st.lists(st.sampled_from(PAGE_INFO), max_size=4, unique=True),
+    order=st.sampled_from(["id", "amount", "note", "flag"]),
+    direction=st.sampled_from(["asc", "desc"]),
+    where=st.sampled_from(["", "where: {flag: true}", 'where: {amount_gt: "-5", note_not: "n"}']),
+    limit=st.sampled_from([None, 0, 1, 2, 5, 5000]),
+    side=st.sampled_from([None, "after", "before"]),
+    as_variables=st.booleans(),
+    extra=st.sampled_from([None, "alias", "typename", "fragment", "twice"]),
+)
+def test_the_direct_page_path_equals_the_executor(
+    conn: psycopg.Connection[Any],
+    items: list[str] | None,
+    count: bool,
+    info: list[str],
+    order: str,
+    direction: str,
+    where: str,
+    limit: int | None,
+    side: str | None,
+    as_variables: bool,
+    extra: str | None,
+) -> None:
+    parts = []
+    if items is not None:
+        parts.append("items { " + " ".join(items) + " }")
+    if count:
+        parts.append("totalCount")
+    if info:
+        parts.append("pageInfo { " + " ".join(info) + " }")
+    if not parts:
+        parts.append("totalCount")
+    args = [where] if where else []
+    variables: dict[str, Any] = {}
+    defs: list[str] = []
+    if as_variables:
+        defs += ["$o: String", "$d: String", "$l: Int"]
+        args += ["orderBy: $o", "orderDirection: $d", "limit: $l"]
+        variables.update(o=order, d=direction, l=limit)
+    else:
+        args += [f'orderBy: "{order}"', f'orderDirection: "{direction}"']
+        if limit is not None:
+            args.append(f"limit: {limit}")
+    if side is not None:
+        first = f'{{ coins(orderBy: "{order}", orderDirection: "{direction}", limit: 1) {{ pageInfo {{ endCursor }} }} }}'
+        prepared = SERVICE.prepare(first, None, None)
+        assert isinstance(prepared, Prepared)
+        with conn.transaction():
+            cursor = SERVICE.execute(conn, prepared)["data"]["coins"]["pageInfo"]["endCursor"]
+        defs.append("$c: String")
+        args.append(f"{side}: $c")
+        variables["c"] = cursor
+    body = " ".join(parts)
+    root = "coins"
+    if extra == "alias":
+        root = "x: coins"
+    elif extra == "typename":
+        body += " __typename"
+    elif extra == "fragment":
+        body += " ...F"
+    repeated = extra == "twice" and "totalCount" in body
+    if extra == "twice":
+        body += " totalCount"
+    head = f"query({', '.join(defs)}) " if defs else ""
+    query = f"{head}{{ {root}({', '.join(args)}) {{ {body} }} }}"
+    if extra == "fragment":
+        query += " fragment F on CoinPage { totalCount }"
+    fast, slow, planned = _both_pages(conn, query, variables or None)
+    assert fast == slow
+    # Aliases, __typename, fragments and a field selected twice go to the executor.
+    assert planned == (extra is None or (extra == "twice" and not repeated))

@@ -28,6 +28,7 @@ CLASSES: dict[str, str] = {
     "outage": "a database path that does not survive a lost connection, or two runs on one schema",
     "stall": "the stall watchdog silent, or never clearing",
     "api": "the HTTP API reading across commits, or missing a commit or rollback event",
+    "api-shape": "a read path of the HTTP API answering otherwise than its contract or the executor",
     "factory": "factory children registered, fetched or rolled back wrongly (issue 15)",
     "speed": "a fast path that changes what is indexed or when it is written (issue 13)",
 }
@@ -69,6 +70,9 @@ RUN_LOCK = "tests/test_run_lock.py"
 WATCHDOG = "tests/test_watchdog.py"
 READER = "tests/api/test_reader.py"
 SERVER = "tests/api/test_server.py"
+ONE_STATEMENT = "tests/api/test_graphql_one_statement.py"
+FAST_PAGE = "tests/api/test_graphql_fast.py::test_the_direct_page_path_equals_the_executor"
+DECLARED = "tests/test_declared_indexes.py"
 
 WALK = "tests/test_walk.py::test_a_handler_block_keeps_the_value_of_the_block_before_for_a_rollback"
 FACTORIES = (
@@ -384,6 +388,27 @@ MUTANTS: tuple[Mutant, ...] = (
        "",
        "a rollback is not announced on /events",
        (SERVER,)),
+    # -- api-shape: one statement per root field, the direct paths, declared indexes
+    _M("two-roots-without-a-transaction", "api-shape", "api/_graphql.py",
+       "    return reads <= 1",
+       "    return reads <= 2",
+       "a request with two root fields runs them outside one transaction (two snapshots)",
+       (ONE_STATEMENT + "::test_which_operations_run_one_statement",), fast=True),
+    _M("empty-page-phantom-row", "api-shape", "api/_gql_query.py",
+       '                    if r["id"] is not None\n',
+       "",
+       "an empty page selected with totalCount returns the scalars' all-NULL row as an item",
+       (ONE_STATEMENT,), fast=True),
+    _M("direct-page-swaps-page-info", "api-shape", "api/_gql_fast.py",
+       '"hasNextPage": ("has_next", NEXT)',
+       '"hasNextPage": ("has_previous", NEXT)',
+       "the direct page path answers hasNextPage otherwise than the executor",
+       (FAST_PAGE,), fast=True),
+    _M("undeclared-index-kept", "api-shape", "persist/_schema.py",
+       "for name in sorted(present - wanted.keys()):",
+       "for name in sorted(present - wanted.keys() - present):",
+       "an index no longer in __indexes__ is never dropped",
+       (DECLARED,), fast=True),
     # -- capacity
     _M("capacity-wait-keeps-pending", "capacity", "runtime/_run.py",
        "            await handoff.flush()\n            # The write just handed",

@@ -156,9 +156,9 @@ class _Api:
             prepared = await trio.to_thread.run_sync(graphql.prepare, query, variables, operation)
         if isinstance(prepared, dict):
             return JSONResponse(prepared, status_code=400)
-        # A by-id document runs one statement, whichever path answers it.
+        # One statement is its own snapshot: no BEGIN and COMMIT around it.
         result = await self.reader.read(
-            lambda conn: graphql.execute(conn, prepared), single=prepared.by_id is not None
+            lambda conn: graphql.execute(conn, prepared), single=prepared.single
         )
         return JSONResponse(result)
 

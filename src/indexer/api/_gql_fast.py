@@ -1,4 +1,4 @@
-"""A direct path for the commonest request: one entity by id, plain fields.
+"""Direct paths for the commonest requests: one entity by id, or one page, plain fields.
 
 ``{ holding(id: $id) { id token balance } }`` is what a dapp sends most, and
 graphql-core's general executor spent ~250 µs of a ~450 µs request on it
@@ -12,6 +12,17 @@ doubt (another shape, a value a scalar refuses, a variable that is not a
 string) returns None and the caller runs the general executor, which then
 produces the right answer or error.  ``tests/api/test_graphql_fast.py``
 compares both paths.
+
+A page document (``{ holdings(where: ..., orderBy: ..., limit: ...) { items {
+id balance } totalCount pageInfo { hasNextPage endCursor } } }``: one root
+list field, its arguments literals or variables, ``items`` of plain scalar
+fields, ``totalCount``, ``pageInfo`` of its four fields, no aliases,
+directives or fragments) is answered the same way: the arguments coerced by
+graphql-core's own ``get_variable_values``/``get_argument_values`` (so they
+are what a resolver would get), the same :class:`Page` and statement, and
+each item serialised field by field.  The executor completed ~150 fields for
+a 50-item page, ~1.7 ms of a ~2.6 ms page in-process; this path takes
+~0.9 ms.
 """
 
 from __future__ import annotations
@@ -22,6 +33,9 @@ from typing import TYPE_CHECKING, Any
 from graphql import (
     FieldNode,
     GraphQLError,
+    GraphQLField,
+    GraphQLInt,
+    GraphQLList,
     GraphQLNonNull,
     GraphQLObjectType,
     GraphQLScalarType,
@@ -30,8 +44,9 @@ from graphql import (
     VariableNode,
     get_operation_ast,
 )
+from graphql.execution.values import get_argument_values, get_variable_values
 
-from ._gql_query import fetch_by_id
+from ._gql_query import COUNT, NEXT, PREVIOUS, ROWS, Page, fetch_by_id, plan_page
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping
@@ -41,7 +56,7 @@ if TYPE_CHECKING:
 
     from ..store import EntitySpec
 
-__all__ = ["ByIdPlan", "plan_by_id", "run_by_id"]
+__all__ = ["ByIdPlan", "ListPlan", "plan_by_id", "plan_list", "run_by_id", "run_list"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,6 +133,154 @@ def run_by_id(
         for name, serialize in plan.fields:
             value = row[name]
             out[name] = None if value is None else serialize(value)
+    except GraphQLError:
+        return None
+    return {"data": {plan.root: out}}
+
+
+#: pageInfo's fields: the Page method answering each, and the part it needs.
+_PAGE_INFO = {
+    "hasNextPage": ("has_next", NEXT),
+    "hasPreviousPage": ("has_previous", PREVIOUS),
+    "startCursor": ("start_cursor", ROWS),
+    "endCursor": ("end_cursor", ROWS),
+}
+
+
+@dataclass(frozen=True, slots=True)
+class ListPlan:
+    """What a page document asks: which list field, its arguments, which parts in which order."""
+
+    root: str
+    spec: EntitySpec
+    keys: Mapping[str, Any]
+    field: GraphQLField
+    node: FieldNode
+    operation: OperationDefinitionNode
+    #: ("items", item fields) | ("totalCount", ()) | ("pageInfo", pageInfo field names)
+    selection: tuple[tuple[str, tuple[Any, ...]], ...]
+    wants: frozenset[str]
+
+
+def _plain(node: FieldNode) -> bool:
+    return not (node.alias or node.directives or node.arguments)
+
+
+def _scalar_fields(
+    entity: GraphQLObjectType, node: FieldNode
+) -> tuple[tuple[str, Callable[[Any], Any]], ...] | None:
+    """The entity fields a selection names, each with its serialiser; None if not all plain scalars."""
+    if node.selection_set is None:
+        return None
+    fields: list[tuple[str, Callable[[Any], Any]]] = []
+    for sel in node.selection_set.selections:
+        if not isinstance(sel, FieldNode) or not _plain(sel) or sel.selection_set is not None:
+            return None
+        field = entity.fields.get(sel.name.value)
+        if field is None:
+            return None
+        kind = field.type.of_type if isinstance(field.type, GraphQLNonNull) else field.type
+        if not isinstance(kind, GraphQLScalarType):
+            return None
+        fields.append((sel.name.value, kind.serialize))
+    return tuple(fields)
+
+
+def plan_list(
+    schema: GraphQLSchema,
+    by_list_field: Mapping[str, tuple[EntitySpec, Mapping[str, Any]]],
+    document: DocumentNode,
+    operation_name: str | None,
+) -> ListPlan | None:
+    """The plan of a page document, or None if it is any other shape.
+
+    ``by_list_field``: list field name -> (entity, its filter keys).
+    """
+    if len(document.definitions) != 1:
+        return None
+    op = get_operation_ast(document, operation_name)
+    if not isinstance(op, OperationDefinitionNode) or op.directives:
+        return None
+    (root, *more) = op.selection_set.selections
+    if more or not isinstance(root, FieldNode) or root.alias or root.directives:
+        return None
+    found = by_list_field.get(root.name.value)
+    query_type = schema.query_type
+    if found is None or query_type is None or root.selection_set is None:
+        return None
+    spec, keys = found
+    field = query_type.fields[root.name.value]
+    page_type = field.type.of_type if isinstance(field.type, GraphQLNonNull) else field.type
+    if not isinstance(page_type, GraphQLObjectType):
+        return None
+    items = page_type.fields["items"].type
+    while isinstance(items, GraphQLNonNull | GraphQLList):
+        items = items.of_type
+    if not isinstance(items, GraphQLObjectType):
+        return None
+    selection: list[tuple[str, tuple[Any, ...]]] = []
+    wants: set[str] = set()
+    for sel in root.selection_set.selections:
+        if not isinstance(sel, FieldNode) or not _plain(sel):
+            return None
+        name = sel.name.value
+        if any(name == done for done, _ in selection):
+            return None  # the executor merges repeated fields; leave that to it
+        if name == "items":
+            fields = _scalar_fields(items, sel)
+            if fields is None:
+                return None
+            selection.append((name, fields))
+            wants.add(ROWS)
+        elif name == "totalCount" and sel.selection_set is None:
+            selection.append((name, ()))
+            wants.add(COUNT)
+        elif name == "pageInfo" and sel.selection_set is not None:
+            names: list[str] = []
+            for sub in sel.selection_set.selections:
+                if (
+                    not isinstance(sub, FieldNode)
+                    or not _plain(sub)
+                    or sub.name.value not in _PAGE_INFO
+                    or sub.name.value in names
+                ):
+                    return None
+                names.append(sub.name.value)
+                wants.add(_PAGE_INFO[sub.name.value][1])
+            selection.append((name, tuple(names)))
+        else:
+            return None
+    return ListPlan(
+        root.name.value, spec, keys, field, root, op, tuple(selection), frozenset(wants)
+    )
+
+
+def run_list(
+    conn: psycopg.Connection[Any],
+    schema: GraphQLSchema,
+    plan: ListPlan,
+    variables: Mapping[str, Any] | None,
+) -> dict[str, Any] | None:
+    """The response, or None to let the general executor answer (and report any error)."""
+    coerced = get_variable_values(
+        schema, plan.operation.variable_definitions or [], dict(variables or {})
+    )
+    if isinstance(coerced, list):
+        return None
+    try:
+        args = get_argument_values(plan.field, plan.node, coerced)
+        page = Page(conn, plan_page(plan.spec, plan.keys, args), plan.wants)
+        out: dict[str, Any] = {}
+        for name, sub in plan.selection:
+            if name == "items":
+                out[name] = [
+                    {n: None if (v := row[n]) is None else ser(v) for n, ser in sub}
+                    for row in page.rows()
+                ]
+            elif name == "totalCount":
+                out[name] = GraphQLInt.serialize(page.total_count())
+            else:
+                out[name] = {n: getattr(page, _PAGE_INFO[n][0])() for n in sub}
     except GraphQLError:
         return None
     return {"data": {plan.root: out}}

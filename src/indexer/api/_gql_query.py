@@ -45,9 +45,14 @@ if TYPE_CHECKING:
     from ..store import EntitySpec, FieldSpec
 
 __all__ = [
+    "ALL_PARTS",
     "BIGINT_LIMIT",
+    "COUNT",
     "DEFAULT_LIMIT",
     "MAX_LIMIT",
+    "NEXT",
+    "PREVIOUS",
+    "ROWS",
     "Page",
     "PagePlan",
     "fetch_by_id",
@@ -240,26 +245,73 @@ def _columns(spec: EntitySpec) -> sql.Composable:
     return sql.SQL(", ").join(sql.Identifier(f.name) for f in spec.fields)
 
 
+#: The parts of a list field a selection can ask for (see :func:`page_parts`).
+ROWS, COUNT, NEXT, PREVIOUS = "rows", "count", "next", "previous"
+ALL_PARTS = frozenset({ROWS, COUNT, NEXT, PREVIOUS})
+
+
 @dataclass
 class Page:
-    """One list field's result; each statement runs at most once, and only if asked for.
+    """One list field's result, read by one statement.
 
-    ``items`` and ``pageInfo`` share the page statement; ``totalCount`` and the
-    ``EXISTS`` for the side without ``limit + 1`` run only when selected.
+    ``wants`` names the parts the request selected (``items`` and the cursors
+    are ``rows``, ``totalCount`` is ``count``, ``hasNextPage`` ``next``,
+    ``hasPreviousPage`` ``previous``).  The first part asked for runs a
+    single statement that computes all of them: the page (``limit + 1``
+    rows), ``count(*)`` over the matching rows, and the ``EXISTS`` for the
+    side of a cursor, as scalar subqueries beside the page.  One statement
+    is one snapshot, so items and ``totalCount`` agree even outside a
+    transaction, and a request whose only root field is a list costs one
+    round trip.  A part outside ``wants`` (which the executor never asks for:
+    ``wants`` covers the whole selection) would be read by a statement of
+    its own.
     """
 
     conn: psycopg.Connection[Any]
     plan: PagePlan
-    _rows: list[dict[str, Any]] | None = field(default=None, repr=False)
+    wants: frozenset[str] = ALL_PARTS
+    _done: set[str] = field(default_factory=set, repr=False)
+    _rows: list[dict[str, Any]] = field(default_factory=list, repr=False)
     _more: bool = False
-    _count: int | None = None
-    _other_side: bool | None = None
+    _count: int = 0
+    _other_side: bool = False
 
-    def rows(self) -> list[dict[str, Any]]:
-        """The page's rows in the requested order."""
-        if self._rows is None:
-            p = self.plan
-            backward = p.before is not None
+    def _need(self, part: str) -> None:
+        if part not in self._done:
+            self._load((self.wants - self._done) | {part})
+
+    def _other_key(self, parts: frozenset[str] | set[str]) -> tuple[_Key, bool] | None:
+        """The cursor whose far side the selection asks about, and the direction to look."""
+        p = self.plan
+        if p.before is not None and NEXT in parts:
+            return p.before, False
+        if p.after is not None and PREVIOUS in parts:
+            return p.after, True
+        return None
+
+    def _load(self, parts: frozenset[str] | set[str]) -> None:
+        p = self.plan
+        backward = p.before is not None
+        # hasNextPage comes from the limit + 1 rows unless the page was
+        # fetched backward (from `before`); hasPreviousPage the other way.
+        rows = ROWS in parts or (NEXT if not backward else PREVIOUS) in parts
+        table = sql.Identifier(p.spec.table)
+        scalars: list[Frag] = []
+        if COUNT in parts:
+            scalars.append(fmt("(SELECT count(*) FROM {} WHERE {}) AS _total", table, p.where))
+        other = self._other_key(parts)
+        if other is not None:
+            key, reverse = other
+            scalars.append(
+                fmt(
+                    "EXISTS (SELECT FROM {} WHERE ({}) AND ({}) IS NOT TRUE) AS _other",
+                    table,
+                    p.where,
+                    p.order.beyond(key, reverse=not reverse),
+                )
+            )
+        query: Frag | None = None
+        if rows:
             bound = (
                 p.order.beyond(p.before, reverse=True)
                 if p.before is not None
@@ -267,51 +319,71 @@ class Page:
                 if p.after is not None
                 else TRUE
             )
+            order = p.order.sql(reverse=backward)
             query = fmt(
                 "SELECT {} FROM {} WHERE ({}) AND ({}) ORDER BY {} LIMIT {}",
                 _columns(p.spec),
-                sql.Identifier(p.spec.table),
+                table,
                 p.where,
                 bound,
-                p.order.sql(reverse=backward),
+                order,
                 Frag(sql.Composed([sql.Placeholder()]), (p.limit + 1,)),
             )
+            if scalars:
+                # The scalars' one row, joined to the page's rows (or to one
+                # all-NULL row when the page is empty: the id is never NULL).
+                query = fmt(
+                    "SELECT _p.*, _s.* FROM (SELECT {}) AS _s LEFT JOIN LATERAL ({}) AS _p ON TRUE"
+                    " ORDER BY {}",
+                    _join_frags(scalars),
+                    query,
+                    order,
+                )
+        elif scalars:
+            query = fmt("SELECT {}", _join_frags(scalars))
+        found: list[dict[str, Any]] = []
+        if query is not None:
             with self.conn.cursor(row_factory=dict_row) as cur:
-                rows = cur.execute(query.sql, query.params).fetchall()
-            self._more = len(rows) > p.limit
-            rows = rows[: p.limit]
+                found = cur.execute(query.sql, query.params).fetchall()
+        head = found[0] if found else {}
+        if COUNT in parts:
+            self._count = int(head["_total"])
+        if other is not None:
+            self._other_side = bool(head["_other"])
+        if rows:
+            if scalars:
+                found = [
+                    {k: v for k, v in r.items() if k not in ("_total", "_other")}
+                    for r in found
+                    if r["id"] is not None
+                ]
+            self._more = len(found) > p.limit
+            found = found[: p.limit]
             if backward:
-                rows.reverse()
-            self._rows = rows
+                found.reverse()
+            self._rows = found
+            self._done |= {ROWS, NEXT, PREVIOUS} - ({NEXT} if backward else {PREVIOUS})
+        if other is not None:
+            self._done.add(NEXT if backward else PREVIOUS)
+        if COUNT in parts:
+            self._done.add(COUNT)
+        if p.before is None and p.after is None:
+            self._done.add(PREVIOUS)  # no cursor: nothing before the first page
+
+    def rows(self) -> list[dict[str, Any]]:
+        """The page's rows in the requested order."""
+        self._need(ROWS)
         return self._rows
 
-    def _exists_at_or_beyond(self, key: _Key, *, reverse: bool) -> bool:
-        """Whether a matching row is at ``key`` or past it (in the reverse order if ``reverse``)."""
-        if self._other_side is None:
-            p = self.plan
-            query = fmt(
-                "SELECT EXISTS (SELECT FROM {} WHERE ({}) AND ({}) IS NOT TRUE)",
-                sql.Identifier(p.spec.table),
-                p.where,
-                p.order.beyond(key, reverse=not reverse),
-            )
-            row = self.conn.execute(query.sql, query.params).fetchone()
-            self._other_side = bool(row and row[0])
-        return self._other_side
-
     def has_next(self) -> bool:
-        if self.plan.before is not None:
-            return self._exists_at_or_beyond(self.plan.before, reverse=False)
-        self.rows()
-        return self._more
+        self._need(NEXT)
+        return self._other_side if self.plan.before is not None else self._more
 
     def has_previous(self) -> bool:
+        self._need(PREVIOUS)
         if self.plan.before is not None:
-            self.rows()
             return self._more
-        if self.plan.after is not None:
-            return self._exists_at_or_beyond(self.plan.after, reverse=True)
-        return False
+        return self.plan.after is not None and self._other_side
 
     def start_cursor(self) -> str | None:
         rows = self.rows()
@@ -323,12 +395,12 @@ class Page:
 
     def total_count(self) -> int:
         """Rows matching ``where``, whatever the cursor and limit."""
-        if self._count is None:
-            p = self.plan
-            query = fmt("SELECT count(*) FROM {} WHERE {}", sql.Identifier(p.spec.table), p.where)
-            row = self.conn.execute(query.sql, query.params).fetchone()
-            self._count = int(row[0]) if row else 0
+        self._need(COUNT)
         return self._count
+
+
+def _join_frags(frags: list[Frag]) -> Frag:
+    return Frag(sql.SQL(", ").join(f.sql for f in frags), tuple(x for f in frags for x in f.params))
 
 
 def fetch_by_id(

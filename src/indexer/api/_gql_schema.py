@@ -36,6 +36,8 @@ from decimal import Decimal
 from typing import TYPE_CHECKING, Any, TypeAlias
 
 from graphql import (
+    FieldNode,
+    FragmentSpreadNode,
     GraphQLArgument,
     GraphQLBoolean,
     GraphQLError,
@@ -50,6 +52,7 @@ from graphql import (
     GraphQLScalarType,
     GraphQLSchema,
     GraphQLString,
+    InlineFragmentNode,
     IntValueNode,
     StringValueNode,
 )
@@ -58,6 +61,10 @@ from .._errors import ConfigError
 from ._gql_filter import filter_keys
 from ._gql_query import (
     BIGINT_LIMIT,
+    COUNT,
+    NEXT,
+    PREVIOUS,
+    ROWS,
     Page,
     fetch_by_id,
     fetch_chains,
@@ -65,10 +72,16 @@ from ._gql_query import (
 )
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Sequence
+    from collections.abc import Callable, Iterator, Mapping, Sequence
 
     import psycopg
-    from graphql import GraphQLInputType, GraphQLOutputType, GraphQLResolveInfo
+    from graphql import (
+        FragmentDefinitionNode,
+        GraphQLInputType,
+        GraphQLOutputType,
+        GraphQLResolveInfo,
+        SelectionSetNode,
+    )
     from graphql.language import ConstValueNode
 
     from ..store import EntitySpec, FieldSpec
@@ -266,13 +279,57 @@ def _resolve_one(spec: EntitySpec) -> Callable[..., Any]:
     return resolve
 
 
+_PARTS = {
+    "items": ROWS,
+    "totalCount": COUNT,
+    "startCursor": ROWS,
+    "endCursor": ROWS,
+    "hasNextPage": NEXT,
+    "hasPreviousPage": PREVIOUS,
+}
+
+
+def _fields(
+    selections: SelectionSetNode | None,
+    fragments: Mapping[str, FragmentDefinitionNode],
+    seen: frozenset[str] = frozenset(),
+) -> Iterator[FieldNode]:
+    """Every field a selection set may resolve, through fragments, whatever their directives."""
+    for sel in selections.selections if selections is not None else ():
+        if isinstance(sel, FieldNode):
+            yield sel
+        elif isinstance(sel, InlineFragmentNode):
+            yield from _fields(sel.selection_set, fragments, seen)
+        elif isinstance(sel, FragmentSpreadNode) and sel.name.value not in seen:
+            spread = fragments.get(sel.name.value)
+            if spread is not None:
+                yield from _fields(spread.selection_set, fragments, seen | {sel.name.value})
+
+
+def _page_parts(
+    field_nodes: Sequence[FieldNode], fragments: Mapping[str, FragmentDefinitionNode]
+) -> frozenset[str]:
+    """The parts of a list field its selection may ask for (a superset: directives are ignored)."""
+    parts: set[str] = set()
+    for node in field_nodes:
+        for f in _fields(node.selection_set, fragments):
+            if f.name.value == "pageInfo":
+                for sub in _fields(f.selection_set, fragments):
+                    parts.add(_PARTS.get(sub.name.value, ""))
+            else:
+                parts.add(_PARTS.get(f.name.value, ""))
+    parts.discard("")
+    return frozenset(parts)
+
+
 def _resolve_page(spec: EntitySpec) -> Callable[..., Any]:
     keys = filter_keys(spec)
 
     def resolve(_root: Any, info: _Info, **args: Any) -> Page:
         # Arguments are checked here, before any statement runs; the page's
-        # statements run when (and if) its fields are resolved.
-        return Page(info.context.conn, plan_page(spec, keys, args))
+        # one statement runs when the first of its fields is resolved.
+        wants = _page_parts(info.field_nodes, info.fragments)
+        return Page(info.context.conn, plan_page(spec, keys, args), wants)
 
     return resolve
 

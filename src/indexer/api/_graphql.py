@@ -50,7 +50,8 @@ from graphql.language import SKIP, ArgumentNode, VisitorAction
 from graphql.utilities import validate_input_literal
 from graphql.validation import ValuesOfCorrectTypeRule
 
-from ._gql_fast import ByIdPlan, plan_by_id, run_by_id
+from ._gql_fast import ByIdPlan, ListPlan, plan_by_id, plan_list, run_by_id, run_list
+from ._gql_filter import filter_keys
 from ._gql_schema import GqlContext, build_schema
 
 if TYPE_CHECKING:
@@ -81,8 +82,28 @@ class Prepared:
     document: DocumentNode
     variables: dict[str, Any] | None
     operation_name: str | None
-    # Set for a plain by-id document: answered without the general executor.
+    # Set for a plain by-id or page document: answered without the general executor.
     by_id: ByIdPlan | None = None
+    page: ListPlan | None = None
+    # The operation runs at most one statement (one root field, which reads
+    # one row, one page or the chains): no transaction needed for a snapshot.
+    single: bool = False
+
+
+def _one_statement(operation: OperationDefinitionNode) -> bool:
+    """Whether the operation runs at most one SQL statement.
+
+    Each root field of the schema runs at most one (a row by id, a list
+    field's page with its count and cursor check, ``_meta``'s chains);
+    ``__typename`` and introspection run none.  Fragments at the root are
+    not looked into: the answer is then no, which is always safe.
+    """
+    reads = 0
+    for sel in operation.selection_set.selections:
+        if not isinstance(sel, FieldNode):
+            return False
+        reads += not sel.name.value.startswith("__")
+    return reads <= 1
 
 
 def _errors(*messages: str) -> dict[str, Any]:
@@ -228,6 +249,7 @@ class GraphQLService:
     ) -> None:
         self.schema = build_schema(specs)
         self._by_field = {s.cls.__name__[0].lower() + s.cls.__name__[1:]: s for s in specs}
+        self._by_list = {name + "s": (s, filter_keys(s)) for name, s in self._by_field.items()}
         self.max_depth = max_depth
         self.max_aliases = max_aliases
         self.max_body_bytes = max_body_bytes
@@ -257,8 +279,13 @@ class GraphQLService:
             return _errors("The query has several operations: choose one with `operationName`.")
         if operation.operation is not OperationType.QUERY:
             return _errors("Only queries are supported (no mutations or subscriptions).")
-        plan = plan_by_id(self.schema, self._by_field, checked, operation_name)
-        return Prepared(checked, variables, operation_name, plan)
+        by_id = plan_by_id(self.schema, self._by_field, checked, operation_name)
+        page = None
+        if by_id is None:
+            page = plan_list(self.schema, self._by_list, checked, operation_name)
+        return Prepared(
+            checked, variables, operation_name, by_id, page, single=_one_statement(operation)
+        )
 
     def _document(self, query: str) -> DocumentNode | list[GraphQLError]:
         with self._lock:
@@ -338,6 +365,10 @@ class GraphQLService:
         """
         if prepared.by_id is not None:
             fast = run_by_id(conn, prepared.by_id, prepared.variables)
+            if fast is not None:
+                return fast
+        if prepared.page is not None:
+            fast = run_list(conn, self.schema, prepared.page, prepared.variables)
             if fast is not None:
                 return fast
         result = execute_sync(

@@ -14,6 +14,7 @@ only with ``--debug``); 2 for bad command-line usage.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import signal
 import sys
@@ -22,13 +23,14 @@ from typing import Any
 
 import trio
 
-from .._errors import IndexerError
+from .._errors import ConfigError, IndexerError
 from .._gc import tune_gc
 from .._redact import redact_url
 from ..config import load_config
 from ..runtime import (
     DEFAULT_RETRY_SECONDS,
     DEFAULT_STALL_SECONDS,
+    HandlerSet,
     RunOptions,
     RunSummary,
     load_handlers,
@@ -41,7 +43,15 @@ from ._codegen import write_types
 from ._dev import add_dev_parser, run_dev
 from ._init import add_codegen_parser, add_init_parser, run_codegen, run_init
 from ._progress import LineReporter, LiveReporter
-from ._serve import add_serve_flags, add_workers_flag, api_options, run_and_serve, serve_project
+from ._run_workers import ApiWorkers, open_api_workers
+from ._serve import (
+    add_serve_flags,
+    add_workers_flag,
+    api_options,
+    positive_int,
+    run_and_serve,
+    serve_project,
+)
 
 __all__ = ["main"]
 
@@ -95,6 +105,14 @@ def _parser() -> argparse.ArgumentParser:
         help="serve the HTTP API (GraphQL, SQL, /events) while indexing, and after it until stopped",
     )
     add_serve_flags(run)
+    run.add_argument(
+        "--workers",
+        type=positive_int,
+        default=None,
+        metavar="N",
+        help="with --serve: answer API requests in N processes of their own, not in the "
+        "indexing process (Linux)",
+    )
     serve = sub.add_parser(
         "serve", help="serve the HTTP API over a project's database (read-only; no indexing)"
     )
@@ -263,6 +281,28 @@ def _run(args: argparse.Namespace) -> int:
         stall_seconds=args.stall_seconds,
         stop_early=lambda: bool(_EARLY_SIGNALS),
     )
+    if args.workers is not None and not args.serve:
+        raise ConfigError("--workers: the API's worker processes need --serve")
+    with contextlib.ExitStack() as stack:
+        apart = None
+        if args.serve and args.workers is not None:
+            options.database_url = resolve_database(config, None)
+            # Forked now: before the metrics server's thread and any event loop.
+            apart = stack.enter_context(
+                open_api_workers(
+                    config, handlers, options.database_url, api_options(args), args.workers
+                )
+            )
+        return _index(args, config, handlers, options, apart)
+
+
+def _index(
+    args: argparse.Namespace,
+    config: Any,
+    handlers: HandlerSet,
+    options: RunOptions,
+    apart: ApiWorkers | None,
+) -> int:
     server = None
     if args.metrics_port is not None:
         from prometheus_client import start_http_server
@@ -275,13 +315,17 @@ def _run(args: argparse.Namespace) -> int:
         if args.serve:
             options.reporter = LineReporter()
             options.report_interval = 10.0
-            options.database_url = resolve_database(config, None)
+            if options.database_url is None:
+                options.database_url = resolve_database(config, None)
 
             def finished(summary: RunSummary) -> None:
                 _print_summary(summary)
                 if handlers.report is not None and not summary.stopped:
                     _call_report(handlers.report, summary, config.schema, args.db_retry_seconds)
 
+            if apart is not None:
+                trio.run(apart.index, config, handlers, options, finished)
+                return 0
             trio.run(
                 run_and_serve,
                 config,

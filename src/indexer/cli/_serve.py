@@ -27,12 +27,15 @@ if TYPE_CHECKING:
     from ..runtime import HandlerSet, RunOptions, RunStatus, RunSummary
 
 __all__ = [
+    "StallView",
     "add_serve_flags",
     "add_workers_flag",
     "api_options",
+    "positive_int",
     "run_and_serve",
     "serve_project",
     "serve_until_stopped",
+    "wait_for_stop",
 ]
 
 log = logging.getLogger("indexer")
@@ -64,14 +67,15 @@ def add_serve_flags(p: argparse.ArgumentParser) -> None:
 def add_workers_flag(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--workers",
-        type=_positive,
+        type=positive_int,
         default=1,
         metavar="N",
         help="serve from N processes sharing the port (default 1; Linux)",
     )
 
 
-def _positive(text: str) -> int:
+def positive_int(text: str) -> int:
+    """An argparse type: a whole number of at least 1."""
     try:
         n = int(text)
     except ValueError:
@@ -124,7 +128,7 @@ def _targets(config: ProjectConfig) -> list[ChainTarget]:
     ]
 
 
-async def _wait_for_stop(already: Callable[[], bool]) -> None:
+async def wait_for_stop(already: Callable[[], bool]) -> None:
     with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
         if already():
             return
@@ -140,10 +144,12 @@ async def serve_until_stopped(
     stop_early: Callable[[], bool],
     listener: socket.socket | None = None,
     announce: str | None = "",
+    health: Callable[[], dict[str, Any]] | None = None,
 ) -> None:
     """``indexer serve``: the API alone, until SIGINT or SIGTERM.
 
     ``listener``: serve this socket (``--workers``) rather than bind one.
+    ``health``: adds to ``/health`` (a worker of ``run --serve --workers``).
     ``announce``: appended to the "serving ..." line; None prints no line
     (a worker process: its parent prints it).
     """
@@ -157,6 +163,7 @@ async def serve_until_stopped(
                 _targets(config),
                 options,
                 listener=listener,
+                health=health,
             )
         )
         if announce is not None:
@@ -164,31 +171,25 @@ async def serve_until_stopped(
                 f"serving {config.name} on {', '.join(binds)} (GraphQL at /graphql{announce})",
                 flush=True,
             )
-        await _wait_for_stop(stop_early)
+        await wait_for_stop(stop_early)
         nursery.cancel_scope.cancel()
 
 
-async def run_and_serve(
-    config: ProjectConfig,
-    handlers: HandlerSet,
-    url: str,
-    run_options: RunOptions,
-    options: ApiOptions,
-    finished: Callable[[RunSummary], None],
-) -> RunSummary:
-    """``indexer run --serve``: index with the API up; after a full run, serve on until stopped."""
-    from ..runtime import run_project
+class StallView:
+    """The run's latest stalled chains, as ``/health`` reports them (``run --serve``)."""
 
-    latest: list[RunStatus] = []
-    report = run_options.reporter
+    def __init__(self, report: Callable[[RunStatus], None] | None) -> None:
+        self._report = report
+        self._latest: RunStatus | None = None
 
-    def remember(status: RunStatus) -> None:
-        latest[:] = [status]
-        if report is not None:
-            report(status)
+    def remember(self, status: RunStatus) -> None:
+        """A reporter: keep ``status``, then pass it on to the run's own reporter."""
+        self._latest = status
+        if self._report is not None:
+            self._report(status)
 
-    def health() -> dict[str, Any]:
-        stalls = latest[0].stalls if latest else ()
+    def health(self) -> dict[str, Any]:
+        stalls = self._latest.stalls if self._latest is not None else ()
         if not stalls:
             return {}
         return {
@@ -204,7 +205,20 @@ async def run_and_serve(
             ],
         }
 
-    run_options.reporter = remember
+
+async def run_and_serve(
+    config: ProjectConfig,
+    handlers: HandlerSet,
+    url: str,
+    run_options: RunOptions,
+    options: ApiOptions,
+    finished: Callable[[RunSummary], None],
+) -> RunSummary:
+    """``indexer run --serve``: index with the API up; after a full run, serve on until stopped."""
+    from ..runtime import run_project
+
+    stalls = StallView(run_options.reporter)
+    run_options.reporter = stalls.remember
     async with trio.open_nursery() as nursery:
         binds = await nursery.start(
             partial(
@@ -214,7 +228,7 @@ async def run_and_serve(
                 handlers.entities,
                 _targets(config),
                 options,
-                health=health,
+                health=stalls.health,
             )
         )
         print(f"serving the API on {', '.join(binds)} (GraphQL at /graphql)", flush=True)
@@ -222,6 +236,6 @@ async def run_and_serve(
         finished(summary)
         if not summary.stopped:
             print("indexing finished; still serving (Ctrl+C to stop)", flush=True)
-            await _wait_for_stop(lambda: False)
+            await wait_for_stop(lambda: False)
         nursery.cancel_scope.cancel()
     return summary

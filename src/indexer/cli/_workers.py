@@ -37,7 +37,14 @@ if TYPE_CHECKING:
     import socket
     from collections.abc import Awaitable, Callable
 
-__all__ = ["WorkerExited", "serve_in_workers"]
+__all__ = [
+    "WorkerExited",
+    "check_platform",
+    "fork_workers",
+    "reap",
+    "serve_in_workers",
+    "stop_workers",
+]
 
 log = logging.getLogger("indexer")
 
@@ -62,12 +69,42 @@ def serve_in_workers(
             fork and watch processes (Linux can).
         WorkerExited: a worker ended by itself; the others were stopped.
     """
-    if not (hasattr(os, "fork") and hasattr(os, "pidfd_open")):
-        raise ConfigError("--workers above 1 needs Linux (fork and pidfd_open)")
+    check_platform("--workers above 1")
     listener = open_listener(host, port)
-    children: list[tuple[int, int]] = []  # (pid, the write end of its pipe)
+    children: list[tuple[int, int]] = []
     try:
-        for _ in range(workers - 1):
+        children = fork_workers(workers - 1, listener, serve)
+        trio.run(_supervise, serve, listener, [pid for pid, _ in children])
+    finally:
+        failed = stop_workers(children)
+        listener.close()
+    # A worker's own failure is reported by _supervise; here only what is left.
+    bad = [code for code in failed if code not in (0, -signal.SIGINT, -signal.SIGTERM)]
+    if bad:
+        raise WorkerExited(f"{len(bad)} API worker process(es) exited with status {bad}")
+
+
+def check_platform(what: str) -> None:
+    """Raise ConfigError unless this platform can fork and watch processes (Linux can)."""
+    if not (hasattr(os, "fork") and hasattr(os, "pidfd_open")):
+        raise ConfigError(f"{what} needs Linux (fork and pidfd_open)")
+
+
+def fork_workers(
+    count: int,
+    listener: socket.socket,
+    serve: Callable[[socket.socket, bool], Awaitable[None]],
+) -> list[tuple[int, int]]:
+    """Fork ``count`` processes serving ``listener``; (pid, the write end of its pipe) each.
+
+    Call it before any event loop or thread exists in this process.  Each
+    child runs ``serve(listener, False)`` until SIGINT, SIGTERM, or the end
+    of its pipe (:func:`stop_workers`, or this process dying), then exits
+    without running this process's cleanup.
+    """
+    children: list[tuple[int, int]] = []
+    try:
+        for _ in range(count):
             read, write = os.pipe()
             pid = os.fork()
             if pid == 0:  # pragma: no cover (runs in the child; tests see it from outside)
@@ -77,20 +114,21 @@ def serve_in_workers(
                 _worker_main(serve, listener, read)
             os.close(read)
             children.append((pid, write))
-        trio.run(_supervise, serve, listener, [pid for pid, _ in children])
-    finally:
-        # Closing our ends of the pipes stops every worker still up.
-        for _pid, write in children:
-            os.close(write)
-        failed = [_reap(pid) for pid, _ in children]
-        listener.close()
-    # A worker's own failure is reported by _supervise; here only what is left.
-    bad = [code for code in failed if code not in (0, -signal.SIGINT, -signal.SIGTERM)]
-    if bad:
-        raise WorkerExited(f"{len(bad)} API worker process(es) exited with status {bad}")
+    except BaseException:
+        stop_workers(children)
+        raise
+    return children
 
 
-def _reap(pid: int) -> int:
+def stop_workers(children: list[tuple[int, int]]) -> list[int]:
+    """Stop the workers (closing their pipes) and wait for them; their exit codes."""
+    for _pid, write in children:
+        os.close(write)
+    return [reap(pid) for pid, _ in children]
+
+
+def reap(pid: int) -> int:
+    """Wait for ``pid`` to end; its exit code (0 if it was reaped already)."""
     try:
         _, status = os.waitpid(pid, 0)
     except ChildProcessError:
@@ -116,7 +154,7 @@ async def _watch(pid: int) -> None:
         await trio.lowlevel.wait_readable(fd)
     finally:
         os.close(fd)
-    code = _reap(pid)
+    code = reap(pid)
     raise WorkerExited(f"API worker process {pid} exited with status {code}; stopping the server")
 
 

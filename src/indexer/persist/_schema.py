@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -18,6 +19,8 @@ import psycopg
 from psycopg import sql
 
 from .._errors import AlreadyRunningError, ConfigError, SchemaMismatchError
+
+log = logging.getLogger("indexer.persist")
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -202,6 +205,65 @@ def _create_entity_table(conn: psycopg.Connection[Any], schema: str, spec: Entit
         conn.execute(
             sql.SQL("CREATE INDEX IF NOT EXISTS {} ON {} ({})").format(
                 sql.Identifier(name), table, sql.Identifier(f.name)
+            )
+        )
+    _sync_declared_indexes(conn, schema, spec)
+
+
+# Marks the indexes that ``__indexes__`` declared, so that the ones no longer
+# declared can be told from any index a user made by hand.
+_DECLARED = "indexer: declared in __indexes__"
+
+
+def _declared_name(table: str, cols: tuple[str, ...]) -> str:
+    name = f"{table}_by_{'_'.join(cols)}"
+    if len(name.encode()) <= 63:
+        return name
+    digest = hashlib.sha256("\0".join((table, *cols)).encode()).hexdigest()[:10]
+    return name.encode()[:52].decode(errors="ignore") + "_" + digest
+
+
+def _sync_declared_indexes(conn: psycopg.Connection[Any], schema: str, spec: EntitySpec) -> None:
+    """Create the indexes of ``__indexes__`` that are missing; drop those no longer declared.
+
+    Not part of the schema fingerprint: an index changes no data, so adding
+    or removing one needs no new run, only this step at the next start
+    (building an index over a large table takes a while, and is logged).
+    """
+    table = _ident(schema, spec.table)
+    wanted = {_declared_name(spec.table, cols): cols for cols in spec.indexes}
+    present = {
+        name
+        for (name,) in conn.execute(
+            "SELECT c.relname FROM pg_index x JOIN pg_class c ON c.oid = x.indexrelid"
+            " WHERE x.indrelid = to_regclass(%s) AND obj_description(c.oid, 'pg_class') = %s",
+            (table.as_string(conn), _DECLARED),
+        ).fetchall()
+    }
+    for name in sorted(present - wanted.keys()):
+        log.info("dropping index %s on %s: no longer in __indexes__", name, spec.table)
+        conn.execute(sql.SQL("DROP INDEX {}").format(_ident(schema, name)))
+    missing = [(name, cols) for name, cols in wanted.items() if name not in present]
+    filled = bool(missing) and conn.execute(
+        sql.SQL("SELECT EXISTS (SELECT FROM {})").format(table)
+    ).fetchone() == (True,)
+    for name, cols in missing:
+        # Worth a line only where building it takes a while: over existing rows.
+        log.log(
+            logging.INFO if filled else logging.DEBUG,
+            "creating index %s on %s (%s)",
+            name,
+            spec.table,
+            ", ".join(cols),
+        )
+        conn.execute(
+            sql.SQL("CREATE INDEX IF NOT EXISTS {} ON {} ({})").format(
+                sql.Identifier(name), table, sql.SQL(", ").join(map(sql.Identifier, cols))
+            )
+        )
+        conn.execute(
+            sql.SQL("COMMENT ON INDEX {} IS {}").format(
+                _ident(schema, name), sql.Literal(_DECLARED)
             )
         )
 

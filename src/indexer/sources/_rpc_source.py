@@ -51,7 +51,7 @@ from ._rpc_forks import check_tip, find_fork
 from ._rpc_options import RpcSourceOptions, open_source_client
 from ._rpc_pool import RpcPool
 from ._rpc_ranges import Part, build_ranges, decode_parts, raw_logs
-from ._rpc_worker import LogWorker, WorkerRange, open_log_worker
+from ._rpc_worker import LogRequest, LogWorker, WorkerRange, open_log_worker
 
 if TYPE_CHECKING:
     from ._filter import LogFilter
@@ -312,8 +312,7 @@ class _Fetcher:
         worker = self.worker
         if worker is None or not worker.started or self.children is not None or self.fields.active:
             return None
-        known = self.hashes.get(first - 1) is not None
-        return await worker.fetch(first, last, self.addresses, self.topic0s, known)
+        return await worker.fetch(self._log_request(first, last))
 
     async def _far(
         self, first: int, last: int, logs: list[dict[str, Any]], final: int
@@ -370,8 +369,13 @@ class _Fetcher:
         """Have the log worker fetch the next range while this one is processed."""
         nxt = self._next_far()
         if nxt is not None and self.worker is not None and self.worker.started:
-            known = self.hashes.get(nxt[0] - 1) is not None
-            await self.worker.prefetch(*nxt, self.addresses, self.topic0s, known)
+            await self.worker.prefetch(self._log_request(*nxt))
+
+    def _log_request(self, first: int, last: int) -> LogRequest:
+        """The worker's request for a far range; the parent hash is wanted where one is known."""
+        addresses = None if self.addresses is None else tuple(self.addresses)
+        known = self.hashes.get(first - 1) is not None
+        return LogRequest(first, last, addresses, tuple(self.topic0s), known)
 
     def _far_done(
         self,

@@ -53,7 +53,7 @@ if TYPE_CHECKING:
     from multiprocessing.connection import Connection
     from multiprocessing.process import BaseProcess
 
-__all__ = ["LogWorker", "WorkerRange", "open_log_worker"]
+__all__ = ["LogRequest", "LogWorker", "WorkerRange", "open_log_worker"]
 
 log = logging.getLogger("indexer.sources.rpc")
 
@@ -203,6 +203,17 @@ def _child(
 
 
 @dataclass(frozen=True, slots=True)
+class LogRequest:
+    """A far range to fetch: its blocks, which logs, and whether the parent hash is wanted."""
+
+    first: int
+    last: int
+    addresses: tuple[str, ...] | None
+    topic0s: tuple[str, ...]
+    with_first: bool  # also return the first block's parent hash
+
+
+@dataclass(frozen=True, slots=True)
 class WorkerRange:
     """The log worker's answer for a far range."""
 
@@ -238,27 +249,17 @@ class LogWorker:
         self._process: BaseProcess | None = None
         self._conn: Connection | None = None
         self._dropped: list[Connection] = []
-        self._pending: tuple[Any, ...] | None = None  # the request sent, not yet answered
+        self._pending: LogRequest | None = None  # the request sent, not yet answered
         self.ranges = 0  # ranges the child fetched and decoded (tests and the bench read it)
         self.discarded = 0  # prefetched answers for a range not asked for after all
 
-    async def fetch(
-        self,
-        first: int,
-        last: int,
-        addresses: Sequence[str] | None,
-        topic0s: Sequence[str],
-        with_first: bool,
-    ) -> WorkerRange | None:
+    async def fetch(self, request: LogRequest) -> WorkerRange | None:
         """The child's answer for a far range, or None: fetch it the fetcher's own way.
-
-        ``with_first``: also return the first block's parent hash.
 
         Raises:
             RpcRangeError: The node refused the range as too large.
             SourceError, DecodeError: As ``raw_logs`` and the decoder raise them.
         """
-        request = self._request(first, last, addresses, topic0s, with_first)
         if self._pending is not None and self._pending != request:
             await self._receive()  # a prefetch the fetcher no longer wants
             self.discarded += 1
@@ -277,43 +278,24 @@ class LogWorker:
             raise _ERRORS[reply[1]](reply[2])
         if kind == "error" and is_range_error(reply[1], reply[2]):
             raise RpcRangeError(
-                f"JSON-RPC eth_getLogs {first}..{last} to the node of {self.where} failed: "
+                f"JSON-RPC eth_getLogs {request.first}..{request.last} to the node of {self.where} failed: "
                 f"{reply[1]} {reply[2]}",
                 method="eth_getLogs",
                 code=reply[1],
             )
-        log.debug("%s: blocks %d..%d in the log worker: %s", self.where, first, last, reply)
+        log.debug(
+            "%s: blocks %d..%d in the log worker: %s",
+            self.where,
+            request.first,
+            request.last,
+            reply,
+        )
         return None
 
-    async def prefetch(
-        self,
-        first: int,
-        last: int,
-        addresses: Sequence[str] | None,
-        topic0s: Sequence[str],
-        with_first: bool,
-    ) -> None:
+    async def prefetch(self, request: LogRequest) -> None:
         """Have the child start on the range the fetcher expects to ask for next."""
         if self._conn is not None and self._pending is None:
-            await self._send(self._request(first, last, addresses, topic0s, with_first))
-
-    def _request(
-        self,
-        first: int,
-        last: int,
-        addresses: Sequence[str] | None,
-        topic0s: Sequence[str],
-        with_first: bool,
-    ) -> tuple[Any, ...]:
-        return (
-            self.where,
-            first,
-            last,
-            None if addresses is None else list(addresses),
-            list(topic0s),
-            with_first,
-            self.chunk_logs,
-        )
+            await self._send(request)
 
     @property
     def started(self) -> bool:
@@ -340,14 +322,25 @@ class LogWorker:
         self._conn = parent_end
         log.debug("%s: started the JSON-RPC log worker", self.where)
 
-    async def _send(self, request: tuple[Any, ...]) -> bool:
+    async def _send(self, request: LogRequest) -> bool:
         conn = self._conn
         if conn is None:
             return False
+        r = request
+        addresses = None if r.addresses is None else list(r.addresses)
+        wire = (
+            self.where,
+            r.first,
+            r.last,
+            addresses,
+            list(r.topic0s),
+            r.with_first,
+            self.chunk_logs,
+        )
         try:
             # The child reads every request (it answers in order), so the
             # send ends soon; until then the thread is not cancellable.
-            await trio.to_thread.run_sync(conn.send_bytes, marshal.dumps(request))
+            await trio.to_thread.run_sync(conn.send_bytes, marshal.dumps(wire))
         except OSError as exc:
             self._drop(conn, exc)
             return False

@@ -52,9 +52,25 @@ _NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
 class Index:
-    """Marker for ``Annotated[T, Index]``: the field can be queried with ``ctx.find``."""
+    """A B-tree index: on one field (``Annotated[T, Index]``) or over several (``__indexes__``).
+
+    ``Annotated[str, Index]`` indexes that field and lets handlers query it
+    with ``ctx.find``.  ``__indexes__ = (Index("token", "balance"),)`` on an
+    entity class declares an index over those columns, in that order, with
+    ``id`` appended (the tie-break of every API order): a filter on the
+    leading columns ordered by the next one reads its page straight from the
+    index.  Declared indexes serve readers (the HTTP API, SQL); they are
+    created, and dropped once no longer declared, when a run starts.
+    """
 
     __module__ = "indexer"
+    __slots__ = ("fields",)
+
+    def __init__(self, *fields: str) -> None:
+        self.fields = fields
+
+    def __repr__(self) -> str:
+        return f"Index({', '.join(map(repr, self.fields))})"
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,6 +97,8 @@ class EntitySpec:
     cls: type[Entity]
     table: str
     fields: tuple[FieldSpec, ...]
+    #: ``__indexes__``: each index's columns, ``id`` last.
+    indexes: tuple[tuple[str, ...], ...] = ()
 
     @property
     def indexed(self) -> tuple[FieldSpec, ...]:
@@ -107,6 +125,11 @@ def _unwrap(hint: Any, where: str) -> tuple[type, bool, bool]:
     if typing.get_origin(hint) is typing.Annotated:
         base, *extras = typing.get_args(hint)
         indexed = any(e is Index or isinstance(e, Index) for e in extras)
+        if any(isinstance(e, Index) and e.fields for e in extras):
+            raise ConfigError(
+                f"{where}: inside Annotated, write `Index` without field names; an index over "
+                f"several fields goes in the class's `__indexes__`."
+            )
         hint = base
     nullable = False
     if isinstance(hint, types.UnionType) or typing.get_origin(hint) is typing.Union:
@@ -138,7 +161,8 @@ class _EntityMeta(type):
         try:
             # Only the class's own annotations, evaluated in its module: the
             # base classes' annotations are not fields.
-            holder = types.SimpleNamespace(__annotations__=annotations)
+            # A class (not a plain namespace): typing accepts ClassVar only there.
+            holder = type("_Fields", (), {"__annotations__": annotations})
             module = sys.modules.get(cls.__module__)
             # A module executed without being registered in sys.modules: the
             # class statement's own globals are the module's.
@@ -148,6 +172,9 @@ class _EntityMeta(type):
             raise ConfigError(
                 f"entity {name} ({cls.__module__}): cannot resolve its field annotations: {exc}"
             ) from exc
+        for k in list(defaults):
+            if typing.get_origin(hints.get(k)) is ClassVar:
+                setattr(cls, k, defaults.pop(k))  # a class attribute, not a field's default
         fields: list[FieldSpec] = []
         for pos, fname in enumerate(
             k for k in annotations if k in hints and typing.get_origin(hints[k]) is not ClassVar
@@ -181,7 +208,9 @@ class _EntityMeta(type):
                     f"entity {name}: field {f.name!r} without a default follows a field with one."
                 )
         table = getattr(cls, "__table__", None) or _snake_case(name)
-        spec = EntitySpec(typing.cast("type[Entity]", cls), table, tuple(fields))
+        declared = getattr(cls, "__indexes__", ())
+        indexes = _declared_indexes(name, declared, fields)
+        spec = EntitySpec(typing.cast("type[Entity]", cls), table, tuple(fields), indexes)
         cls.__indexer_spec__ = spec  # type: ignore[attr-defined]
         for f in fields:
             setattr(cls, f.name, _tuplegetter(f.position, f"{f.pg_type} field {f.name!r}"))
@@ -190,6 +219,36 @@ class _EntityMeta(type):
         cls.__indexer_check__ = staticmethod(_make_check(spec))  # type: ignore[attr-defined]
         setattr(cls, "__match_args__", tuple(f.name for f in fields))  # noqa: B010
         return cls
+
+
+def _declared_indexes(
+    entity: str, declared: Any, fields: list[FieldSpec]
+) -> tuple[tuple[str, ...], ...]:
+    """``__indexes__`` checked: each index's columns with ``id`` appended."""
+    where = f"entity {entity}, __indexes__"
+    if not isinstance(declared, tuple | list) or not all(
+        isinstance(i, Index) and i.fields for i in declared
+    ):
+        raise ConfigError(
+            f'{where}: expected a tuple of `Index("field", ...)`, e.g. '
+            f'`__indexes__ = (Index("token", "balance"),)`; got {declared!r}.'
+        )
+    names = [f.name for f in fields]
+    out: list[tuple[str, ...]] = []
+    for index in declared:
+        for col in index.fields:
+            if col not in names:
+                raise ConfigError(
+                    f"{where}: {index!r} names {col!r}, which is not a field; fields: "
+                    f"{', '.join(names)}."
+                )
+        if len(set(index.fields)) != len(index.fields):
+            raise ConfigError(f"{where}: {index!r} names a field twice.")
+        cols = index.fields if "id" in index.fields else (*index.fields, "id")
+        if cols in out:
+            raise ConfigError(f"{where}: {index!r} is declared twice.")
+        out.append(cols)
+    return tuple(out)
 
 
 def _condition(f: FieldSpec, v: str) -> str:
