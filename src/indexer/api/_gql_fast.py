@@ -77,14 +77,10 @@ def plan_by_id(
     operation_name: str | None,
 ) -> ByIdPlan | None:
     """The plan of a by-id document, or None if it is any other shape."""
-    if len(document.definitions) != 1:
+    found_root = _single_root(document, operation_name)
+    if found_root is None:
         return None
-    op = get_operation_ast(document, operation_name)
-    if not isinstance(op, OperationDefinitionNode) or op.directives:
-        return None
-    (root, *more) = op.selection_set.selections
-    if more or not isinstance(root, FieldNode) or root.alias or root.directives:
-        return None
+    op, root = found_root
     spec = by_field.get(root.name.value)
     arguments = root.arguments or ()
     if spec is None or len(arguments) != 1 or arguments[0].name.value != "id":
@@ -100,20 +96,27 @@ def plan_by_id(
     ):
         return None
     entity = schema.get_type(spec.cls.__name__)
-    if not isinstance(entity, GraphQLObjectType) or root.selection_set is None:
+    if not isinstance(entity, GraphQLObjectType):
         return None
-    fields: list[tuple[str, Callable[[Any], Any]]] = []
-    for sel in root.selection_set.selections:
-        if not isinstance(sel, FieldNode) or sel.alias or sel.directives or sel.arguments:
-            return None
-        field = entity.fields.get(sel.name.value)
-        if field is None or sel.selection_set is not None:
-            return None
-        kind = field.type.of_type if isinstance(field.type, GraphQLNonNull) else field.type
-        if not isinstance(kind, GraphQLScalarType):
-            return None
-        fields.append((sel.name.value, kind.serialize))
-    return ByIdPlan(root.name.value, spec, literal, variable, tuple(fields))
+    fields = _scalar_fields(entity, root)
+    if fields is None:
+        return None
+    return ByIdPlan(root.name.value, spec, literal, variable, fields)
+
+
+def _single_root(
+    document: DocumentNode, operation_name: str | None
+) -> tuple[OperationDefinitionNode, FieldNode] | None:
+    """The operation and its one root field, plain (no alias or directive); None otherwise."""
+    if len(document.definitions) != 1:
+        return None
+    op = get_operation_ast(document, operation_name)
+    if not isinstance(op, OperationDefinitionNode) or op.directives:
+        return None
+    (root, *more) = op.selection_set.selections
+    if more or not isinstance(root, FieldNode) or root.alias or root.directives:
+        return None
+    return op, root
 
 
 def run_by_id(
@@ -196,14 +199,10 @@ def plan_list(
 
     ``by_list_field``: list field name -> (entity, its filter keys).
     """
-    if len(document.definitions) != 1:
+    found_root = _single_root(document, operation_name)
+    if found_root is None:
         return None
-    op = get_operation_ast(document, operation_name)
-    if not isinstance(op, OperationDefinitionNode) or op.directives:
-        return None
-    (root, *more) = op.selection_set.selections
-    if more or not isinstance(root, FieldNode) or root.alias or root.directives:
-        return None
+    op, root = found_root
     found = by_list_field.get(root.name.value)
     query_type = schema.query_type
     if found is None or query_type is None or root.selection_set is None:

@@ -21,7 +21,6 @@ from __future__ import annotations
 import contextlib
 import logging
 import mmap
-import os
 import signal
 import struct
 import zlib
@@ -31,8 +30,8 @@ import orjson
 import trio
 
 from ..api import open_listener
-from ._serve import StallView, serve_until_stopped, wait_for_stop
-from ._workers import check_platform, fork_workers, reap, stop_workers
+from ._serve import StallView, index_then_serve_on, serve_until_stopped
+from ._workers import check_platform, fork_workers, stop_workers, wait_for_exit
 
 if TYPE_CHECKING:
     import socket
@@ -107,8 +106,6 @@ class ApiWorkers:
         finished: Callable[[RunSummary], None],
     ) -> None:
         """Index here while the workers serve; after a complete run, serve on until stopped."""
-        from ..runtime import run_project
-
         stalls = StallView(run_options.reporter)
 
         def remember(status: RunStatus) -> None:
@@ -124,11 +121,7 @@ class ApiWorkers:
                 f"{len(self.children)} worker processes)",
                 flush=True,
             )
-            summary = await run_project(config, handlers, run_options)
-            finished(summary)
-            if not summary.stopped:
-                print("indexing finished; still serving (Ctrl+C to stop)", flush=True)
-                await wait_for_stop(lambda: False)
+            await index_then_serve_on(config, handlers, run_options, finished)
             nursery.cancel_scope.cancel()
 
 
@@ -179,12 +172,7 @@ def _url(listener: socket.socket) -> str:
 
 
 async def _watch(pid: int) -> None:
-    fd = os.pidfd_open(pid)
-    try:
-        await trio.lowlevel.wait_readable(fd)
-    finally:
-        os.close(fd)
-    code = reap(pid)
+    code = await wait_for_exit(pid)
     if code not in (0, -signal.SIGINT, -signal.SIGTERM):
         # The run goes on: indexing never depends on the API.
         log.error("API worker process %d exited with status %d", pid, code)

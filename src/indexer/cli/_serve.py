@@ -31,6 +31,7 @@ __all__ = [
     "add_serve_flags",
     "add_workers_flag",
     "api_options",
+    "index_then_serve_on",
     "positive_int",
     "run_and_serve",
     "serve_project",
@@ -215,8 +216,6 @@ async def run_and_serve(
     finished: Callable[[RunSummary], None],
 ) -> RunSummary:
     """``indexer run --serve``: index with the API up; after a full run, serve on until stopped."""
-    from ..runtime import run_project
-
     stalls = StallView(run_options.reporter)
     run_options.reporter = stalls.remember
     async with trio.open_nursery() as nursery:
@@ -232,10 +231,23 @@ async def run_and_serve(
             )
         )
         print(f"serving the API on {', '.join(binds)} (GraphQL at /graphql)", flush=True)
-        summary = await run_project(config, handlers, run_options)
-        finished(summary)
-        if not summary.stopped:
-            print("indexing finished; still serving (Ctrl+C to stop)", flush=True)
-            await wait_for_stop(lambda: False)
+        summary = await index_then_serve_on(config, handlers, run_options, finished)
         nursery.cancel_scope.cancel()
+    return summary
+
+
+async def index_then_serve_on(
+    config: ProjectConfig,
+    handlers: HandlerSet,
+    run_options: RunOptions,
+    finished: Callable[[RunSummary], None],
+) -> RunSummary:
+    """Run the project; after a complete run, wait for SIGINT/SIGTERM while the API serves on."""
+    from ..runtime import run_project
+
+    summary = await run_project(config, handlers, run_options)
+    finished(summary)
+    if not summary.stopped:
+        print("indexing finished; still serving (Ctrl+C to stop)", flush=True)
+        await wait_for_stop(lambda: False)
     return summary

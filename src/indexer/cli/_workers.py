@@ -44,6 +44,7 @@ __all__ = [
     "reap",
     "serve_in_workers",
     "stop_workers",
+    "wait_for_exit",
 ]
 
 log = logging.getLogger("indexer")
@@ -148,13 +149,18 @@ async def _supervise(
         nursery.cancel_scope.cancel()
 
 
-async def _watch(pid: int) -> None:
+async def wait_for_exit(pid: int) -> int:
+    """Wait, without blocking the event loop, for child ``pid`` to end; its exit code."""
     fd = os.pidfd_open(pid)
     try:
         await trio.lowlevel.wait_readable(fd)
     finally:
         os.close(fd)
-    code = reap(pid)
+    return reap(pid)
+
+
+async def _watch(pid: int) -> None:
+    code = await wait_for_exit(pid)
     raise WorkerExited(f"API worker process {pid} exited with status {code}; stopping the server")
 
 
