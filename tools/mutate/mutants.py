@@ -73,6 +73,7 @@ SERVER = "tests/api/test_server.py"
 ONE_STATEMENT = "tests/api/test_graphql_one_statement.py"
 FAST_PAGE = "tests/api/test_graphql_fast.py::test_the_direct_page_path_equals_the_executor"
 DECLARED = "tests/test_declared_indexes.py"
+LANE = "tests/api/test_reader_fetch.py"
 
 WALK = "tests/test_walk.py::test_a_handler_block_keeps_the_value_of_the_block_before_for_a_rollback"
 FACTORIES = (
@@ -409,6 +410,22 @@ MUTANTS: tuple[Mutant, ...] = (
        "for name in sorted(present - wanted.keys() - present):",
        "an index no longer in __indexes__ is never dropped",
        (DECLARED,), fast=True),
+    _M("lane-reuses-a-cancelled-connection", "api-shape", "api/_reader.py",
+       "                _close_quietly(conn)\n                raise\n",
+       "                self._lane_idle.append((conn, prepared))\n                raise\n",
+       "a statement cancelled on the event loop leaves its connection in the pool, mid-statement",
+       (LANE + "::test_a_cancelled_fetch_closes_its_connection",), fast=True),
+    _M("lane-prepares-by-text-alone", "api-shape", "api/_lane.py",
+       "    key = (query, types)\n",
+       "    key = (query, ())\n",
+       "a statement prepared for small ints is reused for a numeric-sized one",
+       (LANE + "::test_a_statement_is_prepared_once_per_connection_and_parameter_types",),
+       fast=True),
+    _M("lane-keeps-escaped-percent", "api-shape", "api/_lane.py",
+       '            return b"%"\n',
+       '            return b"%%"\n',
+       "a literal %% reaches PostgreSQL doubled on the event loop's path",
+       (LANE + "::test_fetch_reads_what_the_thread_path_reads",), fast=True),
     # -- capacity
     _M("capacity-wait-keeps-pending", "capacity", "runtime/_run.py",
        "            await handoff.flush()\n            # The write just handed",

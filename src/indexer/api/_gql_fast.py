@@ -45,8 +45,10 @@ from graphql import (
     get_operation_ast,
 )
 from graphql.execution.values import get_argument_values, get_variable_values
+from psycopg.rows import dict_row
 
-from ._gql_query import COUNT, NEXT, PREVIOUS, ROWS, Page, fetch_by_id, plan_page
+from ._gql_filter import check_text
+from ._gql_query import COUNT, NEXT, PREVIOUS, ROWS, Page, by_id_query, plan_page
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping
@@ -56,7 +58,16 @@ if TYPE_CHECKING:
 
     from ..store import EntitySpec
 
-__all__ = ["ByIdPlan", "ListPlan", "plan_by_id", "plan_list", "run_by_id", "run_list"]
+__all__ = [
+    "ByIdPlan",
+    "Direct",
+    "ListPlan",
+    "direct_by_id",
+    "direct_list",
+    "plan_by_id",
+    "plan_list",
+    "run_direct",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,26 +130,54 @@ def _single_root(
     return op, root
 
 
-def run_by_id(
-    conn: psycopg.Connection[Any], plan: ByIdPlan, variables: Mapping[str, Any] | None
-) -> dict[str, Any] | None:
-    """The response, or None to let the general executor answer."""
+@dataclass(frozen=True, slots=True)
+class Direct:
+    """One request answered by one statement: the statement, and how its rows become the answer.
+
+    ``query`` is None when no part needs the database (``pageInfo {
+    hasPreviousPage }`` without a cursor); ``finish`` then gets no rows.
+    ``finish`` returns None to hand the request to the general executor.
+    """
+
+    query: bytes | None
+    params: tuple[Any, ...]
+    finish: Callable[[list[dict[str, Any]]], dict[str, Any] | None]
+
+
+def direct_by_id(plan: ByIdPlan, variables: Mapping[str, Any] | None) -> Direct | None:
+    """The statement and shaping of a by-id document, or None for the executor."""
     row_id = plan.id_literal
     if plan.id_variable is not None:
         row_id = (variables or {}).get(plan.id_variable)
     if not isinstance(row_id, str):
         return None
     try:
-        row = fetch_by_id(conn, plan.spec, row_id)
-        if row is None:
-            return {"data": {plan.root: None}}
-        out = {}
-        for name, serialize in plan.fields:
-            value = row[name]
-            out[name] = None if value is None else serialize(value)
+        check_text(row_id, "`id`")
     except GraphQLError:
         return None
-    return {"data": {plan.root: out}}
+
+    def finish(rows: list[dict[str, Any]]) -> dict[str, Any] | None:
+        if not rows:
+            return {"data": {plan.root: None}}
+        row, out = rows[0], {}
+        try:
+            for name, serialize in plan.fields:
+                value = row[name]
+                out[name] = None if value is None else serialize(value)
+        except GraphQLError:
+            return None
+        return {"data": {plan.root: out}}
+
+    return Direct(by_id_query(plan.spec), (row_id,), finish)
+
+
+def run_direct(conn: psycopg.Connection[Any], direct: Direct) -> dict[str, Any] | None:
+    """``direct`` on a synchronous connection (the general path's threads)."""
+    rows: list[dict[str, Any]] = []
+    if direct.query is not None:
+        with conn.cursor(row_factory=dict_row) as cur:
+            rows = cur.execute(direct.query, direct.params).fetchall()
+    return direct.finish(rows)
 
 
 #: pageInfo's fields: the Page method answering each, and the part it needs.
@@ -254,13 +293,10 @@ def plan_list(
     )
 
 
-def run_list(
-    conn: psycopg.Connection[Any],
-    schema: GraphQLSchema,
-    plan: ListPlan,
-    variables: Mapping[str, Any] | None,
-) -> dict[str, Any] | None:
-    """The response, or None to let the general executor answer (and report any error)."""
+def direct_list(
+    schema: GraphQLSchema, plan: ListPlan, variables: Mapping[str, Any] | None
+) -> Direct | None:
+    """The statement and shaping of a page document, or None for the executor (and its errors)."""
     coerced = get_variable_values(
         schema, plan.operation.variable_definitions or [], dict(variables or {})
     )
@@ -268,18 +304,29 @@ def run_list(
         return None
     try:
         args = get_argument_values(plan.field, plan.node, coerced)
-        page = Page(conn, plan_page(plan.spec, plan.keys, args), plan.wants)
-        out: dict[str, Any] = {}
-        for name, sub in plan.selection:
-            if name == "items":
-                out[name] = [
-                    {n: None if (v := row[n]) is None else ser(v) for n, ser in sub}
-                    for row in page.rows()
-                ]
-            elif name == "totalCount":
-                out[name] = GraphQLInt.serialize(page.total_count())
-            else:
-                out[name] = {n: getattr(page, _PAGE_INFO[n][0])() for n in sub}
+        page = Page(None, plan_page(plan.spec, plan.keys, args), plan.wants)
+        statement = page.statement(plan.wants)
     except GraphQLError:
         return None
-    return {"data": {plan.root: out}}
+
+    def finish(rows: list[dict[str, Any]]) -> dict[str, Any] | None:
+        page.accept(plan.wants, rows)
+        out: dict[str, Any] = {}
+        try:
+            for name, sub in plan.selection:
+                if name == "items":
+                    out[name] = [
+                        {n: None if (v := row[n]) is None else ser(v) for n, ser in sub}
+                        for row in page.rows()
+                    ]
+                elif name == "totalCount":
+                    out[name] = GraphQLInt.serialize(page.total_count())
+                else:
+                    out[name] = {n: getattr(page, _PAGE_INFO[n][0])() for n in sub}
+        except GraphQLError:
+            return None
+        return {"data": {plan.root: out}}
+
+    if statement is None:
+        return Direct(None, (), finish)
+    return Direct(statement.sql.as_bytes(None), statement.params, finish)

@@ -55,6 +55,7 @@ __all__ = [
     "ROWS",
     "Page",
     "PagePlan",
+    "by_id_query",
     "fetch_by_id",
     "fetch_chains",
     "plan_page",
@@ -267,7 +268,8 @@ class Page:
     its own.
     """
 
-    conn: psycopg.Connection[Any]
+    #: None when the caller runs :meth:`statement` and hands the rows to :meth:`accept`.
+    conn: psycopg.Connection[Any] | None
     plan: PagePlan
     wants: frozenset[str] = ALL_PARTS
     _done: set[str] = field(default_factory=set, repr=False)
@@ -290,6 +292,17 @@ class Page:
         return None
 
     def _load(self, parts: frozenset[str] | set[str]) -> None:
+        query = self.statement(parts)
+        found: list[dict[str, Any]] = []
+        if query is not None:
+            if self.conn is None:
+                raise RuntimeError(f"the page has no connection to read {sorted(parts)}")
+            with self.conn.cursor(row_factory=dict_row) as cur:
+                found = cur.execute(query.sql, query.params).fetchall()
+        self.accept(parts, found)
+
+    def statement(self, parts: frozenset[str] | set[str]) -> Frag | None:
+        """The one statement reading ``parts`` (None when none needs the database)."""
         p = self.plan
         backward = p.before is not None
         # hasNextPage comes from the limit + 1 rows unless the page was
@@ -341,10 +354,15 @@ class Page:
                 )
         elif scalars:
             query = fmt("SELECT {}", _join_frags(scalars))
-        found: list[dict[str, Any]] = []
-        if query is not None:
-            with self.conn.cursor(row_factory=dict_row) as cur:
-                found = cur.execute(query.sql, query.params).fetchall()
+        return query
+
+    def accept(self, parts: frozenset[str] | set[str], found: list[dict[str, Any]]) -> None:
+        """Take the rows :meth:`statement` read for ``parts``."""
+        p = self.plan
+        backward = p.before is not None
+        rows = ROWS in parts or (NEXT if not backward else PREVIOUS) in parts
+        other = self._other_key(parts)
+        scalars = COUNT in parts or other is not None
         head = found[0] if found else {}
         if COUNT in parts:
             self._count = int(head["_total"])
@@ -408,19 +426,24 @@ def fetch_by_id(
 ) -> dict[str, Any] | None:
     """One entity row by primary key, or None."""
     check_text(row_id, "`id`")
+    with conn.cursor(row_factory=dict_row) as cur:
+        return cur.execute(by_id_query(spec), (row_id,)).fetchone()
+
+
+def by_id_query(spec: EntitySpec) -> bytes:
+    """The statement reading one row of ``spec`` by id (one ``%s``: the id)."""
     key = (spec.table, tuple(f.name for f in spec.fields))
     query = _BY_ID.get(key)
     if query is None:
         # Rendered once per table: composing it took ~65 µs a lookup, a
         # quarter of the whole by-id request, and an identical text lets
-        # psycopg prepare it on the server after a few uses.
+        # the statement be prepared on the server.
         query = _BY_ID[key] = (
             sql.SQL("SELECT {} FROM {} WHERE {} = %s::text")
             .format(_columns(spec), sql.Identifier(spec.table), sql.Identifier("id"))
-            .as_bytes(conn)
+            .as_bytes(None)
         )
-    with conn.cursor(row_factory=dict_row) as cur:
-        return cur.execute(query, (row_id,)).fetchone()
+    return query
 
 
 _BY_ID: dict[tuple[str, tuple[str, ...]], bytes] = {}

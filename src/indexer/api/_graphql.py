@@ -50,7 +50,16 @@ from graphql.language import SKIP, ArgumentNode, VisitorAction
 from graphql.utilities import validate_input_literal
 from graphql.validation import ValuesOfCorrectTypeRule
 
-from ._gql_fast import ByIdPlan, ListPlan, plan_by_id, plan_list, run_by_id, run_list
+from ._gql_fast import (
+    ByIdPlan,
+    Direct,
+    ListPlan,
+    direct_by_id,
+    direct_list,
+    plan_by_id,
+    plan_list,
+    run_direct,
+)
 from ._gql_filter import filter_keys
 from ._gql_schema import GqlContext, build_schema
 
@@ -355,6 +364,14 @@ class GraphQLService:
             errors.append(GraphQLError("The query nests fragments too deeply."))
         return errors
 
+    def direct(self, prepared: Prepared) -> Direct | None:
+        """The one statement answering ``prepared`` on a direct path, or None (see ``_gql_fast``)."""
+        if prepared.by_id is not None:
+            return direct_by_id(prepared.by_id, prepared.variables)
+        if prepared.page is not None:
+            return direct_list(self.schema, prepared.page, prepared.variables)
+        return None
+
     def execute(self, conn: psycopg.Connection[Any], prepared: Prepared) -> dict[str, Any]:
         """Run a prepared query on ``conn``: ``{"data": ..., "errors"?: [...]}``, JSON-able.
 
@@ -363,12 +380,9 @@ class GraphQLService:
         connection) is re-raised as it is, for the caller to map: the
         transaction is aborted and nothing further could run on it.
         """
-        if prepared.by_id is not None:
-            fast = run_by_id(conn, prepared.by_id, prepared.variables)
-            if fast is not None:
-                return fast
-        if prepared.page is not None:
-            fast = run_list(conn, self.schema, prepared.page, prepared.variables)
+        direct = self.direct(prepared)
+        if direct is not None:
+            fast = run_direct(conn, direct)
             if fast is not None:
                 return fast
         result = execute_sync(

@@ -7,6 +7,11 @@ commits, and nothing it runs can write.  The connections are synchronous
 psycopg connections driven from Trio worker threads (one thread at a time
 per connection), as everywhere in the framework, so a slow query never
 blocks the event loop that serves other requests or indexes.
+
+The direct paths' single statement (a lookup by id, a page) skips the
+thread: :meth:`Reader.fetch` sends it with libpq's non-blocking calls and
+waits for the socket in Trio (``_lane.py``), on connections of its own.
+Both kinds share the pool's bound on concurrent reads.
 """
 
 from __future__ import annotations
@@ -16,14 +21,15 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import psycopg
 import trio
-from psycopg import IsolationLevel, sql
+from psycopg import IsolationLevel, pq, sql
 
 from .._errors import DatabaseError
 from .._redact import redact_url
 from ..persist import RetryPolicy, is_transient, numeric_as_int
+from ._lane import run_statement
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Awaitable, Callable, Sequence
 
 __all__ = ["DEFAULT_POOL_SIZE", "DEFAULT_READ_RETRY_SECONDS", "DEFAULT_STATEMENT_TIMEOUT", "Reader"]
 
@@ -64,6 +70,9 @@ class Reader:
         self._application_name = application_name
         self._slots = trio.Semaphore(size)
         self._idle: list[psycopg.Connection[Any]] = []
+        # The event loop's connections (see fetch), each with its prepared
+        # statements; apart from the threads' ones, which psycopg drives.
+        self._lane_idle: list[tuple[psycopg.Connection[Any], dict[Any, bytes]]] = []
         self._closed = False
         self.retry_seconds = retry_seconds
         self._policy = RetryPolicy(seconds=retry_seconds)
@@ -118,13 +127,25 @@ class Reader:
         propagate as they are (callers map them to responses).  ``retry=False``
         fails at once (health probes must answer within their own timeout).
         """
+        return await self._retrying(lambda: self._read_once(fn, single), retry)
+
+    async def fetch(self, query: bytes, params: Sequence[Any] = ()) -> list[dict[str, Any]]:
+        """Run one statement (``%s`` placeholders) on the event loop's thread: its rows as dicts.
+
+        The same snapshot, timeout, retries and errors as :meth:`read` with
+        ``single=True``, without the worker thread (see ``_lane.py``): for
+        the direct paths' one statement per request.
+        """
+        return await self._retrying(lambda: self._fetch_once(query, params), True)
+
+    async def _retrying(self, attempt_once: Callable[[], Awaitable[T]], retry: bool) -> T:
         if self._closed:
             raise RuntimeError("the reader is closed")
         started = trio.current_time()
         attempt = 0
         while True:
             try:
-                return await self._read_once(fn, single)
+                return await attempt_once()
             except (psycopg.Error, DatabaseError) as exc:
                 if isinstance(exc, psycopg.errors.QueryCanceled) or not (
                     isinstance(exc, DatabaseError) or is_transient(exc)
@@ -135,6 +156,28 @@ class Reader:
                     raise
                 log.info("API read failed (%s); retry %d", type(exc).__name__, attempt)
             await trio.sleep(self._policy.delay(attempt))
+
+    async def _fetch_once(self, query: bytes, params: Sequence[Any]) -> list[dict[str, Any]]:
+        async with self._slots:
+            if self._lane_idle:
+                conn, prepared = self._lane_idle.pop()
+            else:
+                conn, prepared = await trio.to_thread.run_sync(self._connect), {}
+            try:
+                rows = await run_statement(conn, prepared, query, params)
+            except psycopg.Error:
+                if conn.broken or conn.pgconn.status != pq.ConnStatus.OK:
+                    await self._drop_all(conn)
+                else:
+                    self._lane_idle.append((conn, prepared))
+                raise
+            except BaseException:
+                # Cancelled mid-statement: the connection's state is unknown.
+                # Closing it makes the server drop the statement.
+                _close_quietly(conn)
+                raise
+            self._lane_idle.append((conn, prepared))
+            return rows
 
     async def _read_once(self, fn: Callable[[psycopg.Connection[Any]], T], single: bool) -> T:
         async with self._slots:
@@ -162,15 +205,20 @@ class Reader:
                 if conn is not None and not conn.closed and not conn.broken:
                     self._idle.append(conn)
                 elif conn is not None:
-                    # One connection lost usually means all were (a restart,
-                    # a failover): drop the idle ones rather than fail on each.
-                    stale, self._idle = self._idle, []
-                    for other in [conn, *stale]:
-                        await trio.to_thread.run_sync(_close_quietly, other)
+                    await self._drop_all(conn)
+
+    async def _drop_all(self, lost: psycopg.Connection[Any]) -> None:
+        # One connection lost usually means all were (a restart, a
+        # failover): drop the idle ones rather than fail on each.
+        stale = [lost, *self._idle, *(c for c, _ in self._lane_idle)]
+        self._idle, self._lane_idle = [], []
+        for conn in stale:
+            await trio.to_thread.run_sync(_close_quietly, conn)
 
     async def aclose(self) -> None:
         self._closed = True
-        idle, self._idle = self._idle, []
+        idle = [*self._idle, *(c for c, _ in self._lane_idle)]
+        self._idle, self._lane_idle = [], []
         for conn in idle:
             await trio.to_thread.run_sync(conn.close)
 
