@@ -154,6 +154,34 @@ async def test_a_statement_is_prepared_once_per_connection_and_parameter_types(
     await reader.aclose()
 
 
+async def test_a_table_recreated_with_another_row_type_still_reads(
+    database_url: str, schema: str, table: str
+) -> None:
+    """As after indexer dev reloads a changed entity: no statement stays prepared for the old table."""
+    reader = Reader(database_url, schema, size=1)
+    query = "SELECT id, n FROM t WHERE id = %s::text"
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        conn.execute(
+            sql.SQL("INSERT INTO {}.t (id, n) VALUES ('a', 7)").format(sql.Identifier(schema))
+        )
+    for _ in range(6):  # past psycopg's threshold for preparing on the thread path
+        assert await reader.fetch(query.encode(), ("a",)) == [{"id": "a", "n": 7}]
+        assert await _thread_rows(reader, query, ("a",)) == [{"id": "a", "n": 7}]
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        conn.execute(
+            sql.SQL("DROP TABLE {0}.t; CREATE TABLE {0}.t (id text PRIMARY KEY, n text)").format(
+                sql.Identifier(schema)
+            )
+        )
+        conn.execute(
+            sql.SQL("INSERT INTO {}.t VALUES ('a', 'seven')").format(sql.Identifier(schema))
+        )
+    for _ in range(2):
+        assert await reader.fetch(query.encode(), ("a",)) == [{"id": "a", "n": "seven"}]
+        assert await _thread_rows(reader, query, ("a",)) == [{"id": "a", "n": "seven"}]
+    await reader.aclose()
+
+
 async def test_a_cancelled_fetch_closes_its_connection(
     database_url: str, schema: str, table: str
 ) -> None:

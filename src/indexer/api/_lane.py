@@ -19,6 +19,7 @@ prepared statement (PostgreSQL plans it once per connection).
 
 from __future__ import annotations
 
+import hashlib
 import re
 from typing import TYPE_CHECKING, Any
 
@@ -92,8 +93,9 @@ async def run_statement(
     its own snapshot.  ``prepared`` is this connection's map from statement
     text and parameter types to prepared name (psycopg picks an int's type
     by its size, so one text can need several): the caller keeps one per
-    connection, and drops it with the connection.  A PostgreSQL error is raised as psycopg would
-    raise it (``QueryCanceled`` for the statement timeout, ...), leaving the
+    connection, and drops it with the connection.  A prepared statement whose
+    table changed its row type is dropped and the text run again.  A
+    PostgreSQL error is raised as psycopg would raise it (``QueryCanceled`` for the statement timeout, ...), leaving the
     connection usable; a lost connection raises ``OperationalError``.
     Cancellation leaves the connection mid-statement: the caller must close
     it, never reuse it.
@@ -103,18 +105,44 @@ async def run_statement(
     values = tx.dump_sequence(params, [PyFormat.TEXT] * len(params)) if params else []
     types: tuple[int, ...] = tuple(tx.types or ()) if params else ()
     key = (query, types)
+    text = _numbered(query)
     name = prepared.get(key)
     if name is None and len(prepared) < MAX_PREPARED:
-        name = b"_indexer_api_%d" % len(prepared)
-        pg.send_prepare(name, _numbered(query), types)
+        name = _name(key)
+        pg.send_prepare(name, text, types)
         _check(await _result(pg), conn)
         prepared[key] = name
     if name is None:
-        pg.send_query_params(_numbered(query), values, types)
+        pg.send_query_params(text, values, types)
+        result = await _result(pg)
     else:
         pg.send_query_prepared(name, values)
-    result = await _result(pg)
+        result = await _result(pg)
+        if _plan_outdated(result):
+            # The table changed under the statement (indexer dev reloaded a
+            # changed entity, a --reset recreated it): PostgreSQL re-plans a
+            # prepared statement but refuses a new row type.  Forget it, and
+            # run the text as it now reads.
+            del prepared[key]
+            pg.send_query(b"DEALLOCATE " + name)
+            _check(await _result(pg), conn)
+            pg.send_query_params(text, values, types)
+            result = await _result(pg)
     _check(result, conn)
     tx.set_pgresult(result)
     names = [(result.fname(i) or b"").decode() for i in range(result.nfields)]
     return tx.load_rows(0, result.ntuples, lambda row: dict(zip(names, row, strict=True)))
+
+
+def _name(key: tuple[bytes, tuple[int, ...]]) -> bytes:
+    """A prepared statement's name: the same for the same text and types, on any connection."""
+    digest = hashlib.blake2b(repr(key).encode(), digest_size=10).hexdigest()
+    return b"_indexer_api_" + digest.encode()
+
+
+def _plan_outdated(result: pq.abc.PGresult) -> bool:
+    # 0A000 feature_not_supported: "cached plan must not change result type".
+    return (
+        result.status == pq.ExecStatus.FATAL_ERROR
+        and result.error_field(pq.DiagnosticField.SQLSTATE) == b"0A000"
+    )

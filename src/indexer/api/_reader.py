@@ -93,6 +93,12 @@ class Reader:
                 f"cannot connect to PostgreSQL at {redact_url(self.url)}: {str(exc).strip()}"
             ) from None
         numeric_as_int(conn)
+        # psycopg would prepare a statement after five uses, and a prepared
+        # statement fails for good once its table is recreated with another
+        # row type (indexer dev, a --reset): "cached plan must not change
+        # result type".  The worker threads' statements are the general
+        # executor's, rarely repeated; the event loop's (fetch) handle it.
+        conn.prepare_threshold = None
         conn.isolation_level = IsolationLevel.REPEATABLE_READ
         conn.read_only = True
         # pg_catalog after the schema, not before (its implicit place): an
