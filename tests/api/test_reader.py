@@ -14,6 +14,16 @@ from psycopg import sql
 from indexer.api import Reader
 
 
+def terminate(database_url: str, application_name: str) -> int:
+    """Kill every server process of this application name; how many there were."""
+    with psycopg.connect(database_url, autocommit=True) as admin:
+        killed = admin.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = %s",
+            (application_name,),
+        ).fetchall()
+    return len(killed)
+
+
 @pytest.fixture
 def table(database_url: str, schema: str) -> str:
     with psycopg.connect(database_url, autocommit=True) as conn:
@@ -117,20 +127,11 @@ async def test_a_request_survives_its_connections_being_killed(
     async with trio.open_nursery() as nursery:
         for _ in range(3):
             nursery.start_soon(count)  # three pooled connections
-    with psycopg.connect(database_url, autocommit=True) as admin:
-        killed = admin.execute(
-            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = %s",
-            (name,),
-        ).fetchall()
-    assert len(killed) == 3
+    assert terminate(database_url, name) == 3
     # Every pooled connection is dead; the request still gets its answer.
     assert await count() == (2,)
     # Without retries (the health probes' reads), a lost connection is an error at once.
-    with psycopg.connect(database_url, autocommit=True) as admin:
-        admin.execute(
-            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = %s",
-            (name,),
-        )
+    terminate(database_url, name)
     with pytest.raises(psycopg.OperationalError):
         await reader.read(lambda c: c.execute("SELECT 1"), retry=False)
     await reader.aclose()
