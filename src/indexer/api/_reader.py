@@ -178,8 +178,10 @@ class Reader:
                     self._lane_idle.append((conn, prepared))
                 raise
             except BaseException:
-                # Cancelled mid-statement: the connection's state is unknown.
-                # Closing it makes the server drop the statement.
+                # Cancelled mid-statement: the connection's state is unknown,
+                # so it is closed, never reused.  The server ends the statement
+                # at its timeout at the latest (it notices a closed client only
+                # when it next writes to it), as a thread's would have run on.
                 _close_quietly(conn)
                 raise
             self._lane_idle.append((conn, prepared))
