@@ -156,19 +156,7 @@ class _Api:
             prepared = await trio.to_thread.run_sync(graphql.prepare, query, variables, operation)
         if isinstance(prepared, dict):
             return JSONResponse(prepared, status_code=400)
-        direct = graphql.direct(prepared) if prepared.single else None
-        if direct is not None:
-            # The direct paths' one statement, on the event loop's thread.
-            rows = (
-                [] if direct.query is None else await self.reader.fetch(direct.query, direct.params)
-            )
-            answer = direct.finish(rows)
-            if answer is not None:
-                return JSONResponse(answer)
-        # One statement is its own snapshot: no BEGIN and COMMIT around it.
-        result = await self.reader.read(
-            lambda conn: graphql.execute(conn, prepared), single=prepared.single
-        )
+        result = await graphql.answer(self.reader, prepared)
         return JSONResponse(result)
 
     async def sql(self, request: Request) -> Response:

@@ -71,6 +71,7 @@ if TYPE_CHECKING:
     from graphql.validation import ValidationContext
 
     from ..store import EntitySpec
+    from ._reader import Reader
 
 __all__ = ["GraphQLService", "Prepared"]
 
@@ -363,6 +364,22 @@ class GraphQLService:
         except RecursionError:
             errors.append(GraphQLError("The query nests fragments too deeply."))
         return errors
+
+    async def answer(self, reader: Reader, prepared: Prepared) -> dict[str, Any]:
+        """The response to ``prepared``, read through ``reader``: what ``POST /graphql`` sends.
+
+        A document a direct path answers reads its one statement on the event
+        loop (:meth:`Reader.fetch`); any other, or one the direct path hands
+        back, runs :meth:`execute` in a worker thread, without a transaction
+        when it has one root field (one statement is its own snapshot).
+        """
+        direct = self.direct(prepared) if prepared.single else None
+        if direct is not None:
+            rows = [] if direct.query is None else await reader.fetch(direct.query, direct.params)
+            answer = direct.finish(rows)
+            if answer is not None:
+                return answer
+        return await reader.read(lambda conn: self.execute(conn, prepared), single=prepared.single)
 
     def direct(self, prepared: Prepared) -> Direct | None:
         """The one statement answering ``prepared`` on a direct path, or None (see ``_gql_fast``)."""
