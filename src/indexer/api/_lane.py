@@ -105,15 +105,14 @@ async def run_statement(
     values = tx.dump_sequence(params, [PyFormat.TEXT] * len(params)) if params else []
     types: tuple[int, ...] = tuple(tx.types or ()) if params else ()
     key = (query, types)
-    text = _numbered(query)
     name = prepared.get(key)
     if name is None and len(prepared) < MAX_PREPARED:
         name = _name(key)
-        pg.send_prepare(name, text, types)
+        pg.send_prepare(name, _numbered(query), types)
         _check(await _result(pg), conn)
         prepared[key] = name
     if name is None:
-        pg.send_query_params(text, values, types)
+        pg.send_query_params(_numbered(query), values, types)
         result = await _result(pg)
     else:
         pg.send_query_prepared(name, values)
@@ -126,7 +125,7 @@ async def run_statement(
             del prepared[key]
             pg.send_query(b"DEALLOCATE " + name)
             _check(await _result(pg), conn)
-            pg.send_query_params(text, values, types)
+            pg.send_query_params(_numbered(query), values, types)
             result = await _result(pg)
     _check(result, conn)
     tx.set_pgresult(result)
