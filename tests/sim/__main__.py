@@ -38,6 +38,12 @@ def _parser() -> argparse.ArgumentParser:
         action="store_true",
         help="run `indexer run` with --debug, so a failing run's stderr has the traceback",
     )
+    p.add_argument(
+        "--at-once",
+        type=int,
+        default=4,
+        help="seeds played at the same time (default 4; each mostly waits on real time)",
+    )
     p.add_argument("--stop-on-failure", action="store_true", help="stop at the first failing seed")
     p.add_argument(
         "--keep",
@@ -50,6 +56,41 @@ def _parser() -> argparse.ArgumentParser:
 def _remove_unless(keep: list[bool], root: Path) -> None:
     if not keep[0]:
         shutil.rmtree(root, ignore_errors=True)
+
+
+async def _play_all(
+    args: argparse.Namespace, seeds: range, url: str, root: Path, failed: list[int]
+) -> int:
+    """Play ``seeds``, ``--at-once`` at a time; return how many were played to the end."""
+    played = 0
+    limiter = trio.CapacityLimiter(max(1, args.at_once))
+
+    async def play(seed: int, cancel: trio.CancelScope) -> None:
+        nonlocal played
+        workdir = root / f"seed-{seed}"
+        log = partial(print, f"[{seed}]") if args.verbose else None
+        try:
+            outcome = await simulate(seed, url, workdir, log=log, cli_debug=args.cli_debug)
+        except SimulationFailure as exc:
+            played += 1
+            failed.append(seed)
+            print(f"seed {seed}: FAILED\n{exc}", flush=True)
+            if args.stop_on_failure:
+                cancel.cancel()
+            return
+        finally:
+            limiter.release_on_behalf_of(seed)
+        played += 1
+        print(outcome.summary(), flush=True)
+        if not args.keep:
+            shutil.rmtree(workdir, ignore_errors=True)
+
+    async with trio.open_nursery() as nursery:
+        for seed in seeds:
+            await limiter.acquire_on_behalf_of(seed)
+            nursery.start_soon(play, seed, nursery.cancel_scope)
+    failed.sort()
+    return played
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -67,24 +108,8 @@ def main(argv: list[str] | None = None) -> int:
     failed: list[int] = []
     started = time.monotonic()
     seeds = range(args.first, args.first + args.seeds)
-    for seed in seeds:
-        workdir = root / f"seed-{seed}"
-        log = print if args.verbose else None
-        try:
-            outcome = trio.run(
-                partial(simulate, seed, url, workdir, log=log, cli_debug=args.cli_debug)
-            )
-        except SimulationFailure as exc:
-            failed.append(seed)
-            print(f"seed {seed}: FAILED\n{exc}", flush=True)
-            if args.stop_on_failure:
-                break
-            continue
-        print(outcome.summary(), flush=True)
-        if not args.keep:
-            shutil.rmtree(workdir, ignore_errors=True)
+    ran = trio.run(partial(_play_all, args, seeds, url, root, failed))
     took = time.monotonic() - started
-    ran = seeds.index(failed[-1]) + 1 if failed and args.stop_on_failure else len(seeds)
     if failed:
         print(f"{ran} seeds in {took:.0f}s, {len(failed)} failed: {failed}")
         for seed in failed:
