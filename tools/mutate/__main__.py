@@ -82,7 +82,7 @@ def main(argv: list[str] | None = None) -> int:
             _say("named tests that do not exist (yet), skipped:\n  " + "\n  ".join(absent))
         present = _runner.union(n for n in named if n in found)
         _say(f"baseline: {len(present)} test nodes on the unmutated tree ...")
-        ok, tail, baseline_seconds = _runner.baseline(present, url)
+        ok, tail, baseline_seconds = _runner.baseline(present, url, args.jobs)
         if not ok:
             _say(f"the named tests fail on the unmutated tree:\n{tail}")
             return 2

@@ -196,13 +196,32 @@ def union(nodes: Iterable[str]) -> list[str]:
     return [n for n in ordered if "::" not in n or n.split("::")[0] not in files]
 
 
-def baseline(nodes: list[str], url: str) -> tuple[bool, str, float]:
-    """Run ``nodes`` on a pristine copy: (all passed, output tail, seconds)."""
+def baseline(nodes: list[str], url: str, jobs: int = 1) -> tuple[bool, str, float]:
+    """Run ``nodes`` on pristine copies, in ``jobs`` pytest processes: (all passed, tail, seconds).
+
+    The nodes are dealt round-robin to the processes, as the mutants run
+    ``jobs`` at a time against the same database.
+    """
     if not nodes:  # pytest without arguments would run the whole suite
         return True, "", 0.0
-    with source_copy(None) as root:
-        code, out, seconds = run_pytest(["-q", *nodes], environment(root, url, None), 3600)
-    return code == 0, _tail(out, 40), seconds
+    groups = [nodes[i::jobs] for i in range(max(1, min(jobs, len(nodes))))]
+    results: list[tuple[bool, str]] = []
+    started = time.monotonic()
+
+    def one(group: list[str]) -> None:
+        with source_copy(None) as root:
+            code, out, _ = run_pytest(["-q", *group], environment(root, url, None), 3600)
+        results.append((code == 0, _tail(out, 40)))
+
+    threads = [threading.Thread(target=one, args=(group,)) for group in groups]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    failing = [tail for ok, tail in results if not ok]
+    if len(results) < len(groups):
+        failing.append("a baseline process did not finish")
+    return not failing, "\n".join(failing), time.monotonic() - started
 
 
 _SELF_CHECK = """\
