@@ -189,10 +189,7 @@ def test_the_api_page_reads_from_the_declared_index(database_url: str, schema: s
         ((query, params),) = statements
         conn.cursor_factory = psycopg.Cursor
         text = "\n".join(
-            r[0]
-            for r in conn.execute(
-                sql.SQL("EXPLAIN {}").format(query), params, prepare=False
-            ).fetchall()
+            r[0] for r in conn.execute("EXPLAIN " + query, params, prepare=False).fetchall()
         )
     # The page in its order straight from the index: only the 51 rows it
     # yields are sorted again, outside.

@@ -329,4 +329,4 @@ def direct_list(
 
     if statement is None:
         return Direct(None, (), finish)
-    return Direct(statement.sql.as_bytes(None), statement.params, finish)
+    return Direct(statement.sql.encode(), statement.params, finish)

@@ -35,7 +35,7 @@ from graphql import GraphQLError
 from psycopg import sql
 from psycopg.rows import dict_row
 
-from ._gql_filter import TRUE, Frag, bound, check_text, compile_where, fmt
+from ._gql_filter import TRUE, Frag, bound, check_text, compile_where, fmt, ident
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -120,13 +120,13 @@ class _Order:
     def direction(self) -> str:
         return "desc" if self.desc else "asc"
 
-    def sql(self, *, reverse: bool = False) -> sql.Composable:
+    def sql(self, *, reverse: bool = False) -> Frag:
         desc = self.desc != reverse
-        word = sql.SQL(" DESC NULLS FIRST" if desc else " ASC NULLS LAST")
-        by_id = sql.SQL("{}{}").format(sql.Identifier("id"), sql.SQL(" DESC" if desc else " ASC"))
+        by_id = fmt("{} DESC" if desc else "{} ASC", ident("id"))
         if self.field.name == "id":
             return by_id
-        return sql.SQL("{}{}, {}").format(sql.Identifier(self.field.name), word, by_id)
+        word = " DESC NULLS FIRST" if desc else " ASC NULLS LAST"
+        return fmt("{}" + word + ", {}", ident(self.field.name), by_id)
 
     def key(self, row: Mapping[str, Any]) -> _Key:
         return _Key(row[self.field.name], row["id"])
@@ -164,11 +164,11 @@ class _Order:
         """
         asc = self.desc == reverse
         cmp, strict_id = (">=", ">") if asc else ("<=", "<")
-        rid = sql.Identifier("id")
-        cid = Frag(sql.SQL("{}::text").format(sql.Placeholder()), (key.id,))
+        rid = ident("id")
+        cid = Frag("%s::text", (key.id,))
         if self.field.name == "id":
             return fmt("{} " + strict_id + " {}", rid, cid)
-        col = sql.Identifier(self.field.name)
+        col = ident(self.field.name)
         if key.value is None:
             # NULLs are last in asc: after a NULL only NULLs with a later id;
             # first in desc: every non-NULL, and NULLs with an earlier id.
@@ -242,8 +242,8 @@ def plan_page(
     )
 
 
-def _columns(spec: EntitySpec) -> sql.Composable:
-    return sql.SQL(", ").join(sql.Identifier(f.name) for f in spec.fields)
+def _columns(spec: EntitySpec) -> Frag:
+    return Frag(", ".join(ident(f.name).sql for f in spec.fields))
 
 
 #: The parts of a list field a selection can ask for (see :func:`page_parts`).
@@ -308,7 +308,7 @@ class Page:
         # hasNextPage comes from the limit + 1 rows unless the page was
         # fetched backward (from `before`); hasPreviousPage the other way.
         rows = ROWS in parts or (NEXT if not backward else PREVIOUS) in parts
-        table = sql.Identifier(p.spec.table)
+        table = ident(p.spec.table)
         scalars: list[Frag] = []
         if COUNT in parts:
             scalars.append(fmt("(SELECT count(*) FROM {} WHERE {}) AS _total", table, p.where))
@@ -340,7 +340,7 @@ class Page:
                 p.where,
                 bound,
                 order,
-                Frag(sql.Composed([sql.Placeholder()]), (p.limit + 1,)),
+                Frag("%s", (p.limit + 1,)),
             )
             if scalars:
                 # The scalars' one row, joined to the page's rows (or to one
@@ -370,11 +370,11 @@ class Page:
             self._other_side = bool(head["_other"])
         if rows:
             if scalars:
-                found = [
-                    {k: v for k, v in r.items() if k not in ("_total", "_other")}
-                    for r in found
-                    if r["id"] is not None
-                ]
+                # The rows are this page's own: drop the scalars' columns in place.
+                found = [r for r in found if r["id"] is not None]
+                for r in found:
+                    r.pop("_total", None)
+                    r.pop("_other", None)
             self._more = len(found) > p.limit
             found = found[: p.limit]
             if backward:
@@ -418,7 +418,7 @@ class Page:
 
 
 def _join_frags(frags: list[Frag]) -> Frag:
-    return Frag(sql.SQL(", ").join(f.sql for f in frags), tuple(x for f in frags for x in f.params))
+    return Frag(", ".join(f.sql for f in frags), tuple(x for f in frags for x in f.params))
 
 
 def fetch_by_id(
@@ -438,11 +438,10 @@ def by_id_query(spec: EntitySpec) -> bytes:
         # Rendered once per table: composing it took ~65 µs a lookup, a
         # quarter of the whole by-id request, and an identical text lets
         # the statement be prepared on the server.
-        query = _BY_ID[key] = (
-            sql.SQL("SELECT {} FROM {} WHERE {} = %s::text")
-            .format(_columns(spec), sql.Identifier(spec.table), sql.Identifier("id"))
-            .as_bytes(None)
+        text = fmt(
+            "SELECT {} FROM {} WHERE {} = %s::text", _columns(spec), ident(spec.table), ident("id")
         )
+        query = _BY_ID[key] = text.sql.encode()
     return query
 
 
