@@ -201,6 +201,13 @@ def main(argv: list[str] | None = None) -> int:
         metavar="N",
         help="index with `run --serve --workers N` (default: the API in the run's process)",
     )
+    p.add_argument(
+        "--load",
+        choices=["graphql", "health"],
+        default="graphql",
+        help="what the paced load asks while indexing: the by-id and page mix (default), or "
+        "GET /health (the HTTP server alone, no query: how much of the slowdown is the server)",
+    )
     args = p.parse_args(argv)
     smoke = args.smoke
     args.rows = args.rows or (5_000 if smoke else 1_000_000)
@@ -247,6 +254,7 @@ def main(argv: list[str] | None = None) -> int:
                 verify_every=args.verify_every,
                 min_load_seconds=1.0 if smoke else 0.0,
                 serve_workers=args.serve_workers,
+                load=args.load,
                 tag=f"ba{os.getpid()}",
                 log=bench.log,
                 errors=bench.errors,

@@ -58,6 +58,8 @@ class IndexingPlan:
     tag: str
     log: Callable[[str], None]
     errors: list[str] = field(default_factory=list)
+    # "graphql": the by-id and page mix; "health": GET /health (no query).
+    load: str = "graphql"
 
 
 def _wait_for_table(url: str, schema: str, child: Child, timeout: float = 60.0) -> None:
@@ -89,7 +91,12 @@ def _one_run(
     drop_schema(plan.url, schema, checkpoint=True)
     project = write_project(plan.work_dir, wf, schema)
     args = ["run", str(project), "--no-progress", "--reset"]
-    record: dict[str, Any] = {"variant": variant, "rep": rep, "schema": schema}
+    record: dict[str, Any] = {
+        "variant": variant,
+        "rep": rep,
+        "schema": schema,
+        "load_asked": plan.load,
+    }
     logs = plan.work_dir / "logs" / f"{schema}"
     gen: OpenLoop | None = None
     if variant == "loaded":
@@ -99,11 +106,14 @@ def _one_run(
             "host": "127.0.0.1",
             "port": None,
             "verify_every": plan.verify_every,
-            "kinds": kinds(TABLE, *sampled, allow_null=True),
+            "kinds": {
+                **kinds(TABLE, *sampled, allow_null=True),
+                "health": {"check": "health", "field": "status", "variables": [{}]},
+            },
             "open": {
                 "rate": plan.rate,
                 "connections": plan.connections,
-                "mix": ["by_id", "page"],
+                "mix": ["health"] if plan.load == "health" else ["by_id", "page"],
                 "max_backlog": max(100, int(2 * plan.rate)),
             },
         }

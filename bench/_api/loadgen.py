@@ -58,6 +58,9 @@ class _Kind:
 
 
 def _build_kind(name: str, spec: dict[str, Any], host: str, port: int) -> _Kind:
+    if spec["check"] == "health":  # GET /health: the HTTP server's own cost, no query
+        request = f"GET /health HTTP/1.1\r\nHost: {host}:{port}\r\n\r\n".encode()
+        return _Kind(name, [request], [None], "health", "status", False, 0)
     head = f"POST /graphql HTTP/1.1\r\nHost: {host}:{port}\r\nContent-Type: application/json\r\n"
     requests, expected = [], []
     for variables in spec["variables"]:
@@ -77,6 +80,8 @@ def _build_kind(name: str, spec: dict[str, Any], host: str, port: int) -> _Kind:
 
 def _wrong(kind: _Kind, expected: Any, body: bytes) -> str | None:
     """Why a (200, no errors) answer is wrong, or None."""
+    if kind.check == "health":
+        return None if orjson.loads(body).get("status") == "ok" else "not ok"
     data = orjson.loads(body).get("data") or {}
     got: Any = data.get(kind.field)
     if kind.check == "by_id":
