@@ -244,6 +244,39 @@ async def test_memory_harness_matches_the_oracle(project: Path, module: ModuleTy
     assert harness.get(module.Account, "nobody") is None
 
 
+async def test_a_long_range_gives_the_loops_other_tasks_turns(
+    project: Path, module: ModuleType
+) -> None:
+    """Handlers that never wait (all in memory) still let other tasks run between blocks.
+
+    Under ``run --serve`` the API's requests are tasks on the same loop: a range
+    of thousands of events must not keep them waiting until its end.
+    """
+    chain, _rng = scripted_chain(17, head=2000)
+    logs = raw_logs(chain)
+    assert len(logs) > 2_000
+    harness = HandlerHarness(project, handlers=module)
+    turns = 0
+    done = False
+
+    async def other_task() -> None:
+        nonlocal turns
+        while not done:
+            await trio.lowlevel.checkpoint()
+            turns += 1
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(other_task)
+        await trio.lowlevel.checkpoint()  # it has started
+        before = turns
+        await harness.send(*logs)  # one range: one process() call
+        during = turns - before
+        done = True
+    # A turn about every 100 events (at the next block boundary).
+    assert during >= len(logs) // 200
+    assert as_rows(harness, module) == expected(chain)
+
+
 async def test_events_and_raw_logs_give_the_same_result(project: Path, module: ModuleType) -> None:
     chain, _rng = scripted_chain(12, head=25)
     logs = raw_logs(chain)

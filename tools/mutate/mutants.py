@@ -31,6 +31,7 @@ CLASSES: dict[str, str] = {
     "api-shape": "a read path of the HTTP API answering otherwise than its contract or the executor",
     "factory": "factory children registered, fetched or rolled back wrongly (issue 15)",
     "speed": "a fast path that changes what is indexed or when it is written (issue 13)",
+    "starve": "the processing loop keeping the loop's other tasks waiting for a whole range",
 }
 
 
@@ -436,6 +437,13 @@ MUTANTS: tuple[Mutant, ...] = (
        "",
        "a statement psycopg prepared before its table changed row type fails on the thread path",
        (LANE + "::test_a_table_recreated_with_another_row_type_still_reads",), fast=True),
+    # -- starve
+    _M("range-without-turns", "starve", "runtime/_processor.py",
+       "if pos >= turn:",
+       "if pos < 0:",
+       "a range of in-memory handlers runs to its end without a turn for the loop's other tasks",
+       ("tests/test_testing_kit.py::test_a_long_range_gives_the_loops_other_tasks_turns",),
+       fast=True),
     # -- capacity
     _M("capacity-wait-keeps-pending", "capacity", "runtime/_run.py",
        "            await handoff.flush()\n            # The write just handed",

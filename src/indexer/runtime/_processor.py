@@ -19,6 +19,8 @@ import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+import trio
+
 from .._errors import (
     DecodeError,
 )
@@ -48,6 +50,10 @@ __all__ = ["ChainRoutes", "Processor", "build_routes"]
 # Where the block number and log index sit in a decoded log's Event fields.
 _NUMBER = Event._fields.index("block_number")
 _LOG_INDEX = Event._fields.index("log_index")
+# Events between two turns for the run's other tasks (see process): ~1 ms of
+# handler work at ~10 µs an event.  A count, not a clock, so that a schedule
+# drawn by a test replays exactly.
+_EVENTS_PER_TURN = 100
 _ADDRESS_RE = re.compile(r"0x[0-9a-fA-F]{40}")
 
 log = logging.getLogger("indexer.runtime")
@@ -210,6 +216,7 @@ class Processor:
                 self._batch = items = await fetch_missing(rng, factories, items)
             factories.prepare(items)
         dropped = 0
+        turn = _EVENTS_PER_TURN
         loads_before = self.load_seconds
         started = time.perf_counter()
         for pos, (route, fields, raw) in enumerate(items):
@@ -223,6 +230,14 @@ class Processor:
             event = new(Event, fields)
             number = fields[_NUMBER]
             if number != block:
+                if pos >= turn:
+                    # A range is thousands of events, 100 ms and more of
+                    # handlers that await nothing that blocks: give the run's
+                    # other tasks (the writer's hand-over, the API of
+                    # run --serve, signals) a turn between two blocks.
+                    # Shielded: no new place where the loop can be cancelled.
+                    turn = pos + _EVENTS_PER_TURN
+                    await trio.lowlevel.cancel_shielded_checkpoint()
                 await walk.enter(number, event.block_hash, block_events)
                 block, block_events = number, 0
             block_events += 1
