@@ -112,8 +112,15 @@ def environment(root: Path, url: str, mutant: Mutant | None) -> dict[str, str]:
 def run_pytest(
     args: Iterable[str], env: dict[str, str], timeout: float | None
 ) -> tuple[int | None, str, float]:
-    """Run pytest in its own process group; (exit status or None on timeout, output, seconds)."""
-    command = [sys.executable, "-m", "pytest", "-p", "no:cacheprovider"]
+    """Run pytest in its own process group; (exit status or None on timeout, output, seconds).
+
+    Each run gets its own ``--basetemp`` beside its copy of ``src/``: pytest
+    resets the shared ``pytest-of-<user>`` directory to mode 0700 when a
+    session starts, which cut off the embedded PostgreSQL of a test running
+    in the other job (it runs as another user, through that directory).
+    """
+    basetemp = Path(env[SRC_VARIABLE]).parent / "pytest-tmp"
+    command = [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", f"--basetemp={basetemp}"]
     command += ["-p", "tools.mutate._probe", *args]
     started = time.monotonic()
     proc = subprocess.Popen(
