@@ -45,6 +45,8 @@ def test_run_serve_workers_answer_while_the_indexing_process_does_not(
         p.wait_for(r"indexing finished; still serving")
         workers = _children(p.proc.pid)
         assert len(workers) == 2
+        # Without --api-priority the workers keep the run's scheduling policy.
+        assert {_policies(w) for w in workers} == {_policies(p.proc.pid)}
         # The indexing process stopped: the workers still answer, on its port.
         os.kill(p.proc.pid, signal.SIGSTOP)
         try:
@@ -67,6 +69,64 @@ def test_run_serve_workers_answer_while_the_indexing_process_does_not(
     while not all(_gone(w) for w in workers) and time.monotonic() < deadline:
         time.sleep(0.05)
     assert all(_gone(w) for w in workers)
+
+
+def _policies(pid: int) -> frozenset[int]:
+    """The scheduling policy of each thread of ``pid``."""
+    return frozenset(os.sched_getscheduler(int(t)) for t in os.listdir(f"/proc/{pid}/task"))
+
+
+def test_low_priority_workers_answer_on_idle_cpu_only(
+    tmp_path: Path, database_url: str, schema: str
+) -> None:
+    """`--api-priority low`: every thread of the workers runs under SCHED_IDLE; indexing does not."""
+    project = make_project(tmp_path, schema)
+    p = Process(
+        "run",
+        str(project),
+        "--serve",
+        "--port",
+        "0",
+        "--workers",
+        "2",
+        "--api-priority",
+        "low",
+        env={"INDEXER_DATABASE_URL": database_url},
+    )
+    try:
+        base = p.wait_for(
+            r"serving the API on (http://127\.0\.0\.1:\d+) \(GraphQL at /graphql; "
+            r"2 worker processes, low priority\)"
+        ).group(1)
+        p.wait_for(r"indexing finished; still serving")
+        # Queries on several connections: each worker has its reader's threads by now.
+        for _ in range(8):
+            with httpx.Client(base_url=base, timeout=30) as client:
+                page = client.post("/graphql", json={"query": TOP}).json()["data"]["accounts"]
+                assert [(i["id"], int(i["balance"])) for i in page["items"]] == _top_five()
+                assert client.get("/health").json() == {"status": "ok"}
+        workers = _children(p.proc.pid)
+        assert len(workers) == 2
+        for w in workers:
+            assert len(os.listdir(f"/proc/{w}/task")) > 1  # the reader's threads are counted
+            assert _policies(w) == {os.SCHED_IDLE}
+        assert _policies(p.proc.pid) == {os.sched_getscheduler(0)}  # the run's own: as started
+    finally:
+        code = p.stop()
+    assert code == 0, "\n".join(p.lines)
+    assert any(line.startswith("done:") for line in p.lines)
+
+
+def test_low_priority_without_workers_is_refused(tmp_path: Path, schema: str) -> None:
+    project = make_project(tmp_path, schema)
+    done = subprocess.run(
+        [sys.executable, "-m", "indexer", "run", str(project), "--serve", "--api-priority", "low"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode != 0
+    assert "--api-priority low: needs --serve --workers N" in done.stderr
 
 
 def test_workers_without_serve_are_refused(tmp_path: Path, schema: str) -> None:

@@ -31,7 +31,8 @@ CLASSES: dict[str, str] = {
     "api-shape": "a read path of the HTTP API answering otherwise than its contract or the executor",
     "factory": "factory children registered, fetched or rolled back wrongly (issue 15)",
     "speed": "a fast path that changes what is indexed or when it is written (issue 13)",
-    "starve": "the processing loop keeping the loop's other tasks waiting for a whole range",
+    "starve": "the processing loop keeping the loop's other tasks waiting for a whole range, "
+    "or the API's low-priority workers taking CPU at the indexing's priority",
 }
 
 
@@ -444,6 +445,11 @@ MUTANTS: tuple[Mutant, ...] = (
        "a range of in-memory handlers runs to its end without a turn for the loop's other tasks",
        ("tests/test_testing_kit.py::test_a_long_range_gives_the_loops_other_tasks_turns",),
        fast=True),
+    _M("api-priority-ignored", "starve", "cli/_run_workers.py",
+       "            os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))",
+       "            pass",
+       "`run --serve --workers N --api-priority low` leaves the API at the indexing's priority",
+       ("tests/api/test_run_serve_workers.py::test_low_priority_workers_answer_on_idle_cpu_only",)),
     # -- capacity
     _M("capacity-wait-keeps-pending", "capacity", "runtime/_run.py",
        "            await handoff.flush()\n            # The write just handed",

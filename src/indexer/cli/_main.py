@@ -113,6 +113,13 @@ def _parser() -> argparse.ArgumentParser:
         help="with --serve: answer API requests in N processes of their own, not in the "
         "indexing process (Linux)",
     )
+    run.add_argument(
+        "--api-priority",
+        choices=("normal", "low"),
+        default="normal",
+        help="with --serve --workers: `low` runs the API's processes only on CPU time the "
+        "indexing leaves idle (Linux SCHED_IDLE): indexing first, slower answers while it is busy",
+    )
     serve = sub.add_parser(
         "serve", help="serve the HTTP API over a project's database (read-only; no indexing)"
     )
@@ -283,6 +290,13 @@ def _run(args: argparse.Namespace) -> int:
     )
     if args.workers is not None and not args.serve:
         raise ConfigError("--workers: the API's worker processes need --serve")
+    if args.api_priority == "low" and args.workers is None:
+        # In the indexing process the API's Python takes turns with the
+        # handlers on one thread: no scheduler can put one before the other.
+        raise ConfigError(
+            "--api-priority low: needs --serve --workers N (only API processes of their own "
+            "can run at a priority below the indexing's)"
+        )
     with contextlib.ExitStack() as stack:
         apart = None
         if args.serve and args.workers is not None:
@@ -290,7 +304,12 @@ def _run(args: argparse.Namespace) -> int:
             # Forked now: before the metrics server's thread and any event loop.
             apart = stack.enter_context(
                 open_api_workers(
-                    config, handlers, options.database_url, api_options(args), args.workers
+                    config,
+                    handlers,
+                    options.database_url,
+                    api_options(args),
+                    args.workers,
+                    low_priority=args.api_priority == "low",
                 )
             )
         return _index(args, config, handlers, options, apart)

@@ -11,6 +11,14 @@ What the indexing process alone knows reaches them through a
 :class:`HealthBoard`: the stalled chains ``/health`` reports.  Everything
 else a request reads comes from the database, as for ``indexer serve``.
 
+With ``--api-priority low`` the workers run under Linux's ``SCHED_IDLE``:
+the kernel gives them a core only when no indexing thread (or anything
+else of normal priority) wants it.  On two cores the HTTP server alone,
+Hypercorn answering ``/health``, spends ~1 ms of CPU a request, so at 200
+requests/s it took CPU the indexing would have used (docs/performance.md).
+The PostgreSQL backends answering the API's queries keep their priority:
+they are the database's processes, not ours.
+
 Lifetime: the workers stop when the run's process ends (their pipes close,
 even on SIGKILL) or on SIGINT/SIGTERM.  A worker that dies is logged as an
 error and the run goes on: indexing never depends on the API.
@@ -21,6 +29,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import mmap
+import os
 import signal
 import struct
 import zlib
@@ -95,8 +104,11 @@ class HealthBoard:
 class ApiWorkers:
     """API processes forked beside a run (see the module's docstring)."""
 
-    def __init__(self, board: HealthBoard, children: list[tuple[int, int]], where: str) -> None:
+    def __init__(
+        self, board: HealthBoard, children: list[tuple[int, int]], where: str, low_priority: bool
+    ) -> None:
         self.board, self.children, self.where = board, children, where
+        self.low_priority = low_priority
 
     async def index(
         self,
@@ -116,9 +128,10 @@ class ApiWorkers:
         async with trio.open_nursery() as nursery:
             for pid, _ in self.children:
                 nursery.start_soon(_watch, pid)
+            priority = ", low priority" if self.low_priority else ""
             print(
                 f"serving the API on {self.where} (GraphQL at /graphql; "
-                f"{len(self.children)} worker processes)",
+                f"{len(self.children)} worker processes{priority})",
                 flush=True,
             )
             await index_then_serve_on(config, handlers, run_options, finished)
@@ -132,11 +145,14 @@ def open_api_workers(
     url: str,
     api_options: ApiOptions,
     workers: int,
+    *,
+    low_priority: bool = False,
 ) -> Iterator[ApiWorkers]:
     """Bind the API's port and fork ``workers`` processes serving it; stop them on exit.
 
     Enter it before any thread or event loop exists in this process (the
-    metrics server's thread included).
+    metrics server's thread included).  ``low_priority``: the workers run
+    only on CPU time nothing of normal priority wants (``SCHED_IDLE``).
 
     Raises:
         ConfigError: the address cannot be bound, or the platform cannot fork.
@@ -146,6 +162,9 @@ def open_api_workers(
     listener = open_listener(api_options.host, api_options.port)
 
     async def serve(sock: socket.socket, _announce: bool) -> None:
+        if low_priority:
+            # Before the reader's threads start: they inherit it.
+            os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))
         await serve_until_stopped(
             config,
             handlers,
@@ -160,7 +179,7 @@ def open_api_workers(
     children: list[tuple[int, int]] = []
     try:
         children = fork_workers(workers, listener, serve)
-        yield ApiWorkers(board, children, _url(listener))
+        yield ApiWorkers(board, children, _url(listener), low_priority)
     finally:
         stop_workers(children)
         listener.close()
