@@ -44,7 +44,8 @@ def mem_total_kib() -> int | None:
     return None
 
 
-def machine_info(url: str) -> dict[str, Any]:
+def machine_info(url: str | None) -> dict[str, Any]:
+    """The machine, Python, git state and (with ``url``) the PostgreSQL server."""
     info: dict[str, Any] = {
         "nproc": os.cpu_count(),
         "python": platform.python_version(),
@@ -58,6 +59,18 @@ def machine_info(url: str) -> dict[str, Any]:
                 break
     if (kib := mem_total_kib()) is not None:
         info["ram_gib"] = kib / 1024 / 1024
+    if url is not None:
+        _postgres_info(url, info)
+    info["git_commit"] = _git("rev-parse", "HEAD")
+    dirty = _git("status", "--porcelain", "--", "src")
+    info["git_dirty_src"] = bool(dirty)
+    info["git_status_src"] = dirty.splitlines()
+    with contextlib.suppress(OSError):
+        info["loadavg_at_start"] = Path("/proc/loadavg").read_text().split()[:3]
+    return info
+
+
+def _postgres_info(url: str, info: dict[str, Any]) -> None:
     with psycopg.connect(url, autocommit=True) as conn:
         row = conn.execute("SELECT version()").fetchone()
         info["postgres_version"] = row[0] if row else None
@@ -67,10 +80,3 @@ def machine_info(url: str) -> dict[str, Any]:
             r = conn.execute(sql.SQL("SHOW {}").format(sql.Identifier(name))).fetchone()
             settings[name] = r[0] if r else None
         info["postgres_settings"] = settings
-    info["git_commit"] = _git("rev-parse", "HEAD")
-    dirty = _git("status", "--porcelain", "--", "src")
-    info["git_dirty_src"] = bool(dirty)
-    info["git_status_src"] = dirty.splitlines()
-    with contextlib.suppress(OSError):
-        info["loadavg_at_start"] = Path("/proc/loadavg").read_text().split()[:3]
-    return info

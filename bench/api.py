@@ -87,6 +87,7 @@ class Bench:
                     "rate",
                     "events",
                     "serve_workers",
+                    "api_priority",
                 )
             },
             "machine": machine_info(url),
@@ -202,6 +203,12 @@ def main(argv: list[str] | None = None) -> int:
         help="index with `run --serve --workers N` (default: the API in the run's process)",
     )
     p.add_argument(
+        "--api-priority",
+        choices=["normal", "low"],
+        default="normal",
+        help="with --serve-workers: `run --api-priority` (low: the API only on idle CPU)",
+    )
+    p.add_argument(
         "--load",
         choices=["graphql", "health"],
         default="graphql",
@@ -209,6 +216,8 @@ def main(argv: list[str] | None = None) -> int:
         "GET /health (the HTTP server alone, no query: how much of the slowdown is the server)",
     )
     args = p.parse_args(argv)
+    if args.api_priority != "normal" and args.serve_workers is None:
+        p.error("--api-priority needs --serve-workers (as `run --api-priority` needs --workers)")
     smoke = args.smoke
     args.rows = args.rows or (5_000 if smoke else 1_000_000)
     args.tokens = args.tokens or (50 if smoke else 2_000)
@@ -254,6 +263,7 @@ def main(argv: list[str] | None = None) -> int:
                 verify_every=args.verify_every,
                 min_load_seconds=1.0 if smoke else 0.0,
                 serve_workers=args.serve_workers,
+                api_priority=args.api_priority,
                 load=args.load,
                 tag=f"ba{os.getpid()}",
                 log=bench.log,

@@ -75,3 +75,77 @@ def test_bench_api_smoke(database_url: str, schema: str, tmp_path: Path, repo_ro
     summary = results["indexing_summary"]
     assert summary["loaded_over_alone"]["n"] == 1
     assert {t["target"].split()[0] for t in results["targets"]} == {"≥", "p99", "indexing"}
+
+
+@pytest.mark.slow
+def test_bench_api_layouts_smoke_low_priority(
+    database_url: str, schema: str, tmp_path: Path, repo_root: Path
+) -> None:
+    """One pair of ``api_layouts.py``: the run under load with its API at low priority."""
+    results_dir, work = tmp_path / "results", tmp_path / "work"
+    out = subprocess.run(
+        [
+            sys.executable,
+            str(repo_root / "bench" / "api_layouts.py"),
+            "--smoke",
+            "--rounds",
+            "1",
+            "--layouts",
+            "workers-low",
+            "--url",
+            database_url,
+            "--schema",
+            schema,
+            "--work-dir",
+            str(work),
+            "--results-dir",
+            str(results_dir),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert out.returncode == 0, out.stdout[-4000:] + out.stderr[-4000:]
+    results = json.loads((results_dir / "api_layouts.json").read_text())
+    (pair,) = results["pairs"]
+    assert pair["layout"] == "workers-low"
+    assert pair["summary"]["errors"] == 0
+    assert pair["summary"]["requests"] > 0
+    assert results["summary"]["workers-low"]["pairs"] == 1
+    assert "| `workers-low` | 1 |" in (results_dir / "api_layouts.md").read_text()
+    runs = json.loads((work / "api" / "layouts" / "workers-low-1" / "api.json").read_text())
+    loaded = [r for r in runs["indexing"]["runs"] if r["variant"] == "loaded"]
+    assert [r["command"].endswith("--workers 1 --api-priority low") for r in loaded] == [True]
+    assert all(r["ok"] for r in runs["indexing"]["runs"])
+
+
+@pytest.mark.slow
+def test_bench_api_server_cost_smoke(tmp_path: Path, repo_root: Path) -> None:
+    """Each server stack of ``api_server_cost.py`` answers every request it is sent."""
+    out = subprocess.run(
+        [
+            sys.executable,
+            str(repo_root / "bench" / "api_server_cost.py"),
+            "--runs",
+            "1",
+            "--seconds",
+            "1",
+            "--rate",
+            "50",
+            "--results-dir",
+            str(tmp_path),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert out.returncode == 0, out.stdout[-4000:] + out.stderr[-4000:]
+    results = json.loads((tmp_path / "api_server_cost.json").read_text())
+    runs = results["runs"]
+    assert sorted(r["stack"] for r in runs) == ["hypercorn", "hypercorn+starlette", "socket"]
+    for r in runs:
+        assert r["asked"] > 0
+        assert r["requests"] == r["asked"], r
+    assert (tmp_path / "api_server_cost.md").read_text().startswith("# What one HTTP request")

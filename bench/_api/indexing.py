@@ -55,6 +55,8 @@ class IndexingPlan:
     min_load_seconds: float
     # `run --serve --workers N`: the API in N processes of its own (None: in the run's).
     serve_workers: int | None
+    # `run --serve --workers N --api-priority P` ("normal": no flag).
+    api_priority: str
     tag: str
     log: Callable[[str], None]
     errors: list[str] = field(default_factory=list)
@@ -121,6 +123,8 @@ def _one_run(
         args += ["--serve", "--port", "0"]
         if plan.serve_workers is not None:
             args += ["--workers", str(plan.serve_workers)]
+        if plan.api_priority != "normal":
+            args += ["--api-priority", plan.api_priority]
     record["command"] = "indexer " + " ".join(a if a != str(project) else "<project>" for a in args)
     record["loadavg_before"] = os.getloadavg()[0]
     child = Child(indexer_cmd(*args), plan.env, logs)

@@ -241,5 +241,9 @@ def markdown(results: dict[str, Any]) -> str:
 
 
 def _serve_flags(results: dict[str, Any]) -> str:
-    workers = results["settings"].get("serve_workers")
-    return "--serve" if workers is None else f"--serve --workers {workers}"
+    settings = results["settings"]
+    workers = settings.get("serve_workers")
+    if workers is None:
+        return "--serve"
+    low = " --api-priority low" if settings.get("api_priority", "normal") == "low" else ""
+    return f"--serve --workers {workers}{low}"
