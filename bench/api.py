@@ -38,11 +38,12 @@ from pathlib import Path
 from typing import Any
 
 import workloads
-from _api import data
+from _api import data, toggle
 from _api.indexing import IndexingPlan, run_indexing
 from _api.procs import port_of, run_closed, start_server
 from _api.queries import kinds
 from _api.report import markdown, summarize_indexing, summarize_scenarios, targets
+from _api.toggle import run_toggle
 from _machine import machine_info, src_hash
 from _paths import RESULTS
 from _pg import drop_schema
@@ -88,6 +89,7 @@ class Bench:
                     "events",
                     "serve_workers",
                     "api_priority",
+                    "load",
                 )
             },
             "machine": machine_info(url),
@@ -97,13 +99,45 @@ class Bench:
     def log(self, msg: str) -> None:
         print(f"[{time.perf_counter() - self.started:7.1f}s] {msg}", flush=True)
 
-    def save(self) -> None:
+    def save(self, name: str = "api") -> None:
         self.results["wall_seconds"] = time.perf_counter() - self.started
         self.results["src_hash_at_end"] = src_hash(self.snapshot)
         self.args.results_dir.mkdir(parents=True, exist_ok=True)
-        path = self.args.results_dir / "api.json"
+        path = self.args.results_dir / f"{name}.json"
         path.with_suffix(".json.tmp").write_text(dumps(self.results))
         path.with_suffix(".json.tmp").replace(path)
+
+
+def _toggle(bench: Bench, url: str) -> int:
+    args = bench.args
+    plan = IndexingPlan(
+        url=url,
+        env=bench.env,
+        work_dir=args.work_dir,
+        events=args.events,
+        runs=args.runs,
+        rate=args.rate,
+        connections=16,
+        verify_every=args.verify_every,
+        min_load_seconds=1.0 if args.smoke else 0.0,
+        serve_workers=None,
+        api_priority="normal",
+        load=args.load,
+        tag=f"bt{os.getpid()}",
+        log=bench.log,
+        errors=bench.errors,
+    )
+    bench.log(f"toggle: {args.toggle:g} s windows, {args.runs} runs per layout")
+    # Requests queued at a switch drain within ~0.3 s (p99 of the low-priority layout).
+    settle = min(0.3, args.toggle / 4)
+    bench.results["toggle"] = run_toggle(plan, toggle.LAYOUTS, args.toggle, settle)
+    bench.results["toggle_summary"] = toggle.summarize(bench.results["toggle"])
+    name = "api_toggle" + ("_health" if args.load == "health" else "")
+    bench.save(name)
+    md = toggle.markdown(bench.results)
+    (args.results_dir / f"{name}.md").write_text(md)
+    print(md)
+    return 1 if bench.errors else 0
 
 
 def _closed_loop(bench: Bench, project: Path) -> None:
@@ -215,6 +249,14 @@ def main(argv: list[str] | None = None) -> int:
         help="what the paced load asks while indexing: the by-id and page mix (default), or "
         "GET /health (the HTTP server alone, no query: how much of the slowdown is the server)",
     )
+    p.add_argument(
+        "--toggle",
+        type=float,
+        default=None,
+        metavar="W",
+        help="indexing only, the load on in every other W-second window of each run, for each "
+        "place the API can run (writes api_toggle.{json,md}; _api/toggle.py)",
+    )
     args = p.parse_args(argv)
     if args.api_priority != "normal" and args.serve_workers is None:
         p.error("--api-priority needs --serve-workers (as `run --api-priority` needs --workers)")
@@ -249,8 +291,10 @@ def main(argv: list[str] | None = None) -> int:
             f"data: {bench.results['data']['rows']:,} rows in {args.schema}"
             + (" (reused)" if built["reused"] else f", built in {built['total_seconds']:.1f}s")
         )
-        if not args.skip_closed:
+        if not args.skip_closed and args.toggle is None:
             _closed_loop(bench, project)
+        if args.toggle is not None:
+            return _toggle(bench, url)
         if not args.skip_indexing:
             plan = IndexingPlan(
                 url=url,

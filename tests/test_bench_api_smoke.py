@@ -149,3 +149,44 @@ def test_bench_api_server_cost_smoke(tmp_path: Path, repo_root: Path) -> None:
         assert r["asked"] > 0
         assert r["requests"] == r["asked"], r
     assert (tmp_path / "api_server_cost.md").read_text().startswith("# What one HTTP request")
+
+
+@pytest.mark.slow
+def test_bench_api_toggle_smoke(
+    database_url: str, schema: str, tmp_path: Path, repo_root: Path
+) -> None:
+    """``api.py --toggle``: every layout indexes while serving the toggled load, and is read."""
+    results_dir, work = tmp_path / "results", tmp_path / "work"
+    out = subprocess.run(
+        [
+            sys.executable,
+            str(repo_root / "bench" / "api.py"),
+            "--smoke",
+            "--toggle",
+            "0.2",
+            "--url",
+            database_url,
+            "--schema",
+            schema,
+            "--work-dir",
+            str(work),
+            "--results-dir",
+            str(results_dir),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert out.returncode == 0, out.stdout[-4000:] + out.stderr[-4000:]
+    results = json.loads((results_dir / "api_toggle.json").read_text())
+    runs = results["toggle"]["runs"]
+    assert sorted(r["layout"] for r in runs) == ["in-process", "workers", "workers-low"]
+    for r in runs:
+        assert "error" not in r, r.get("error")
+        assert r["events"] == results["toggle"]["file"]["events"]
+        assert r["samples"] > 0  # the run's metrics port was read
+        assert r["load"]["requests"] > 0
+        assert r["load"]["errors"] == 0
+        assert all(rate > 0 for rate in r["rates"].values())
+    assert "--api-priority low" in (results_dir / "api_toggle.md").read_text()

@@ -64,7 +64,7 @@ class IndexingPlan:
     load: str = "graphql"
 
 
-def _wait_for_table(url: str, schema: str, child: Child, timeout: float = 60.0) -> None:
+def wait_for_table(url: str, schema: str, child: Child, timeout: float = 60.0) -> None:
     name = f"{schema}.{TABLE}"
     with psycopg.connect(url, autocommit=True) as conn:
         deadline = time.monotonic() + timeout
@@ -82,7 +82,7 @@ def _check(record: dict[str, Any], expected: int) -> str | None:
     return None
 
 
-def _one_run(
+def one_run(
     plan: IndexingPlan,
     wf: workloads.WorkloadFile,
     variant: str,
@@ -131,7 +131,7 @@ def _one_run(
     try:
         if gen is not None:
             base = child.wait_for(r"serving the API on (http://[^ ,]+)", timeout=120).group(1)
-            _wait_for_table(plan.url, schema, child)
+            wait_for_table(plan.url, schema, child)
             gen.go(port_of(base), child.proc.pid)
             child.wait_for(r"^(done|stopped): [\d,]+ events", timeout=3600)
             assert gen.started is not None
@@ -173,7 +173,7 @@ def run_indexing(plan: IndexingPlan) -> dict[str, Any]:
     for rep in range(1, plan.runs + 1):
         order = ("alone", "loaded") if rep % 2 == 1 else ("loaded", "alone")
         for variant in order:
-            record = _one_run(plan, wf, variant, rep, sampled)
+            record = one_run(plan, wf, variant, rep, sampled)
             records.append(record)
             if variant == "alone" and sampled is None and record["ok"]:
                 sampled = sample(plan.url, record["schema"], TABLE, 5_000, seed=rep)

@@ -15,7 +15,9 @@ can.  Two modes (``spec["mode"]``):
   answers' speed (a late answer does not delay the next request).  Latency is measured
   from the time a request was due, so a queue in front of the server is counted.  It
   prints ``ready``, starts on a ``go PORT [SERVER_PID]`` line on stdin and stops on
-  ``stop`` or EOF.
+  ``stop`` or EOF.  With ``open["toggle"] = {"epoch": T, "seconds": W}`` it sends only
+  in the odd windows of W wall-clock seconds counted from the Unix time T (the
+  toggle benchmark, ``_api/toggle.py``, reads the run's progress in the same windows).
 
 Every answer must be 200 without ``"errors"``; every ``verify_every``-th is also
 parsed and checked (the by-id answer is the id asked, or null where allowed; a page
@@ -31,6 +33,7 @@ import json
 import os
 import resource
 import sys
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -352,12 +355,20 @@ async def _open(spec: dict[str, Any]) -> dict[str, Any]:
             if ok:
                 tally.latencies.append(done - due)
 
+    toggle = op.get("toggle")
+
     async def pacer() -> None:
         nonlocal dropped
         start, k = trio.current_time(), 0
         while True:
             due = start + k / op["rate"]
             await trio.sleep_until(due)
+            if (
+                toggle is not None
+                and int((time.time() - toggle["epoch"]) / toggle["seconds"]) % 2 == 0
+            ):
+                k += 1
+                continue  # an off window: the pace goes on, nothing is sent
             kind = mix[k % len(mix)]
             try:
                 send.send_nowait((due, kind, (k // len(mix)) % len(kind.requests)))

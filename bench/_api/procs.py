@@ -113,7 +113,8 @@ class Child:
         return "\n".join(self.lines) + "\n"
 
     def stderr_tail(self, n: int = 8) -> str:
-        self._err.flush()
+        if not self._err.closed:
+            self._err.flush()
         text = self.log.with_suffix(".err").read_text(errors="replace").strip().splitlines()
         return " | ".join(text[-n:])
 
