@@ -108,9 +108,9 @@ class Bench:
         path.with_suffix(".json.tmp").replace(path)
 
 
-def _toggle(bench: Bench, url: str) -> int:
+def _plan(bench: Bench, url: str, tag: str) -> IndexingPlan:
     args = bench.args
-    plan = IndexingPlan(
+    return IndexingPlan(
         url=url,
         env=bench.env,
         work_dir=args.work_dir,
@@ -119,14 +119,20 @@ def _toggle(bench: Bench, url: str) -> int:
         rate=args.rate,
         connections=16,
         verify_every=args.verify_every,
+        # Smoke runs index in a blink: keep the load on long enough to exercise it.
         min_load_seconds=1.0 if args.smoke else 0.0,
-        serve_workers=None,
-        api_priority="normal",
+        serve_workers=args.serve_workers,
+        api_priority=args.api_priority,
         load=args.load,
-        tag=f"bt{os.getpid()}",
+        tag=f"{tag}{os.getpid()}",
         log=bench.log,
         errors=bench.errors,
     )
+
+
+def _toggle(bench: Bench, url: str) -> int:
+    args = bench.args
+    plan = _plan(bench, url, "bt")  # the layouts come from toggle.LAYOUTS, not the flags
     bench.log(f"toggle: {args.toggle:g} s windows, {args.runs} runs per layout")
     # Requests queued at a switch drain within ~0.3 s (p99 of the low-priority layout).
     settle = min(0.3, args.toggle / 4)
@@ -296,24 +302,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.toggle is not None:
             return _toggle(bench, url)
         if not args.skip_indexing:
-            plan = IndexingPlan(
-                url=url,
-                env=bench.env,
-                work_dir=args.work_dir,
-                events=args.events,
-                runs=args.runs,
-                rate=args.rate,
-                connections=16,
-                verify_every=args.verify_every,
-                min_load_seconds=1.0 if smoke else 0.0,
-                serve_workers=args.serve_workers,
-                api_priority=args.api_priority,
-                load=args.load,
-                tag=f"ba{os.getpid()}",
-                log=bench.log,
-                errors=bench.errors,
-            )
-            bench.results["indexing"] = run_indexing(plan)
+            bench.results["indexing"] = run_indexing(_plan(bench, url, "ba"))
             bench.results["indexing_summary"] = summarize_indexing(
                 bench.results["indexing"]["runs"]
             )

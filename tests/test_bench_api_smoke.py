@@ -22,29 +22,34 @@ if TYPE_CHECKING:
 CLIENTS = [1, 16, 64]
 
 
-@pytest.mark.slow
-def test_bench_api_smoke(database_url: str, schema: str, tmp_path: Path, repo_root: Path) -> None:
-    results_dir = tmp_path / "results"
+def _bench(repo_root: Path, script: str, *args: str) -> None:
+    """Run ``bench/<script>`` with ``args``; it must exit 0."""
     out = subprocess.run(
-        [
-            sys.executable,
-            str(repo_root / "bench" / "api.py"),
-            "--smoke",
-            "--url",
-            database_url,
-            "--schema",
-            schema,
-            "--work-dir",
-            str(tmp_path / "work"),
-            "--results-dir",
-            str(results_dir),
-        ],
+        [sys.executable, str(repo_root / "bench" / script), *args],
         capture_output=True,
         text=True,
         timeout=300,
         check=False,
     )
     assert out.returncode == 0, out.stdout[-4000:] + out.stderr[-4000:]
+
+
+@pytest.mark.slow
+def test_bench_api_smoke(database_url: str, schema: str, tmp_path: Path, repo_root: Path) -> None:
+    results_dir = tmp_path / "results"
+    _bench(
+        repo_root,
+        "api.py",
+        "--smoke",
+        "--url",
+        database_url,
+        "--schema",
+        schema,
+        "--work-dir",
+        str(tmp_path / "work"),
+        "--results-dir",
+        str(results_dir),
+    )
     results = json.loads((results_dir / "api.json").read_text())
     assert (results_dir / "api.md").read_text().startswith("# API benchmark")
     assert results["smoke"] is True
@@ -83,30 +88,23 @@ def test_bench_api_layouts_smoke_low_priority(
 ) -> None:
     """One pair of ``api_layouts.py``: the run under load with its API at low priority."""
     results_dir, work = tmp_path / "results", tmp_path / "work"
-    out = subprocess.run(
-        [
-            sys.executable,
-            str(repo_root / "bench" / "api_layouts.py"),
-            "--smoke",
-            "--rounds",
-            "1",
-            "--layouts",
-            "workers-low",
-            "--url",
-            database_url,
-            "--schema",
-            schema,
-            "--work-dir",
-            str(work),
-            "--results-dir",
-            str(results_dir),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
+    _bench(
+        repo_root,
+        "api_layouts.py",
+        "--smoke",
+        "--rounds",
+        "1",
+        "--layouts",
+        "workers-low",
+        "--url",
+        database_url,
+        "--schema",
+        schema,
+        "--work-dir",
+        str(work),
+        "--results-dir",
+        str(results_dir),
     )
-    assert out.returncode == 0, out.stdout[-4000:] + out.stderr[-4000:]
     results = json.loads((results_dir / "api_layouts.json").read_text())
     (pair,) = results["pairs"]
     assert pair["layout"] == "workers-low"
@@ -123,25 +121,18 @@ def test_bench_api_layouts_smoke_low_priority(
 @pytest.mark.slow
 def test_bench_api_server_cost_smoke(tmp_path: Path, repo_root: Path) -> None:
     """Each server stack of ``api_server_cost.py`` answers every request it is sent."""
-    out = subprocess.run(
-        [
-            sys.executable,
-            str(repo_root / "bench" / "api_server_cost.py"),
-            "--runs",
-            "1",
-            "--seconds",
-            "1",
-            "--rate",
-            "50",
-            "--results-dir",
-            str(tmp_path),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
+    _bench(
+        repo_root,
+        "api_server_cost.py",
+        "--runs",
+        "1",
+        "--seconds",
+        "1",
+        "--rate",
+        "50",
+        "--results-dir",
+        str(tmp_path),
     )
-    assert out.returncode == 0, out.stdout[-4000:] + out.stderr[-4000:]
     results = json.loads((tmp_path / "api_server_cost.json").read_text())
     runs = results["runs"]
     assert sorted(r["stack"] for r in runs) == ["hypercorn", "hypercorn+starlette", "socket"]
@@ -157,28 +148,21 @@ def test_bench_api_toggle_smoke(
 ) -> None:
     """``api.py --toggle``: every layout indexes while serving the toggled load, and is read."""
     results_dir, work = tmp_path / "results", tmp_path / "work"
-    out = subprocess.run(
-        [
-            sys.executable,
-            str(repo_root / "bench" / "api.py"),
-            "--smoke",
-            "--toggle",
-            "0.2",
-            "--url",
-            database_url,
-            "--schema",
-            schema,
-            "--work-dir",
-            str(work),
-            "--results-dir",
-            str(results_dir),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
+    _bench(
+        repo_root,
+        "api.py",
+        "--smoke",
+        "--toggle",
+        "0.2",
+        "--url",
+        database_url,
+        "--schema",
+        schema,
+        "--work-dir",
+        str(work),
+        "--results-dir",
+        str(results_dir),
     )
-    assert out.returncode == 0, out.stdout[-4000:] + out.stderr[-4000:]
     results = json.loads((results_dir / "api_toggle.json").read_text())
     runs = results["toggle"]["runs"]
     assert sorted(r["layout"] for r in runs) == ["in-process", "workers", "workers-low"]

@@ -64,6 +64,26 @@ class IndexingPlan:
     load: str = "graphql"
 
 
+def load_spec(plan: IndexingPlan, sampled: tuple[list[str], list[str]]) -> dict[str, Any]:
+    """The load generator's open-loop spec: ``plan.load`` at ``plan.rate`` over these ids/tokens."""
+    return {
+        "mode": "open",
+        "host": "127.0.0.1",
+        "port": None,
+        "verify_every": plan.verify_every,
+        "kinds": {
+            **kinds(TABLE, *sampled, allow_null=True),
+            "health": {"check": "health", "field": "status", "variables": [{}]},
+        },
+        "open": {
+            "rate": plan.rate,
+            "connections": plan.connections,
+            "mix": ["health"] if plan.load == "health" else ["by_id", "page"],
+            "max_backlog": max(100, int(2 * plan.rate)),
+        },
+    }
+
+
 def wait_for_table(url: str, schema: str, child: Child, timeout: float = 60.0) -> None:
     name = f"{schema}.{TABLE}"
     with psycopg.connect(url, autocommit=True) as conn:
@@ -103,22 +123,7 @@ def one_run(
     gen: OpenLoop | None = None
     if variant == "loaded":
         assert sampled is not None
-        spec = {
-            "mode": "open",
-            "host": "127.0.0.1",
-            "port": None,
-            "verify_every": plan.verify_every,
-            "kinds": {
-                **kinds(TABLE, *sampled, allow_null=True),
-                "health": {"check": "health", "field": "status", "variables": [{}]},
-            },
-            "open": {
-                "rate": plan.rate,
-                "connections": plan.connections,
-                "mix": ["health"] if plan.load == "health" else ["by_id", "page"],
-                "max_backlog": max(100, int(2 * plan.rate)),
-            },
-        }
+        spec = load_spec(plan, sampled)
         gen = OpenLoop(spec, plan.work_dir / "api" / "load", plan.env, f"{schema}-load")
         args += ["--serve", "--port", "0"]
         if plan.serve_workers is not None:
