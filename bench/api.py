@@ -260,8 +260,9 @@ def main(argv: list[str] | None = None) -> int:
         type=float,
         default=None,
         metavar="W",
-        help="indexing only, the load on in every other W-second window of each run, for each "
-        "place the API can run (writes api_toggle.{json,md}; _api/toggle.py)",
+        help="measure the indexing slowdown within runs, the load on in every other W-second "
+        "window, for each place the API can run, instead of by pairs (writes "
+        "api_toggle.{json,md}; with the closed loop, api.md judges the target by it)",
     )
     args = p.parse_args(argv)
     if args.api_priority != "normal" and args.serve_workers is None:
@@ -297,11 +298,13 @@ def main(argv: list[str] | None = None) -> int:
             f"data: {bench.results['data']['rows']:,} rows in {args.schema}"
             + (" (reused)" if built["reused"] else f", built in {built['total_seconds']:.1f}s")
         )
-        if not args.skip_closed and args.toggle is None:
+        if not args.skip_closed:
             _closed_loop(bench, project)
         if args.toggle is not None:
-            return _toggle(bench, url)
-        if not args.skip_indexing:
+            code = _toggle(bench, url)
+            if args.skip_closed:
+                return code  # api.{json,md} keep the last full run
+        elif not args.skip_indexing:
             bench.results["indexing"] = run_indexing(_plan(bench, url, "ba"))
             bench.results["indexing_summary"] = summarize_indexing(
                 bench.results["indexing"]["runs"]
@@ -310,12 +313,17 @@ def main(argv: list[str] | None = None) -> int:
         if smoke:
             drop_schema(url, args.schema, checkpoint=False)
     bench.results["targets"] = targets(
-        bench.results.get("scenario_summary") or [], bench.results.get("indexing_summary")
+        bench.results.get("scenario_summary") or [],
+        bench.results.get("indexing_summary"),
+        bench.results.get("toggle_summary") if args.load == "graphql" else None,
+        args.rate,
     )
     with contextlib.suppress(OSError):
         bench.results["machine"]["loadavg_at_end"] = Path("/proc/loadavg").read_text().split()[:3]
     bench.save()
     md = markdown(bench.results)
+    if "toggle" in bench.results:
+        md += "\n#" + toggle.markdown(bench.results)  # its table, one heading level down
     (args.results_dir / "api.md").write_text(md)
     print(md)
     return 1 if bench.errors else 0
