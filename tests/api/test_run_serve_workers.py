@@ -24,11 +24,10 @@ if TYPE_CHECKING:
 pytestmark = pytest.mark.skipif(sys.platform != "linux", reason="--workers needs Linux")
 
 
-def test_run_serve_workers_answer_while_the_indexing_process_does_not(
-    tmp_path: Path, database_url: str, schema: str
-) -> None:
+def _run_with_two_workers(tmp_path: Path, database_url: str, schema: str, *flags: str) -> Process:
+    """``indexer run <project> --serve --port 0 --workers 2 FLAGS`` on a new project."""
     project = make_project(tmp_path, schema)
-    p = Process(
+    return Process(
         "run",
         str(project),
         "--serve",
@@ -36,8 +35,15 @@ def test_run_serve_workers_answer_while_the_indexing_process_does_not(
         "0",
         "--workers",
         "2",
+        *flags,
         env={"INDEXER_DATABASE_URL": database_url},
     )
+
+
+def test_run_serve_workers_answer_while_the_indexing_process_does_not(
+    tmp_path: Path, database_url: str, schema: str
+) -> None:
+    p = _run_with_two_workers(tmp_path, database_url, schema)
     try:
         base = p.wait_for(
             r"serving the API on (http://127\.0\.0\.1:\d+) \(GraphQL at /graphql; 2 worker"
@@ -80,19 +86,7 @@ def test_low_priority_workers_answer_on_idle_cpu_only(
     tmp_path: Path, database_url: str, schema: str
 ) -> None:
     """`--api-priority low`: every thread of the workers runs under SCHED_IDLE; indexing does not."""
-    project = make_project(tmp_path, schema)
-    p = Process(
-        "run",
-        str(project),
-        "--serve",
-        "--port",
-        "0",
-        "--workers",
-        "2",
-        "--api-priority",
-        "low",
-        env={"INDEXER_DATABASE_URL": database_url},
-    )
+    p = _run_with_two_workers(tmp_path, database_url, schema, "--api-priority", "low")
     try:
         base = p.wait_for(
             r"serving the API on (http://127\.0\.0\.1:\d+) \(GraphQL at /graphql; "
