@@ -38,10 +38,11 @@ if TYPE_CHECKING:
     from starlette.requests import Request
 
     from ._events import EventHub
+    from ._options import ApiLimits
     from ._reader import Reader
     from ._view import ApiView
 
-__all__ = ["ApiLimits", "build_app"]
+__all__ = ["build_app"]
 
 log = logging.getLogger("indexer.api")
 
@@ -49,16 +50,6 @@ _KEEPALIVE_SECONDS = 15.0
 # Queries up to this long parse in well under a millisecond (and are cached):
 # a thread hop would cost more than it saves.
 _INLINE_PARSE_CHARS = 2_000
-
-
-@dataclass(frozen=True)
-class ApiLimits:
-    """Bounds on what one request may ask for (docs/api.md)."""
-
-    max_body_bytes: int = 100_000
-    max_depth: int = 10
-    max_aliases: int = 30
-    sql_row_cap: int = 10_000
 
 
 class JSONResponse(Response):

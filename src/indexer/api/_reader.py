@@ -27,21 +27,16 @@ from .._errors import DatabaseError
 from .._redact import redact_url
 from ..persist import RetryPolicy, is_transient, numeric_as_int
 from ._lane import run_statement
+from ._options import DEFAULT_POOL_SIZE, DEFAULT_READ_RETRY_SECONDS, DEFAULT_STATEMENT_TIMEOUT
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable, Sequence
 
-__all__ = ["DEFAULT_POOL_SIZE", "DEFAULT_READ_RETRY_SECONDS", "DEFAULT_STATEMENT_TIMEOUT", "Reader"]
+__all__ = ["Reader"]
 
 log = logging.getLogger("indexer.api")
 
 T = TypeVar("T")
-
-DEFAULT_STATEMENT_TIMEOUT = 10.0
-DEFAULT_POOL_SIZE = 8
-# A request waits this long for the database to come back before a 503:
-# long enough for a restart or a failover, short enough for a client.
-DEFAULT_READ_RETRY_SECONDS = 10.0
 
 
 class Reader:

@@ -13,7 +13,6 @@ from __future__ import annotations
 import logging
 import os
 import socket
-from dataclasses import dataclass, field
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
@@ -22,42 +21,22 @@ from hypercorn.config import Config
 from hypercorn.trio import serve
 
 from .._errors import ConfigError
-from ._app import ApiLimits, build_app
+from ._app import build_app
 from ._events import EventHub
-from ._reader import (
-    DEFAULT_POOL_SIZE,
-    DEFAULT_READ_RETRY_SECONDS,
-    DEFAULT_STATEMENT_TIMEOUT,
-    Reader,
-)
+from ._reader import Reader
 from ._view import ApiView
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
 
     from ..store import EntitySpec
+    from ._options import ApiOptions
     from ._status import ChainTarget
 
-__all__ = ["DEFAULT_PORT", "ApiOptions", "open_listener", "serve_api", "serve_view"]
+__all__ = ["open_listener", "serve_api", "serve_view"]
 
 _server_log = logging.getLogger("indexer.api.server")
 _server_log.setLevel(logging.WARNING)
-
-DEFAULT_PORT = 42069
-
-
-@dataclass(frozen=True)
-class ApiOptions:
-    """Where and how to serve (the ``--host``/``--port``/``--cors-origin`` flags)."""
-
-    host: str = "127.0.0.1"
-    port: int = DEFAULT_PORT
-    cors_origins: tuple[str, ...] = ()
-    statement_timeout: float = DEFAULT_STATEMENT_TIMEOUT
-    pool_size: int = DEFAULT_POOL_SIZE
-    # How long a GraphQL or SQL request retries a lost connection before a 503.
-    read_retry_seconds: float = DEFAULT_READ_RETRY_SECONDS
-    limits: ApiLimits = field(default_factory=ApiLimits)
 
 
 def _bind(host: str, port: int) -> str:

@@ -24,7 +24,7 @@ if TYPE_CHECKING:
     from collections.abc import Sequence
 
     from ..store import EntitySpec
-    from ._app import ApiLimits
+    from ._options import ApiLimits
     from ._status import ChainTarget
 
 __all__ = ["ApiView", "Served"]

@@ -71,8 +71,8 @@ from typing import TYPE_CHECKING, Any
 
 import trio
 
+from .. import api
 from .._errors import IndexerError
-from ..api import ApiView, serve_view
 from ..config import load_config
 from ..runtime import load_handlers, resolve_database
 from ._codegen import GENERATED_FILE, write_types
@@ -153,7 +153,7 @@ class _Dev:
         self.changed = trio.Event()
         self.stopping = False
         self.config_digest = ""
-        self.view: ApiView | None = None
+        self.view: api.ApiView | None = None
         self.api_schema = ""
         self.api_fingerprint: str | None = None
 
@@ -331,9 +331,9 @@ class _Dev:
             why = f"the handlers could not be loaded ({exc}); fix them and save"
         if self.view is None:
             options = api_options(self.args)
-            self.view = ApiView(options.limits, None, targets, reason=why)
+            self.view = api.ApiView(options.limits, None, targets, reason=why)
             self.api_schema = config.schema
-            binds = await nursery.start(serve_view, self.url, config.schema, self.view, options)
+            binds = await nursery.start(api.serve_view, self.url, config.schema, self.view, options)
             print(
                 f"dev: serving {config.name} on {', '.join(binds)} (GraphQL at /graphql)",
                 flush=True,

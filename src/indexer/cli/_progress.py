@@ -5,11 +5,9 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING
 
-from rich.console import Console
-from rich.live import Live
-from rich.table import Table
-
 if TYPE_CHECKING:
+    from rich.console import Console
+
     from ..runtime import RunStatus
 
 __all__ = ["LineReporter", "LiveReporter"]
@@ -34,6 +32,11 @@ class LiveReporter:
     """Renders a table per update inside a ``rich.live.Live``."""
 
     def __init__(self, console: Console | None = None) -> None:
+        # rich is imported here, on a terminal only: runs without one
+        # (services, benchmarks, spawned children) skip its ~40 ms of imports.
+        from rich.console import Console
+        from rich.live import Live
+
         self.console = console or Console(stderr=True)
         self.live = Live(console=self.console, refresh_per_second=4, transient=False)
 
@@ -45,6 +48,8 @@ class LiveReporter:
         self.live.__exit__(None, None, None)
 
     def __call__(self, status: RunStatus) -> None:
+        from rich.table import Table
+
         table = Table(
             title=f"indexing — {status.events:,} events, {status.events_per_second:,.0f} events/s"
         )

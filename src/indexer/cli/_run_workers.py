@@ -38,7 +38,7 @@ from typing import TYPE_CHECKING, Any
 import orjson
 import trio
 
-from ..api import open_listener
+from .. import api
 from ._serve import StallView, index_then_serve_on, serve_until_stopped
 from ._workers import check_platform, fork_workers, stop_workers, wait_for_exit
 
@@ -159,7 +159,7 @@ def open_api_workers(
     """
     check_platform("`run --serve --workers`")
     board = HealthBoard()
-    listener = open_listener(api_options.host, api_options.port)
+    listener = api.open_listener(api_options.host, api_options.port)
 
     async def serve(sock: socket.socket, _announce: bool) -> None:
         if low_priority:

@@ -16,7 +16,8 @@ from typing import TYPE_CHECKING, Any
 
 import trio
 
-from ..api import DEFAULT_PORT, ApiOptions, ChainTarget, serve_api
+from .. import api
+from ..api import DEFAULT_PORT, ApiOptions
 from ._workers import serve_in_workers
 
 if TYPE_CHECKING:
@@ -122,9 +123,9 @@ def api_options(args: argparse.Namespace) -> ApiOptions:
     )
 
 
-def _targets(config: ProjectConfig) -> list[ChainTarget]:
+def _targets(config: ProjectConfig) -> list[api.ChainTarget]:
     return [
-        ChainTarget(c.id, c.start_block, c.end_block, c.source.rpc is not None)
+        api.ChainTarget(c.id, c.start_block, c.end_block, c.source.rpc is not None)
         for c in config.chains
     ]
 
@@ -157,7 +158,7 @@ async def serve_until_stopped(
     async with trio.open_nursery() as nursery:
         binds = await nursery.start(
             partial(
-                serve_api,
+                api.serve_api,
                 url,
                 config.schema,
                 handlers.entities,
@@ -221,7 +222,7 @@ async def run_and_serve(
     async with trio.open_nursery() as nursery:
         binds = await nursery.start(
             partial(
-                serve_api,
+                api.serve_api,
                 url,
                 config.schema,
                 handlers.entities,

@@ -30,8 +30,8 @@ from typing import TYPE_CHECKING
 
 import trio
 
+from .. import api
 from .._errors import ConfigError, IndexerError
-from ..api import open_listener
 
 if TYPE_CHECKING:
     import socket
@@ -71,7 +71,7 @@ def serve_in_workers(
         WorkerExited: a worker ended by itself; the others were stopped.
     """
     check_platform("--workers above 1")
-    listener = open_listener(host, port)
+    listener = api.open_listener(host, port)
     children: list[tuple[int, int]] = []
     try:
         children = fork_workers(workers - 1, listener, serve)

@@ -1,0 +1,70 @@
+"""``indexer run`` without ``--serve`` never imports the HTTP server stack.
+
+Hypercorn, Starlette, graphql-core and rich are about a quarter of a second
+of imports.  A run pays it once in its own process and once more in every
+child it spawns (the file reader, the JSON-RPC log worker), since a spawned
+child runs the ``indexer`` script's imports again.  ``indexer.api`` loads its
+server modules on first use for that reason (docs/design.md, module map: `api/_options.py`).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from typing import TYPE_CHECKING
+
+import pytest
+
+import indexer.api
+
+from ._projects import make_project
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+SERVER_STACK = ("hypercorn", "starlette", "graphql", "h11", "rich", "watchfiles")
+
+_RUN = """
+import json, sys
+from indexer.cli import main
+code = main(["run", sys.argv[1], "--no-progress"])
+loaded = sorted({m.split(".")[0] for m in sys.modules})
+print(json.dumps({"code": code, "loaded": loaded}))
+"""
+
+
+def test_a_run_without_serve_loads_no_server_module(
+    tmp_path: Path, database_url: str, schema: str
+) -> None:
+    project = make_project(tmp_path, schema)
+    done = subprocess.run(
+        [sys.executable, "-c", _RUN, str(project)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "INDEXER_DATABASE_URL": database_url},
+    )
+    assert done.returncode == 0, done.stderr
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    assert result["code"] == 0
+    assert "psycopg" in result["loaded"]  # it did index: the check below means something
+    assert [m for m in SERVER_STACK if m in result["loaded"]] == []
+
+
+@pytest.mark.parametrize("name", sorted(indexer.api.__all__))
+def test_every_api_name_loads_on_first_use(name: str) -> None:
+    done = subprocess.run(
+        [sys.executable, "-c", f"import indexer.api as a; print(repr(a.{name}))"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip()
+
+
+def test_an_unknown_api_name_is_an_attribute_error() -> None:
+    with pytest.raises(AttributeError, match="no attribute 'serve_apii'"):
+        indexer.api.serve_apii  # type: ignore[attr-defined]  # noqa: B018
