@@ -308,3 +308,26 @@ async def _has_child(pid: int) -> bool:
         if (await (task / "children").read_text()).split():
             return True
     return False
+
+
+async def test_the_worker_starts_while_the_fetcher_does_the_next_ranges(
+    tmp_path: Path, database_url: str, schema: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The child imports for about half a second before it can answer: the
+    fetcher does the first far range and the next two itself, and the child's
+    first request (sent as it starts) is the range after those, so nothing
+    it fetches is thrown away."""
+    caplog.set_level(logging.DEBUG, "indexer.sources.rpc")
+    rng = random.Random(7)
+    chain = ScriptedChain(1, head=90, logs=random_logs(rng, range(1, 91), per_block=6))
+    async with open_rpc_server(chain) as server:
+        # Far blocks 1..82 (the window holds the last 8) in ranges of 6: 14 far ranges.
+        project = make_rpc_project(tmp_path, schema, server.url, end_block=90, max_reorg_depth=8)
+        tuning = {**WORKER, "initial_span": 6, "max_span": 6}
+        await run(project, database_url, rpc_tuning=tuning, chunk_logs=7)
+        assert tables(database_url, schema) == expected(chain)
+    closing = [r.getMessage() for r in caplog.records if "log worker fetched" in r.getMessage()]
+    assert closing == [
+        f"chain 1 ({server.url}): the JSON-RPC log worker fetched 11 ranges "
+        "(0 prefetched ones discarded)"
+    ]
