@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import marshal
 import multiprocessing
-import signal
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -35,6 +34,7 @@ from ._decode import DecodedLog, DecodeRoute, LogDecoder, route_filter
 from ._file import read_log_file
 from ._file_fields import FileFieldPlan, FileFields, FileJoin
 from ._schedule import BlockSchedule
+from ._spawn import deaf_to_sigint, start_child
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Sequence
@@ -48,7 +48,7 @@ if TYPE_CHECKING:
 # route, the Blocks block handlers run at in the chunk or None).
 Chunk = tuple[int, list[DecodedLog], dict[int, int], "dict[int, Block] | None"]
 
-__all__ = ["deaf_to_sigint", "open_file_reader", "start_child"]
+__all__ = ["open_file_reader"]
 
 _CHUNK, _ERROR, _DONE = b"C", b"E", b"D"
 _NO_SCHEDULE = BlockSchedule()
@@ -124,33 +124,6 @@ def _child(
         conn.send_bytes(_ERROR + marshal.dumps(("SourceError", message)))
     finally:
         conn.close()
-
-
-async def start_child(process: BaseProcess) -> None:
-    """``process.start()`` with SIGINT ignored, so that the child never sees Ctrl+C.
-
-    Ctrl+C reaches the whole process group; the parent finishes its batch
-    and then ends its children itself.  An ignored signal stays ignored in
-    the new interpreter (a blocked one does not: multiprocessing's spawn
-    clears the mask), so a Ctrl+C while the child is still importing no
-    longer prints a traceback.  The parent ignores SIGINT only while the
-    child is being started (milliseconds; longer if the child's arguments
-    exceed a pipe's buffer); a Ctrl+C in that window is lost.
-    """
-    try:
-        old = signal.signal(signal.SIGINT, signal.SIG_IGN)
-    except ValueError:  # not the main thread: the child keeps the default
-        old = None
-    try:
-        await trio.to_thread.run_sync(process.start)
-    finally:
-        if old is not None:
-            signal.signal(signal.SIGINT, old)
-
-
-def deaf_to_sigint() -> None:
-    """In a child: ignore SIGINT (already so when started by :func:`start_child`)."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 class _Chunks:

@@ -44,9 +44,9 @@ import trio
 from .._errors import DecodeError, SourceError
 from .._gc import tune_gc
 from ._decode import DecodeRoute, LogDecoder
-from ._process import deaf_to_sigint, start_child
 from ._rpc import RpcRangeError, is_range_error
 from ._rpc_ranges import Part, decode_parts, raw_logs
+from ._spawn import deaf_to_sigint, start_child
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Sequence

@@ -1,0 +1,99 @@
+"""Starting the sources' child processes: the file reader and the JSON-RPC log worker.
+
+Both are ``multiprocessing`` children started with ``spawn`` (a fresh
+interpreter: forking a process that runs Trio and a writer thread could copy
+a lock held by another thread).  Two things about spawn are handled here:
+
+* **Ctrl+C.** It reaches the whole process group; the parent finishes its
+  batch and then ends its children itself, so a child must not see it (see
+  :func:`start_child`).
+* **The parent's ``__main__``.** Spawn runs the parent's main script again in
+  the child (as ``__mp_main__``), so that functions defined there can be
+  found.  The children's entry points are functions of this package, never
+  of the user's script, and running that script again did harm: a script
+  that calls ``run_project`` at module level (docs/reference.md, "Running
+  from Python", has no ``if __name__ == "__main__":``) started a second run
+  in the child, which failed on the run lock and took the reader with it;
+  the ``indexer`` command's script made each child import the whole CLI
+  again.  The child is therefore started with the main script hidden from
+  spawn (:func:`_without_main_script`).
+"""
+
+from __future__ import annotations
+
+import signal
+import sys
+import threading
+from contextlib import contextmanager
+from typing import TYPE_CHECKING
+
+import trio
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+    from multiprocessing.process import BaseProcess
+
+__all__ = ["deaf_to_sigint", "start_child"]
+
+# Two chains may start children at once, each from a worker thread.
+_MAIN_LOCK = threading.Lock()
+_HIDDEN = object()
+
+
+async def start_child(process: BaseProcess) -> None:
+    """``process.start()`` with SIGINT ignored and the main script not run again in the child.
+
+    An ignored signal stays ignored in the new interpreter (a blocked one
+    does not: multiprocessing's spawn clears the mask), so a Ctrl+C while
+    the child is still importing no longer prints a traceback.  The parent
+    ignores SIGINT only while the child is being started (milliseconds;
+    longer if the child's arguments exceed a pipe's buffer); a Ctrl+C in
+    that window is lost.
+    """
+    try:
+        old = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    except ValueError:  # not the main thread: the child keeps the default
+        old = None
+    try:
+        await trio.to_thread.run_sync(_start, process)
+    finally:
+        if old is not None:
+            signal.signal(signal.SIGINT, old)
+
+
+def _start(process: BaseProcess) -> None:
+    with _without_main_script():
+        process.start()
+
+
+@contextmanager
+def _without_main_script() -> Iterator[None]:
+    """While spawn reads them, ``__main__`` has no file and no spec: the child leaves its own alone.
+
+    Spawn decides what the child runs as its ``__main__`` from the parent's
+    ``__main__.__spec__`` (a module, imported again unless its name ends in
+    ``__main__``) or else its ``__file__`` (a script, run again), when it
+    starts the process; with neither it runs nothing.  Both are put back
+    before this returns.
+    """
+    main = sys.modules.get("__main__")
+    if main is None:
+        yield
+        return
+    with _MAIN_LOCK:
+        saved_file = main.__dict__.pop("__file__", _HIDDEN)
+        saved_spec = main.__dict__.get("__spec__", _HIDDEN)
+        if saved_spec is not _HIDDEN:
+            main.__spec__ = None
+        try:
+            yield
+        finally:
+            if saved_file is not _HIDDEN:
+                main.__file__ = saved_file
+            if saved_spec is not _HIDDEN:
+                main.__spec__ = saved_spec
+
+
+def deaf_to_sigint() -> None:
+    """In a child: ignore SIGINT (already so when started by :func:`start_child`)."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
