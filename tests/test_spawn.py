@@ -69,6 +69,30 @@ def test_a_script_without_a_main_guard_runs_a_file_project(
     assert table_rows(database_url, schema) == expected_balances()
 
 
+def test_a_script_run_as_a_module_runs_a_file_project(
+    tmp_path: Path, database_url: str, schema: str
+) -> None:
+    # `python -m pkg.index_it`: __main__ has a spec naming the module, which
+    # spawn would import again in the child.
+    project = make_project(tmp_path, schema)
+    package = tmp_path / "pkg"
+    package.mkdir()
+    (package / "__init__.py").write_text("")
+    (package / "index_it.py").write_text(_SCRIPT.format())
+    done = subprocess.run(
+        [sys.executable, "-m", "pkg.index_it", str(project)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=tmp_path,
+        env={**os.environ, "INDEXER_DATABASE_URL": database_url},
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stderr.count("script ran") == 1
+    assert "events 7430" in done.stdout
+    assert table_rows(database_url, schema) == expected_balances()
+
+
 async def test_a_script_without_a_main_guard_runs_through_the_log_worker(
     tmp_path: Path, database_url: str, schema: str
 ) -> None:

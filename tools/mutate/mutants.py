@@ -1,4 +1,4 @@
-"""The mutant list: realistic one-line mistakes in store, persist, runtime and the API.
+"""The mutant list: realistic one-line mistakes in store, persist, runtime, the API and sources.
 
 Each mutant replaces ``old`` (which must occur exactly once in ``file``,
 relative to src/indexer; a few lines of context make it unique) with
@@ -33,6 +33,7 @@ CLASSES: dict[str, str] = {
     "speed": "a fast path that changes what is indexed or when it is written (issue 13)",
     "starve": "the processing loop keeping the loop's other tasks waiting for a whole range, "
     "or the API's low-priority workers taking CPU at the indexing's priority",
+    "spawn": "a source's child process running the parent's main script again",
 }
 
 
@@ -540,6 +541,31 @@ MUTANTS: tuple[Mutant, ...] = (
        "        factor = 1 if pending.history else CATCH_UP_FACTOR\n",
        "hand-overs stay four times further apart with the store near its memory target",
        (WRITER_INTERVAL,), fast=True),
+    _M("worker-asked-at-once", "speed", "sources/_rpc_source.py",
+       "_BOOT_RANGES = 2\n",
+       "_BOOT_RANGES = 0\n",
+       "the log worker is asked for the next range as it starts, and the loop waits for its imports",
+       ("tests/test_rpc_worker.py::test_the_worker_starts_while_the_fetcher_does_the_next_ranges",),
+       fast=True),
+    _M("worker-prefetch-without-parent-hash", "speed", "sources/_rpc_source.py",
+       "self._log_request(*nxt, known=ahead > 1 or None)",
+       "self._log_request(*nxt)",
+       "the worker's first request lacks the parent hash the fetcher then wants: fetched twice",
+       ("tests/test_rpc_worker.py::test_the_worker_starts_while_the_fetcher_does_the_next_ranges",),
+       fast=True),
+    # -- spawn
+    _M("child-runs-main-script", "spawn", "sources/_spawn.py",
+       "    with _without_main_script():\n        process.start()\n",
+       "    process.start()\n",
+       "a script that calls run_project without a main guard runs again in the reader child",
+       ("tests/test_spawn.py::test_a_script_without_a_main_guard_runs_a_file_project",),
+       fast=True),
+    _M("main-spec-left-for-spawn", "spawn", "sources/_spawn.py",
+       "        if saved_spec is not _HIDDEN:\n            main.__spec__ = None\n",
+       "",
+       "a script run with -m (main has a spec) is imported again in the child",
+       ("tests/test_spawn.py::test_a_script_run_as_a_module_runs_a_file_project",),
+       fast=True),
     _M("grandchildren-not-rescanned", "factory", "runtime/_factories.py",
        "            if handler and contract in self.parents:\n                self.rescan = True\n",
        "",
