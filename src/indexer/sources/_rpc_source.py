@@ -107,11 +107,8 @@ async def feed_rpc(
 # Ranges fetched after a "too large" before its span may be tried again.
 _CEILING_RANGES = 32
 
-# Far ranges the fetcher still fetches itself after starting the log worker.
-# The child takes 0.4-0.6 s to import before it can answer; asked for the
-# very next range, the loop sat idle for that long once its first range was
-# processed (0.59-0.66 s over bench/ponder.py's node).  Asked for the range
-# after these instead, it starts while the fetcher does them.
+# Far ranges the fetcher still does itself once it starts the log worker: the
+# child imports for ~0.5 s, which the loop waited out when asked for the next.
 _BOOT_RANGES = 2
 
 
@@ -360,7 +357,8 @@ class _Fetcher:
         least = self.o.log_worker_min_logs
         if self.worker is not None and least is not None and len(logs) >= least:
             if not self.worker.started:
-                await self.worker.start()  # worth it: the far ranges after the next go to the child
+                # Worth it: the child takes the far ranges after the next few.
+                await self.worker.start()
                 self.boot_left = _BOOT_RANGES
             await self._prefetch()
         return ranges
@@ -418,17 +416,14 @@ class _Fetcher:
 
     def _next_far(self, ahead: int = 1) -> tuple[int, int] | None:
         """The range ``_fetch_range`` will ask for ``ahead`` ranges on if nothing changes, when it is far."""
-        o, first = self.o, self.next
-        window = self._window_start()
-        found = None
+        stop = min(self.head, self._window_start() - 1)
+        if self.o.end_block is not None:
+            stop = min(stop, self.o.end_block)
+        first, found = self.next, None
         for _ in range(ahead):
-            if (o.end_block is not None and first > o.end_block) or first > self.head:
+            if first > stop:
                 return None
-            if first >= window:
-                return None
-            last = min(first + self.span - 1, self.head, window - 1)
-            if o.end_block is not None:
-                last = min(last, o.end_block)
+            last = min(first + self.span - 1, stop)
             found = (first, last)
             first = last + 1
         return found
