@@ -121,6 +121,7 @@ def _plan(bench: Bench, url: str, tag: str) -> IndexingPlan:
         verify_every=args.verify_every,
         # Smoke runs index in a blink: keep the load on long enough to exercise it.
         min_load_seconds=1.0 if args.smoke else 0.0,
+        min_answers=1 if args.smoke else 0,
         serve_workers=args.serve_workers,
         api_priority=args.api_priority,
         load=args.load,

@@ -62,6 +62,10 @@ class IndexingPlan:
     errors: list[str] = field(default_factory=list)
     # "graphql": the by-id and page mix; "health": GET /health (no query).
     load: str = "graphql"
+    # Smoke runs: the load goes on past the run's end until this many answers
+    # are in (a low-priority API on a machine busy with other tests may get no
+    # CPU until the run is idle), at most a minute.
+    min_answers: int = 0
 
 
 def load_spec(plan: IndexingPlan, sampled: tuple[list[str], list[str]]) -> dict[str, Any]:
@@ -80,6 +84,7 @@ def load_spec(plan: IndexingPlan, sampled: tuple[list[str], list[str]]) -> dict[
             "connections": plan.connections,
             "mix": ["health"] if plan.load == "health" else ["by_id", "page"],
             "max_backlog": max(100, int(2 * plan.rate)),
+            "min_answers": plan.min_answers,
         },
     }
 

@@ -18,6 +18,8 @@ can.  Two modes (``spec["mode"]``):
   ``stop`` or EOF.  With ``open["toggle"] = {"epoch": T, "seconds": W}`` it sends only
   in the odd windows of W wall-clock seconds counted from the Unix time T (the
   toggle benchmark, ``_api/toggle.py``, reads the run's progress in the same windows).
+  With ``open["min_answers"] = N`` it goes on after ``stop`` until N answers are in, for
+  at most a minute (smoke runs, whose check needs an answer).
 
 Every answer must be 200 without ``"errors"``; every ``verify_every``-th is also
 parsed and checked (the by-id answer is the id asked, or null where allowed; a page
@@ -346,6 +348,10 @@ async def _open(spec: dict[str, Any]) -> dict[str, Any]:
     every = spec["verify_every"]
     send, receive = trio.open_memory_channel[tuple[float, _Kind, int]](op["max_backlog"])
     dropped = 0
+    need, answered = op.get("min_answers", 0), trio.Event()
+    latencies = [t.latencies for t in tallies.values()]
+    if need <= 0:
+        answered.set()
 
     async def worker(conn: _Conn) -> None:
         async for due, kind, i in receive:
@@ -354,6 +360,8 @@ async def _open(spec: dict[str, Any]) -> dict[str, Any]:
             ok, done = await _one(conn, kind, i, tally, tally.answers % every == 0)
             if ok:
                 tally.latencies.append(done - due)
+                if not answered.is_set() and sum(map(len, latencies)) >= need:
+                    answered.set()
 
     toggle = op.get("toggle")
 
@@ -385,6 +393,8 @@ async def _open(spec: dict[str, Any]) -> dict[str, Any]:
         nursery.start_soon(pacer)
         while (await _line(stdin, buf)) not in ("stop", ""):
             pass
+        with trio.move_on_after(60):
+            await answered.wait()
         nursery.cancel_scope.cancel()
     elapsed = trio.current_time() - started
     cpu = _cpu_shares(

@@ -7,6 +7,7 @@ import re
 from typing import TYPE_CHECKING
 
 import httpx
+import pytest
 import trio
 
 from indexer import load_config, load_handlers
@@ -189,3 +190,50 @@ async def test_health_carries_the_indexing_process_view(
                 "stalled": [{"chain_id": 1, "waiting_on": "the sources"}],
             }
         nursery.cancel_scope.cancel()
+
+
+async def _get_health(stream: trio.SocketStream) -> bytes:
+    """One ``GET /health`` on a kept-alive connection: the whole answer, or b"" if closed."""
+    await stream.send_all(b"GET /health HTTP/1.1\r\nHost: api\r\n\r\n")
+    got = b""
+    while b"\r\n\r\n" not in got or len(got) < got.index(b"\r\n\r\n") + 4 + int(
+        re.search(rb"content-length: (\d+)", got.lower()).group(1)  # type: ignore[union-attr]
+    ):
+        data = await stream.receive_some(65536)
+        if not data:
+            return got
+        got += data
+    return got
+
+
+async def _settled() -> None:
+    with trio.fail_after(10):
+        await trio.testing.wait_all_tasks_blocked(cushion=0.05)
+
+
+@pytest.fixture
+def jumpable_clock() -> trio.testing.MockClock:
+    """Real time (the server's start-up and reads sleep and time out as usual), plus jumps."""
+    return trio.testing.MockClock(rate=1.0)
+
+
+async def test_an_idle_connection_outlives_a_load_balancers(
+    tmp_path: Path, database_url: str, schema: str, jumpable_clock: trio.testing.MockClock
+) -> None:
+    """A load balancer keeps idle connections to its backends open for up to 60 s (AWS's
+    ALB); a server that closes one first makes it answer a client with a 502.  Hypercorn's
+    default is 5 s; the API keeps them for 75."""
+    project = _project(tmp_path, schema)
+    async with serving(project, database_url) as client:
+        host, port = str(client.base_url.host), client.base_url.port
+        assert port is not None
+        stream = await trio.open_tcp_stream(host, port)
+        assert (await _get_health(stream)).startswith(b"HTTP/1.1 200")
+        await _settled()  # the server has recycled the connection: its idle timer runs
+        jumpable_clock.jump(74)  # past Hypercorn's 5 s and a balancer's 60 s
+        assert (await _get_health(stream)).startswith(b"HTTP/1.1 200")
+        await _settled()
+        jumpable_clock.jump(76)  # idle past the 75 s: the server ends it
+        with trio.fail_after(10):
+            assert await stream.receive_some(65536) == b""
+        await stream.aclose()

@@ -33,7 +33,9 @@ if TYPE_CHECKING:
     from ._options import ApiOptions
     from ._status import ChainTarget
 
-__all__ = ["open_listener", "serve_api", "serve_view"]
+__all__ = ["KEEP_ALIVE_SECONDS", "open_listener", "serve_api", "serve_view"]
+
+KEEP_ALIVE_SECONDS = 75.0  # above the common load balancers' idle timeouts (60 s)
 
 _server_log = logging.getLogger("indexer.api.server")
 _server_log.setLevel(logging.WARNING)
@@ -159,6 +161,14 @@ async def serve_view(
     # Hypercorn's own start-up line repeats what the CLI prints on stdout.
     config.errorlog = _server_log
     config.graceful_timeout = 1.0
+    # Hypercorn closes a keep-alive connection idle for 5 s by default.  A load
+    # balancer in front keeps its connections to the backend open longer (AWS's
+    # ALB for 60 s), and one that reuses a connection the server has just
+    # closed answers its client with a 502: the backend must outwait it.  A
+    # worker starved of CPU (`--api-priority low` on a busy machine) also used
+    # to find the timer due before the request it had not yet read, and closed
+    # the connection under it.
+    config.keep_alive_timeout = KEEP_ALIVE_SECONDS
     try:
         async with trio.open_nursery() as nursery:
             await nursery.start(hub.serve)
