@@ -80,7 +80,10 @@ async def test_three_nodes_one_dies_one_lags_one_rate_limits(
         limited.fail("*", times=3, kind="http_429")  # its first calls, the chain id check too
         urls = [dying.url, lagging.url, limited.url]
         project = make_rpc_project(tmp_path, schema, urls, end_block=end, max_reorg_depth=10)
-        tuning = {"timeout": 1.0, "initial_span": 5, "client_options": {"head_grace": 0.2}}
+        # The dying node's two hangs last this long each.  At 1 s, a CI machine whose two
+        # cores were busy with other tests made a healthy node miss it too, and timeouts
+        # on every node read as "too large" down to a single block (a fatal error).
+        tuning = {"timeout": 3.0, "initial_span": 5, "client_options": {"head_grace": 0.2}}
         watch = CommitWatch()
         done: list[RunSummary] = []
         async with trio.open_nursery() as nursery:
