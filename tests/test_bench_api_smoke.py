@@ -34,6 +34,20 @@ def _bench(repo_root: Path, script: str, *args: str) -> None:
     assert out.returncode == 0, out.stdout[-4000:] + out.stderr[-4000:]
 
 
+def _into(database_url: str, schema: str, work: Path, results_dir: Path) -> tuple[str, ...]:
+    """The flags that point a benchmark at the test database and this test's directories."""
+    return (
+        "--url",
+        database_url,
+        "--schema",
+        schema,
+        "--work-dir",
+        str(work),
+        "--results-dir",
+        str(results_dir),
+    )
+
+
 @pytest.mark.slow
 def test_bench_api_smoke(database_url: str, schema: str, tmp_path: Path, repo_root: Path) -> None:
     results_dir = tmp_path / "results"
@@ -41,14 +55,7 @@ def test_bench_api_smoke(database_url: str, schema: str, tmp_path: Path, repo_ro
         repo_root,
         "api.py",
         "--smoke",
-        "--url",
-        database_url,
-        "--schema",
-        schema,
-        "--work-dir",
-        str(tmp_path / "work"),
-        "--results-dir",
-        str(results_dir),
+        *_into(database_url, schema, tmp_path / "work", results_dir),
     )
     results = json.loads((results_dir / "api.json").read_text())
     assert (results_dir / "api.md").read_text().startswith("# API benchmark")
@@ -96,14 +103,7 @@ def test_bench_api_layouts_smoke_low_priority(
         "1",
         "--layouts",
         "workers-low",
-        "--url",
-        database_url,
-        "--schema",
-        schema,
-        "--work-dir",
-        str(work),
-        "--results-dir",
-        str(results_dir),
+        *_into(database_url, schema, work, results_dir),
     )
     results = json.loads((results_dir / "api_layouts.json").read_text())
     (pair,) = results["pairs"]
@@ -154,14 +154,7 @@ def test_bench_api_toggle_smoke(
         "--smoke",
         "--toggle",
         "0.2",
-        "--url",
-        database_url,
-        "--schema",
-        schema,
-        "--work-dir",
-        str(work),
-        "--results-dir",
-        str(results_dir),
+        *_into(database_url, schema, work, results_dir),
     )
     results = json.loads((results_dir / "api_toggle.json").read_text())
     runs = results["toggle"]["runs"]

@@ -51,6 +51,7 @@ from ._rpc_forks import check_tip, find_fork
 from ._rpc_options import RpcSourceOptions, open_source_client
 from ._rpc_pool import RpcPool
 from ._rpc_ranges import Part, build_ranges, decode_parts, raw_logs
+from ._rpc_span import SpanSizer
 from ._rpc_worker import LogRequest, LogWorker, WorkerRange, open_log_worker
 
 if TYPE_CHECKING:
@@ -104,9 +105,6 @@ async def feed_rpc(
             await fetcher.run(send)
 
 
-# Ranges fetched after a "too large" before its span may be tried again.
-_CEILING_RANGES = 32
-
 # Far ranges the fetcher still does itself once it starts the log worker: the
 # child imports for ~0.5 s, which the loop waited out when asked for the next.
 _BOOT_RANGES = 2
@@ -148,10 +146,7 @@ class _Fetcher:
         self.hashes = dict(stored_hashes)
         self.head = -1
         self.head_at = -float("inf")
-        self.span = options.initial_span
-        self.successes = 0
-        # The largest span not refused as too large lately (see _fetch_range).
-        self.ceiling, self.ceiling_left = options.max_span, 0
+        self.sizer = SpanSizer(options.initial_span, options.max_span)
         self.inconsistent = 0
         self.beyond_head = 0
         self.boot_left = 0  # far ranges still fetched here while the worker starts
@@ -220,7 +215,7 @@ class _Fetcher:
     async def _fetch_range(self) -> list[BlockRange] | Reorg:
         o, first = self.o, self.next
         window = self._window_start()
-        last = min(first + self.span - 1, self.head)
+        last = min(first + self.sizer.span - 1, self.head)
         if o.end_block is not None:
             last = min(last, o.end_block)
         if first < window <= last:
@@ -282,26 +277,17 @@ class _Fetcher:
                     f"{self.where}: eth_getLogs for the single block {first} failed ({exc}); the node cannot "
                     f"serve this block's logs even one block at a time."
                 ) from exc
-            self.span = max(1, (last - first + 1) // 2)
-            self.successes = 0
-            self.ceiling, self.ceiling_left = last - first, _CEILING_RANGES
+            self.sizer.refused(first, last)
             log.info(
-                "%s: eth_getLogs %d..%d too large, span now %d", self.where, first, last, self.span
+                "%s: eth_getLogs %d..%d too large, span now %d",
+                self.where,
+                first,
+                last,
+                self.sizer.span,
             )
             return []
         self.beyond_head = 0
-        self.successes += 1
-        self.ceiling_left -= 1
-        if self.ceiling_left <= 0:
-            # The chain's density changes: a refusal is forgotten in time.
-            self.ceiling = o.max_span
-        if self.successes >= 3 and last - first + 1 >= self.span:
-            grown = min(o.max_span, self.span * 2)
-            if grown > self.ceiling:
-                # Halfway to the span refused last, not back into it.
-                grown = max(self.span, (self.span + self.ceiling + 1) // 2)
-            self.span = grown
-            self.successes = 0
+        self.sizer.served(first, last)
         # Blocks up to here can no longer be replaced (see _window_start).
         final = window if self.o.max_reorg_depth else self.head
         self._fetched = fetched
@@ -423,7 +409,7 @@ class _Fetcher:
         for _ in range(ahead):
             if first > stop:
                 return None
-            last = min(first + self.span - 1, stop)
+            last = min(first + self.sizer.span - 1, stop)
             found = (first, last)
             first = last + 1
         return found
