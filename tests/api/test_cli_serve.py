@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import signal
@@ -32,7 +33,9 @@ class Process:
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             text=True,
-            env={**os.environ, **env},
+            # A fatal signal makes each process print every thread's stack
+            # (forked workers inherit it): see stop().
+            env={**os.environ, "PYTHONFAULTHANDLER": "1", **env},
         )
         self.lines: list[str] = []
         self._reader = threading.Thread(target=self._read, daemon=True)
@@ -54,9 +57,34 @@ class Process:
             time.sleep(0.05)
         raise AssertionError(f"no line matching {pattern!r}:\n" + "\n".join(self.lines))
 
-    def stop(self) -> int:
+    def stop(self, timeout: float = 60) -> int:
+        """SIGINT, then the exit code; on a hang, fail with every process's stacks."""
         self.proc.send_signal(signal.SIGINT)
-        code = self.proc.wait(timeout=60)
+        try:
+            code = self.proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            # Workers first: the parent may be the one waiting for them.
+            tree = _descendants(self.proc.pid)
+            for pid in [*tree, self.proc.pid]:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGABRT)
+                    os.kill(pid, signal.SIGCONT)  # a stopped process acts on nothing else
+                # One at a time, so that their stacks do not interleave.
+                deadline = time.monotonic() + 10
+                while not _gone(pid) and time.monotonic() < deadline:
+                    time.sleep(0.05)
+            try:
+                self.proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+            self._reader.join(timeout=10)
+            assert self.proc.stdout is not None
+            self.proc.stdout.close()
+            raise AssertionError(
+                f"no exit {timeout:.0f} s after SIGINT; processes {[self.proc.pid, *tree]} "
+                "were aborted, their stacks and output follow:\n" + "\n".join(self.lines)
+            ) from None
         self._reader.join(timeout=10)
         assert self.proc.stdout is not None
         self.proc.stdout.close()
@@ -126,8 +154,48 @@ def test_two_serve_processes_on_one_database(
 
 
 def _children(pid: int) -> list[int]:
-    text = Path(f"/proc/{pid}/task/{pid}/children").read_text()
-    return [int(p) for p in text.split()]
+    """Every child of ``pid``, whichever of its threads started it."""
+    found: list[int] = []
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        with contextlib.suppress(FileNotFoundError):  # a thread that just ended
+            found += [int(p) for p in (task / "children").read_text().split()]
+    return sorted(found)
+
+
+def _cmdline(pid: int) -> bytes:
+    return Path(f"/proc/{pid}/cmdline").read_bytes()
+
+
+def _workers(pid: int) -> list[int]:
+    """The forked API workers of ``pid``: its children running its own command line.
+
+    Not every child: a run also has its file reader and multiprocessing's
+    resource tracker (spawned, so with command lines of their own).
+    """
+    own = _cmdline(pid)
+    return [c for c in _children(pid) if _cmdline(c) == own]
+
+
+def _described(pids: list[int]) -> str:
+    """Each process's pid, state and command line, for a failure message."""
+    lines = []
+    for pid in pids:
+        try:
+            cmd = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+            state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+        except FileNotFoundError:
+            cmd, state = "(gone)", "-"
+        lines.append(f"{pid} {state} {cmd[:300]}")
+    return "\n".join(lines)
+
+
+def _descendants(pid: int) -> list[int]:
+    """``pid``'s children, grandchildren, ... (those still there), deepest last."""
+    found: list[int] = []
+    with contextlib.suppress(FileNotFoundError):
+        for child in _children(pid):
+            found += [child, *_descendants(child)]
+    return found
 
 
 def _gone(pid: int) -> bool:
@@ -155,7 +223,7 @@ def test_serve_workers_share_one_port(tmp_path: Path, database_url: str, schema:
         server = Process("serve", str(project), "--port", "0", "--workers", "2", env=env)
         try:
             line = server.wait_for(r"serving \S+ on (http://127\.0\.0\.1:\d+) .*2 worker processes")
-            (worker,) = _children(server.proc.pid)
+            (worker,) = _workers(server.proc.pid)
             # With the parent stopped, only the worker can accept: new
             # connections are still answered, from the same port.
             os.kill(server.proc.pid, signal.SIGSTOP)

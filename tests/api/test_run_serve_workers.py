@@ -16,7 +16,7 @@ import pytest
 from indexer.cli._run_workers import HealthBoard
 
 from .._projects import expected_balances, make_project
-from .test_cli_serve import TOP, Process, _children, _gone, _top_five
+from .test_cli_serve import TOP, Process, _children, _described, _gone, _top_five, _workers
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -49,8 +49,8 @@ def test_run_serve_workers_answer_while_the_indexing_process_does_not(
             r"serving the API on (http://127\.0\.0\.1:\d+) \(GraphQL at /graphql; 2 worker"
         ).group(1)
         p.wait_for(r"indexing finished; still serving")
-        workers = _children(p.proc.pid)
-        assert len(workers) == 2
+        workers = _workers(p.proc.pid)
+        assert len(workers) == 2, _described(_children(p.proc.pid))
         # Without --api-priority the workers keep the run's scheduling policy.
         assert {_policies(w) for w in workers} == {_policies(p.proc.pid)}
         # The indexing process stopped: the workers still answer, on its port.
@@ -99,8 +99,8 @@ def test_low_priority_workers_answer_on_idle_cpu_only(
                 page = client.post("/graphql", json={"query": TOP}).json()["data"]["accounts"]
                 assert [(i["id"], int(i["balance"])) for i in page["items"]] == _top_five()
                 assert client.get("/health").json() == {"status": "ok"}
-        workers = _children(p.proc.pid)
-        assert len(workers) == 2
+        workers = _workers(p.proc.pid)
+        assert len(workers) == 2, _described(_children(p.proc.pid))
         for w in workers:
             assert len(os.listdir(f"/proc/{w}/task")) > 1  # the reader's threads are counted
             assert _policies(w) == {os.SCHED_IDLE}
