@@ -3,13 +3,15 @@
     python bench/api_server_cost.py [--rate 200] [--seconds 10] [--runs 3]
 
 The same request (``GET /health``, a 15-byte JSON answer, keep-alive) is sent at
-``--rate`` requests/s over 16 connections to three servers in turn, each a process
+``--rate`` requests/s over 16 connections to four servers in turn, each a process
 of its own on a free loopback port:
 
 * ``socket``: a Trio task per connection that finds the end of each request's head
   and writes canned response bytes (no HTTP library: the floor of Trio's I/O);
 * ``hypercorn``: Hypercorn's Trio worker with a bare ASGI callable;
-* ``hypercorn+starlette``: the same with a Starlette route (the API's stack).
+* ``hypercorn+starlette``: the same with a Starlette route;
+* ``lean+starlette``: the same with Hypercorn's connection handler replaced by the
+  API's ``LeanConnection`` (``api/_transport.py``): the API's stack.
 
 The figure is the server process's CPU time (user + system, from /proc) over the
 measured seconds divided by the requests answered.  Runs rotate the order.  Output:
@@ -33,9 +35,11 @@ import trio
 from _machine import machine_info
 from _paths import RESULTS
 
+from indexer.api._serve import KEEP_ALIVE_SECONDS
+
 REQUEST = b"GET /health HTTP/1.1\r\nHost: bench\r\n\r\n"
 BODY = b'{"status":"ok"}'
-STACKS = ("socket", "hypercorn", "hypercorn+starlette")
+STACKS = ("socket", "hypercorn", "hypercorn+starlette", "lean+starlette")
 
 
 def _serve(stack: str, port: int) -> None:
@@ -70,7 +74,12 @@ def _serve(stack: str, port: int) -> None:
         await send({"type": "http.response.body", "body": BODY})
 
     app: Any = bare
-    if stack == "hypercorn+starlette":
+    if stack == "lean+starlette":
+        from indexer.api._transport import install
+
+        if not install():
+            raise RuntimeError("this Hypercorn is not the one LeanConnection was written for")
+    if stack.endswith("+starlette"):
         from starlette.applications import Starlette
         from starlette.responses import Response
         from starlette.routing import Route
@@ -82,6 +91,7 @@ def _serve(stack: str, port: int) -> None:
     config = Config()
     config.bind = [f"127.0.0.1:{port}"]
     config.accesslog = None
+    config.keep_alive_timeout = KEEP_ALIVE_SECONDS  # as the API's
     trio.run(serve, app, config)
 
 
@@ -178,7 +188,8 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     runs: list[dict[str, Any]] = []
     for r in range(args.runs):
-        for stack in STACKS[r % 3 :] + STACKS[: r % 3]:
+        k = r % len(STACKS)
+        for stack in STACKS[k:] + STACKS[:k]:
             got = _measure(stack, args.rate, args.seconds)
             runs.append({"stack": stack, "run": r + 1, **got})
             print(f"run {r + 1} {stack}: {got['ms_per_request']:.3f} ms/request", flush=True)

@@ -34,6 +34,8 @@ CLASSES: dict[str, str] = {
     "starve": "the processing loop keeping the loop's other tasks waiting for a whole range, "
     "or the API's low-priority workers taking CPU at the indexing's priority",
     "spawn": "a source's child process running the parent's main script again",
+    "connection": "the API's HTTP connections answering other bytes than the app's, or kept "
+    "after their client left",
 }
 
 
@@ -563,6 +565,24 @@ MUTANTS: tuple[Mutant, ...] = (
        "                raise\n",
        "a keep-alive connection the node closed while idle costs the log worker a range",
        ("tests/test_rpc_post.py::test_a_connection_the_node_dropped_is_replaced_once",), fast=True),
+    # -- connection: api/_transport.py
+    _M("lean-connection-not-installed", "connection", "api/_transport.py",
+       "    setattr(_hypercorn_run, \"TCPServer\", LeanConnection)",
+       "    return False",
+       "Hypercorn's own connection class: a client's closed socket is kept 75 s",
+       ("tests/api/test_transport.py",), fast=True),
+    _M("partial-write-sent-again", "connection", "api/_transport.py",
+       "                if sent:\n                    event = RawData(data=data[sent:])\n",
+       "",
+       "what the socket took at once is sent again by the locked path (a corrupt answer)",
+       ("tests/api/test_transport.py::test_an_answer_larger_than_the_socket_takes_arrives_whole_and_in_order",),
+       fast=True),
+    _M("idle-timer-outlives-the-client", "connection", "api/_transport.py",
+       "        finally:\n            self.idle_task.end()\n",
+       "        finally:\n            pass\n",
+       "a connection whose client closed it is kept until the keep-alive timer (75 s)",
+       ("tests/api/test_transport.py::test_a_connection_the_client_closed_is_closed_at_once",),
+       fast=True),
     # -- spawn
     _M("child-runs-main-script", "spawn", "sources/_spawn.py",
        "    with _without_main_script():\n        process.start()\n",
