@@ -135,7 +135,12 @@ def test_bench_api_server_cost_smoke(tmp_path: Path, repo_root: Path) -> None:
     )
     results = json.loads((tmp_path / "api_server_cost.json").read_text())
     runs = results["runs"]
-    assert sorted(r["stack"] for r in runs) == ["hypercorn", "hypercorn+starlette", "socket"]
+    assert sorted(r["stack"] for r in runs) == [
+        "hypercorn",
+        "hypercorn+starlette",
+        "lean+starlette",
+        "socket",
+    ]
     for r in runs:
         assert r["asked"] > 0
         assert r["requests"] == r["asked"], r
