@@ -15,7 +15,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from .._projects import expected_balances, make_project
+from .._projects import EXAMPLE, expected_balances, make_project
 
 TOP = (
     '{ accounts(orderBy: "balance", orderDirection: "desc", limit: 5,'
@@ -85,10 +85,14 @@ class Process:
                 f"no exit {timeout:.0f} s after SIGINT; processes {[self.proc.pid, *tree]} "
                 "were aborted, their stacks and output follow:\n" + "\n".join(self.lines)
             ) from None
+        self.close()
+        return code
+
+    def close(self) -> None:
+        """After the process ended: every line read, the pipe closed."""
         self._reader.join(timeout=10)
         assert self.proc.stdout is not None
         self.proc.stdout.close()
-        return code
 
 
 def _top_five() -> list[tuple[str, int]]:
@@ -120,6 +124,37 @@ def test_run_serve_answers_while_and_after_indexing(
         code = p.stop()
     assert code == 0, "\n".join(p.lines)
     assert any(line.startswith("done:") for line in p.lines)
+
+
+def test_a_ctrl_c_while_the_report_runs_stops_run_serve(
+    tmp_path: Path, database_url: str, schema: str
+) -> None:
+    """Between the run's end and the wait for Ctrl+C (the summary, the project's report) a
+    SIGINT is only noted; `run --serve` used to wait on for another one."""
+    example = (EXAMPLE / "handlers.py").read_text()
+    report = example.index("def report(")
+    handlers = (
+        example[:report]
+        + "def report(query: Any) -> str:\n"
+        + "    import os, signal\n\n"
+        + "    os.kill(os.getpid(), signal.SIGINT)  # as a Ctrl+C while the report runs\n"
+        + "    return 'reported'\n"
+    )
+    project = make_project(tmp_path, schema, handlers=handlers)
+    p = Process(
+        "run", str(project), "--serve", "--port", "0", env={"INDEXER_DATABASE_URL": database_url}
+    )
+    try:
+        code: int | None = p.proc.wait(timeout=120)
+    except subprocess.TimeoutExpired:
+        code = None  # still serving: stopped below with a second SIGINT
+    if code is None:
+        p.stop()
+    else:
+        p.close()
+    assert code == 0, "\n".join(p.lines)
+    assert any(line.startswith("done:") for line in p.lines)
+    assert "reported" in p.lines
 
 
 def test_two_serve_processes_on_one_database(

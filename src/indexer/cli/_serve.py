@@ -250,5 +250,8 @@ async def index_then_serve_on(
     finished(summary)
     if not summary.stopped:
         print("indexing finished; still serving (Ctrl+C to stop)", flush=True)
-        await wait_for_stop(lambda: False)
+        # A stop asked for since the run let go of the signals (during the
+        # summary or the project's report, say) was only noted: honour it.
+        stop_early = run_options.stop_early
+        await wait_for_stop(stop_early if stop_early is not None else lambda: False)
     return summary
