@@ -109,3 +109,26 @@ async def test_an_answer_larger_than_the_socket_takes_arrives_whole_and_in_order
     # Some piece was too large to be taken at once, and went the locked way.
     assert any(0 <= sent < size for sent, size in taken), taken
     assert any(sent == size for sent, size in taken), taken
+
+
+def test_install_leaves_a_hypercorn_of_another_shape_alone(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A Hypercorn whose worker uses another class, or whose class lacks a name the
+    subclass relies on, keeps its own handler: install says so and changes nothing."""
+    from hypercorn.trio import run as hypercorn_run
+    from hypercorn.trio.tcp_server import TCPServer
+
+    def handler() -> object:
+        return getattr(hypercorn_run, "TCPServer")  # noqa: B009 (not an export of it)
+
+    class Other:
+        pass
+
+    monkeypatch.setattr(hypercorn_run, "TCPServer", Other)
+    assert not transport.install()
+    assert handler() is Other
+
+    monkeypatch.setattr(hypercorn_run, "TCPServer", TCPServer)
+    monkeypatch.setattr(transport, "_USED", (*transport._USED, "a_name_it_never_had"))
+    assert not transport.install()
+    assert handler() is TCPServer
+    assert not transport.installed()

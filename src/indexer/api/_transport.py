@@ -151,10 +151,19 @@ def _write_now(sock: trio.socket.SocketType, data: bytes) -> int:
         return 0
 
 
-# What LeanConnection relies on in Hypercorn's TCPServer: attributes its
-# constructor sets, and methods.
-_ATTRIBUTES = ("send_lock", "idle_task", "stream", "context", "config")
-_METHODS = ("protocol_send", "_read_data", "_initiate_server_close", "_task_group")
+# The names of Hypercorn's TCPServer that LeanConnection uses (attributes
+# and methods); each must appear in that class's own code.
+_USED = (
+    "send_lock",
+    "idle_task",
+    "stream",
+    "context",
+    "config",
+    "_task_group",
+    "protocol_send",
+    "_read_data",
+    "_initiate_server_close",
+)
 
 
 def install() -> bool:
@@ -171,7 +180,7 @@ def install() -> bool:
     names = set(TCPServer.__init__.__code__.co_names)
     for fn in vars(TCPServer).values():
         names.update(getattr(getattr(fn, "__code__", None), "co_names", ()))
-    if not all(n in names for n in (*_ATTRIBUTES, *_METHODS)):
+    if not all(n in names for n in _USED):
         return False
     setattr(_hypercorn_run, "TCPServer", LeanConnection)  # noqa: B010 (not an export of it)
     return True
