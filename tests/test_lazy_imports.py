@@ -69,3 +69,40 @@ def test_every_api_name_loads_on_first_use() -> None:
 def test_an_unknown_api_name_is_an_attribute_error() -> None:
     with pytest.raises(AttributeError, match="no attribute 'serve_apii'"):
         indexer.api.serve_apii  # type: ignore[attr-defined]  # noqa: B018
+
+
+# What the package itself must not load: the runtime, the database driver, the metrics,
+# the config's YAML. A spawned child (file reader, log worker) imports `indexer.sources`,
+# and with it this package, at every start.
+CHILD_NEEDS_NONE_OF = ("psycopg", "prometheus_client", "yaml", "indexer.runtime", "indexer.persist")
+
+
+@pytest.mark.parametrize("module", ["indexer.sources._rpc_worker", "indexer.sources._process"])
+def test_a_source_child_imports_neither_the_runtime_nor_the_database(module: str) -> None:
+    check = (
+        f"import sys, {module}\n"
+        f"print(sorted(m for m in {CHILD_NEEDS_NONE_OF!r} if m in sys.modules))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", check], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[]"
+
+
+def test_every_top_level_name_loads_on_first_use() -> None:
+    check = (
+        "import indexer as i, sys\n"
+        "assert 'indexer.runtime' not in sys.modules and 'psycopg' not in sys.modules\n"
+        "from indexer import Context, Entity, Event, Index, on\n"
+        "print(sorted(n for n in i.__all__ if getattr(i, n) is None))\n"
+        "print(sorted(dir(i)) == sorted(i.__all__), i.run_project.__module__)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", check], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split("\n")[:2] == ["[]", "True indexer.runtime._run"]
+
+
+def test_an_unknown_top_level_name_is_an_attribute_error() -> None:
+    import indexer
+
+    with pytest.raises(AttributeError, match="no attribute 'run_projects'"):
+        indexer.run_projects  # type: ignore[attr-defined]  # noqa: B018
