@@ -30,11 +30,12 @@ import trio
 
 from .._errors import DecodeError, SourceError
 from .._gc import tune_gc
+from ._child import deaf_to_sigint
 from ._decode import DecodedLog, DecodeRoute, LogDecoder, route_filter
 from ._file import read_log_file
 from ._file_fields import FileFieldPlan, FileFields, FileJoin
 from ._schedule import BlockSchedule
-from ._spawn import deaf_to_sigint, start_child
+from ._spawn import start_child
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Sequence

@@ -23,8 +23,10 @@ import http.client
 import urllib.parse
 import urllib.request
 import zlib
+from typing import TYPE_CHECKING
 
-import httpx
+if TYPE_CHECKING:
+    import httpx
 
 __all__ = ["BlockingPost", "PostError"]
 
@@ -48,6 +50,10 @@ class BlockingPost:
         self._used = False
         self.url = url
         if urllib.request.getproxies_environment() or parts.scheme not in ("http", "https"):
+            # httpx only where it is used: a plain local node, the common case,
+            # spares the child its import (~20 ms of every start).
+            import httpx
+
             self._httpx = httpx.Client(timeout=timeout)
             return
         self.target = parts.path or "/"
@@ -60,6 +66,8 @@ class BlockingPost:
             self.headers["Authorization"] = f"Basic {token}"
         host, port = parts.hostname or "", parts.port
         if parts.scheme == "https":
+            import httpx
+
             context = httpx.create_ssl_context()
             self._conn = http.client.HTTPSConnection(host, port, timeout=timeout, context=context)
         else:
@@ -77,6 +85,8 @@ class BlockingPost:
             PostError: No answer: the connection failed, timed out or broke.
         """
         if self._httpx is not None:
+            import httpx
+
             try:
                 response = self._httpx.post(self.url, content=body, headers=self.headers)
             except httpx.HTTPError as exc:

@@ -38,169 +38,29 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-import orjson
 import trio
 
 from .._errors import DecodeError, SourceError
-from .._gc import tune_gc
-from ._decode import DecodeRoute, LogDecoder
 from ._rpc import RpcRangeError, is_range_error
-from ._rpc_post import BlockingPost, PostError
-from ._rpc_ranges import Part, decode_parts, raw_logs
-from ._spawn import deaf_to_sigint, start_child
+from ._rpc_child import child_main
+from ._spawn import start_child
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncIterator, Sequence
+    from collections.abc import AsyncIterator
     from multiprocessing.connection import Connection
     from multiprocessing.process import BaseProcess
+
+    from ._decode import LogDecoder
+    from ._rpc_ranges import Part
 
 __all__ = ["LogRequest", "LogWorker", "WorkerRange", "open_log_worker"]
 
 log = logging.getLogger("indexer.sources.rpc")
 
-_HEADERS = {"Content-Type": "application/json", "Accept": "application/json"}
-_BATCH = 100  # headers per request, as RpcClient.get_blocks sends them
 _ERRORS: dict[str, type[SourceError] | type[DecodeError]] = {
     "SourceError": SourceError,
     "DecodeError": DecodeError,
 }
-
-
-class _Child:
-    """The child's side: one node, one decoder."""
-
-    def __init__(
-        self, url: str, timeout: float, chain_id: int, routes: Sequence[DecodeRoute], keep_raw: bool
-    ) -> None:
-        self.url = url
-        self.client = BlockingPost(url, timeout, _HEADERS)
-        self.decoder = LogDecoder(chain_id, routes, keep_raw=keep_raw)
-        self.ids = 0
-
-    def range(
-        self,
-        where: str,
-        first: int,
-        last: int,
-        addresses: list[str] | None,
-        topic0s: list[str],
-        with_first: bool,
-        chunk_logs: int,
-    ) -> tuple[Any, ...]:
-        """One far range, as ``_far`` would fetch it.
-
-        ("parts", parent hash of ``first`` or None, hash of ``last``, parts),
-        ("lagging",) for a null header, ("error", code, message) for a
-        JSON-RPC error, ("other", why) for anything else, or ("raise", class
-        name, message) for what ``raw_logs`` or the decoder raised.
-        """
-        # The query RpcClient.get_logs sends.
-        query: dict[str, Any] = {"fromBlock": hex(first), "toBlock": hex(last)}
-        if addresses is not None:
-            query["address"] = addresses
-        query["topics"] = [topic0s]
-        logs = self._call([("eth_getLogs", [query])])
-        if not isinstance(logs, list):
-            return logs
-        logs = logs[0]
-        if not isinstance(logs, list):
-            return ("other", "not a list of logs")
-        try:
-            need = {int(lg["blockNumber"], 16) for lg in logs if lg.get("blockTimestamp") is None}
-        except (AttributeError, KeyError, TypeError, ValueError):
-            return ("other", "a malformed log")  # the fetcher's path names it
-        need.add(last)
-        if with_first:
-            need.add(first)
-        numbers = sorted(need)
-        headers: dict[int, Any] = {}
-        for i in range(0, len(numbers), _BATCH):
-            chunk = numbers[i : i + _BATCH]
-            got = self._call([("eth_getBlockByNumber", [hex(n), False]) for n in chunk])
-            if not isinstance(got, list):
-                return got
-            for n, header in zip(chunk, got, strict=True):
-                if header is None:
-                    return ("lagging",)
-                if not isinstance(header, dict):
-                    return ("other", "a header is not an object")
-                headers[n] = header
-        try:
-            first_parent = str(headers[first]["parentHash"]) if with_first else None
-            last_hash = str(headers[last]["hash"])
-            raws = raw_logs(where, logs, headers)
-            parts = decode_parts(self.decoder, first, last, raws, chunk_logs)
-        except (SourceError, DecodeError) as exc:
-            self.decoder.take_skipped()
-            return ("raise", type(exc).__name__, str(exc))
-        except (KeyError, TypeError):
-            return ("other", "a header without hash or parentHash")
-        return ("parts", first_parent, last_hash, parts)
-
-    def _call(self, calls: list[tuple[str, list[Any]]]) -> list[Any] | tuple[Any, ...]:
-        """The results of ``calls`` (one request, a batch if several), or the reply to send."""
-        items = []
-        for method, params in calls:
-            self.ids += 1
-            items.append({"jsonrpc": "2.0", "id": self.ids, "method": method, "params": params})
-        body = orjson.dumps(items if len(items) > 1 else items[0])
-        try:
-            status, content = self.client.post(body)
-        except PostError as exc:
-            return ("other", str(exc))
-        if status != 200:
-            return ("other", f"HTTP {status}")
-        try:
-            data = orjson.loads(content)
-        except orjson.JSONDecodeError:
-            return ("other", "not JSON")
-        answers = data if isinstance(data, list) else [data]
-        by_id: dict[Any, Any] = {}
-        for answer in answers:
-            if not isinstance(answer, dict):
-                return ("other", "not a JSON-RPC answer")
-            error = answer.get("error")
-            if error is not None:
-                code = error.get("code") if isinstance(error, dict) else None
-                message = error.get("message") if isinstance(error, dict) else None
-                if (code is None or type(code) is int) and isinstance(message, str):
-                    return ("error", code, message)
-                return ("other", "a malformed JSON-RPC error")
-            if "result" not in answer:
-                return ("other", "an answer without result")
-            by_id[answer.get("id")] = answer["result"]
-        try:
-            return [by_id[item["id"]] for item in items]
-        except KeyError:
-            return ("other", "an answer missing from the batch")
-
-
-def _child(
-    conn: Connection,
-    url: str,
-    timeout: float,
-    chain_id: int,
-    routes: Sequence[DecodeRoute],
-    keep_raw: bool,
-) -> None:
-    """The child process: answer each request, until the pipe closes."""
-    deaf_to_sigint()  # the parent ends this process (see start_child)
-    tune_gc()
-    child = _Child(url, timeout, chain_id, routes, keep_raw)
-    while True:
-        try:
-            args = marshal.loads(conn.recv_bytes())
-        except (EOFError, OSError):
-            return
-        try:
-            reply = child.range(*args)
-        except Exception as exc:  # anything else: report it, do not die silently
-            text = f"the JSON-RPC log worker failed: {type(exc).__name__}: {exc}"
-            reply = ("raise", "SourceError", text)
-        try:
-            conn.send_bytes(marshal.dumps(reply))
-        except (BrokenPipeError, OSError):
-            return  # the parent is gone
 
 
 @dataclass(frozen=True, slots=True)
@@ -311,7 +171,7 @@ class LogWorker:
         parent_end, child_end = ctx.Pipe(duplex=True)
         d = self.decoder
         self._process = ctx.Process(
-            target=_child,
+            target=child_main,
             args=(child_end, self.url, self.timeout, d.chain_id, list(d.routes), d.keep_raw),
             name=f"indexer-rpc-logs:{d.chain_id}",
             daemon=True,

@@ -33,7 +33,7 @@ if TYPE_CHECKING:
     from collections.abc import Iterator
     from multiprocessing.process import BaseProcess
 
-__all__ = ["deaf_to_sigint", "start_child"]
+__all__ = ["start_child"]
 
 # Two chains may start children at once, each from a worker thread.
 _MAIN_LOCK = threading.Lock()
@@ -92,8 +92,3 @@ def _without_main_script() -> Iterator[None]:
                 main.__file__ = saved_file
             if saved_spec is not _HIDDEN:
                 main.__spec__ = saved_spec
-
-
-def deaf_to_sigint() -> None:
-    """In a child: ignore SIGINT (already so when started by :func:`start_child`)."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
