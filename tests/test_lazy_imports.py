@@ -82,7 +82,10 @@ CHILD_NEEDS_NONE_OF = ("psycopg", "prometheus_client", "yaml", "indexer.runtime"
     [
         # The log worker's child: not even Trio or httpx (a plain http:// node).
         ("indexer.sources._rpc_child", ("trio", "httpx", "indexer.sources._rpc_source")),
-        ("indexer.sources._process", ()),  # the file reader's
+        (
+            "indexer.sources._reader_child",
+            ("trio", "indexer.sources._process"),
+        ),  # the file reader's
     ],
 )
 def test_a_source_child_imports_neither_the_runtime_nor_the_database(

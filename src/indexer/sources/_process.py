@@ -16,6 +16,7 @@ into ``Transaction`` and ``Block`` objects.
 
 The pipe is the back-pressure: the child blocks on a full pipe, and the
 parent receives only when its channel to the processing loop has room.
+The child's side is ``_reader_child.py``, so that the child imports no Trio.
 """
 
 from __future__ import annotations
@@ -23,17 +24,14 @@ from __future__ import annotations
 import marshal
 import multiprocessing
 from contextlib import asynccontextmanager
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 import trio
 
 from .._errors import DecodeError, SourceError
-from .._gc import tune_gc
-from ._child import deaf_to_sigint
-from ._decode import DecodedLog, DecodeRoute, LogDecoder, route_filter
-from ._file import read_log_file
-from ._file_fields import FileFieldPlan, FileFields, FileJoin
+from ._decode import DecodedLog, DecodeRoute
+from ._file_fields import FileFieldPlan, FileFields
+from ._reader_child import CHUNK, DONE, reader_main
 from ._schedule import BlockSchedule
 from ._spawn import start_child
 
@@ -41,9 +39,9 @@ if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Sequence
     from multiprocessing.connection import Connection
     from multiprocessing.process import BaseProcess
+    from pathlib import Path
 
     from .._fields import Block
-    from ._file_fields import Joined
 
 # What the parent gets per chunk: (last block, decoded logs, skip counts by
 # route, the Blocks block handlers run at in the chunk or None).
@@ -51,7 +49,6 @@ Chunk = tuple[int, list[DecodedLog], dict[int, int], "dict[int, Block] | None"]
 
 __all__ = ["open_file_reader"]
 
-_CHUNK, _ERROR, _DONE = b"C", b"E", b"D"
 _NO_SCHEDULE = BlockSchedule()
 
 
@@ -60,71 +57,6 @@ _ERRORS: dict[str, type[SourceError] | type[DecodeError]] = {
     "SourceError": SourceError,
     "DecodeError": DecodeError,
 }
-
-
-def _child(
-    conn: Connection,
-    path: str,
-    chain_id: int,
-    routes: Sequence[DecodeRoute],
-    keep_raw: bool,
-    start_block: int,
-    end_block: int | None,
-    chunk_logs: int,
-    plan: FileFieldPlan | None,
-) -> None:
-    """The child process: stream decoded chunks until the file (or end_block) ends."""
-    deaf_to_sigint()
-    tune_gc()
-
-    def send(
-        last: int, decoded: list[DecodedLog], skipped: dict[int, int], joined: Joined | None
-    ) -> None:
-        conn.send_bytes(_CHUNK + marshal.dumps((last, decoded, skipped, joined)))
-
-    try:
-        decoder = LogDecoder(chain_id, routes, keep_raw=keep_raw)
-        join = FileJoin(plan) if plan is not None else None
-        handlers = join is not None and bool(join.plan.schedule)
-        done = start_block - 1  # the chunks sent cover blocks through this one
-        for chunk in read_log_file(
-            Path(path),
-            log_filter=route_filter(routes),
-            start_block=start_block,
-            end_block=end_block,
-            chunk_logs=chunk_logs,
-        ):
-            decoded = decoder.decode(chunk)
-            last = chunk[-1].block_number
-            joined = None
-            if join is not None:
-                if handlers:
-                    # Handler blocks before the logs, a bounded number per chunk.
-                    first_log = chunk[0].block_number
-                    for high, rows in join.handler_chunks(done + 1, first_log - 1, chunk_logs):
-                        send(high, [], {}, rows)
-                        done = high
-                joined = join.join(done + 1, last, decoded)
-            send(last, decoded, decoder.take_skipped(), joined)
-            done = last
-        if join is not None and handlers:
-            # Block handlers run to end_block, or to the blocks file's end.
-            top = end_block if end_block is not None else max(join.last_block() or done, done)
-            for high, rows in join.handler_chunks(done + 1, top, chunk_logs):
-                send(high, [], {}, rows)
-                done = high
-            if done < top:
-                send(top, [], {}, None)
-        conn.send_bytes(_DONE)
-    except (SourceError, DecodeError) as exc:
-        conn.send_bytes(_ERROR + marshal.dumps((type(exc).__name__, str(exc))))
-    except BrokenPipeError:
-        pass  # the parent stopped listening: it is shutting down
-    except BaseException as exc:  # anything else: report it, do not die silently
-        message = f"log reader for {path} failed: {type(exc).__name__}: {exc}"
-        conn.send_bytes(_ERROR + marshal.dumps(("SourceError", message)))
-    finally:
-        conn.close()
 
 
 class _Chunks:
@@ -158,14 +90,14 @@ class _Chunks:
                 f"log reader process for {self._path} ended unexpectedly (exit code {self._process.exitcode})."
             ) from None
         tag = message[:1]
-        if tag == _CHUNK:
+        if tag == CHUNK:
             last, decoded, skipped, joined = marshal.loads(memoryview(message)[1:])
             if joined is None:
                 return last, decoded, skipped, None
             assert self._fields is not None
             decoded, blocks = self._fields.apply(decoded, joined)
             return last, decoded, skipped, blocks
-        if tag == _DONE:
+        if tag == DONE:
             raise StopAsyncIteration
         kind, text = marshal.loads(memoryview(message)[1:])
         raise _ERRORS[kind](text)
@@ -219,7 +151,7 @@ async def open_file_reader(
     ctx = multiprocessing.get_context("spawn")
     receive_end, send_end = ctx.Pipe(duplex=False)
     process = ctx.Process(
-        target=_child,
+        target=reader_main,
         args=(
             send_end,
             str(path),
