@@ -13,6 +13,7 @@ from __future__ import annotations
 import multiprocessing
 import os
 import random
+import signal
 import subprocess
 import sys
 from typing import TYPE_CHECKING
@@ -127,3 +128,51 @@ async def test_the_main_module_is_as_it_was_after_a_child_starts() -> None:
     await trio.to_thread.run_sync(process.join, 60)
     assert process.exitcode == 0
     assert (main.__dict__.get("__file__"), main.__dict__.get("__spec__")) == before
+
+
+async def test_starting_a_child_leaves_the_parents_sigint_handling_alone() -> None:
+    """A signal receiver opened while a child starts (the run's, as it begins) restores,
+    when it closes, exactly the handler there was before: SIGINT still works after."""
+    before = signal.getsignal(signal.SIGINT)
+    process = multiprocessing.get_context("spawn").Process(target=os.getpid)
+
+    async def receive_meanwhile() -> None:
+        with trio.open_signal_receiver(signal.SIGINT):
+            await trio.sleep(0.2)  # past the child's start
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(start_child, process)
+        nursery.start_soon(receive_meanwhile)
+    await trio.to_thread.run_sync(process.join, 60)
+    assert process.exitcode == 0
+    assert signal.getsignal(signal.SIGINT) is before
+    assert signal.SIGINT not in signal.pthread_sigmask(signal.SIG_BLOCK, [])
+
+
+_CTRL_C = """
+import multiprocessing, os, signal, time, trio
+from indexer.sources._spawn import start_child
+
+async def main():
+    process = multiprocessing.get_context("spawn").Process(target=time.sleep, args=(1.5,))
+    await start_child(process)
+    for _ in range(10):  # while its interpreter starts, and after
+        os.kill(process.pid, signal.SIGINT)
+        await trio.sleep(0.05)
+    await trio.to_thread.run_sync(process.join, 60)
+    print(process.exitcode)
+
+trio.run(main)
+"""
+
+
+def test_a_child_never_acts_on_a_ctrl_c() -> None:
+    """Ctrl+C reaches the whole process group; the parent ends its children itself.  A child
+    hit while it starts (no handler of its own yet) finishes as if nothing happened.  In a
+    fresh interpreter: the first child is the one multiprocessing starts its resource
+    tracker for, which unblocked SIGINT in the starting thread."""
+    done = subprocess.run(
+        [sys.executable, "-c", _CTRL_C], capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "0", done.stderr

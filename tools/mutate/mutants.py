@@ -33,7 +33,8 @@ CLASSES: dict[str, str] = {
     "speed": "a fast path that changes what is indexed or when it is written (issue 13)",
     "starve": "the processing loop keeping the loop's other tasks waiting for a whole range, "
     "or the API's low-priority workers taking CPU at the indexing's priority",
-    "spawn": "a source's child process running the parent's main script again",
+    "spawn": "a source's child process running the parent's main script again, or hearing "
+    "a Ctrl+C meant for its parent",
     "connection": "the API's HTTP connections answering other bytes than the app's, or kept "
     "after their client left",
 }
@@ -565,6 +566,16 @@ MUTANTS: tuple[Mutant, ...] = (
        "                raise\n",
        "a keep-alive connection the node closed while idle costs the log worker a range",
        ("tests/test_rpc_post.py::test_a_connection_the_node_dropped_is_replaced_once",), fast=True),
+    _M("child-hears-ctrl-c", "spawn", "sources/_spawn.py",
+       "    blocked = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})\n",
+       "    blocked = signal.pthread_sigmask(signal.SIG_BLOCK, set())\n",
+       "a Ctrl+C while a source's child starts kills it (the parent then sees its reader die)",
+       ("tests/test_spawn.py::test_a_child_never_acts_on_a_ctrl_c",), fast=True),
+    _M("first-child-hears-ctrl-c", "spawn", "sources/_spawn.py",
+       "    resource_tracker.ensure_running()\n",
+       "",
+       "the resource tracker, started with the first child, unblocks SIGINT before that child forks",
+       ("tests/test_spawn.py::test_a_child_never_acts_on_a_ctrl_c",), fast=True),
     # -- connection: api/_transport.py
     _M("lean-connection-not-installed", "connection", "api/_transport.py",
        "    setattr(_hypercorn_run, \"TCPServer\", LeanConnection)",
@@ -585,8 +596,8 @@ MUTANTS: tuple[Mutant, ...] = (
        fast=True),
     # -- spawn
     _M("child-runs-main-script", "spawn", "sources/_spawn.py",
-       "    with _without_main_script():\n        process.start()\n",
-       "    process.start()\n",
+       "        with _without_main_script():\n            process.start()\n",
+       "        process.start()\n",
        "a script that calls run_project without a main guard runs again in the reader child",
        ("tests/test_spawn.py::test_a_script_without_a_main_guard_runs_a_file_project",),
        fast=True),

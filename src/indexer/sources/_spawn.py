@@ -5,8 +5,8 @@ interpreter: forking a process that runs Trio and a writer thread could copy
 a lock held by another thread).  Two things about spawn are handled here:
 
 * **Ctrl+C.** It reaches the whole process group; the parent finishes its
-  batch and then ends its children itself, so a child must not see it (see
-  :func:`start_child`).
+  batch and then ends its children itself, so a child must not see it: it
+  is started with SIGINT blocked (see :func:`start_child`).
 * **The parent's ``__main__``.** Spawn runs the parent's main script again in
   the child (as ``__mp_main__``), so that functions defined there can be
   found.  The children's entry points are functions of this package, never
@@ -25,6 +25,7 @@ import signal
 import sys
 import threading
 from contextlib import contextmanager
+from multiprocessing import resource_tracker
 from typing import TYPE_CHECKING
 
 import trio
@@ -41,29 +42,33 @@ _HIDDEN = object()
 
 
 async def start_child(process: BaseProcess) -> None:
-    """``process.start()`` with SIGINT ignored and the main script not run again in the child.
+    """``process.start()`` with SIGINT kept from the child and the main script not run again in it.
 
-    An ignored signal stays ignored in the new interpreter (a blocked one
-    does not: multiprocessing's spawn clears the mask), so a Ctrl+C while
-    the child is still importing no longer prints a traceback.  The parent
-    ignores SIGINT only while the child is being started (milliseconds;
-    longer if the child's arguments exceed a pipe's buffer); a Ctrl+C in
-    that window is lost.
+    The child is started from a worker thread that blocks SIGINT; it inherits
+    the blocked signal (spawn's fork and exec keep the mask), so a Ctrl+C
+    while it is still importing stays pending, and is dropped when the child
+    ignores SIGINT (:func:`~indexer.sources._child.deaf_to_sigint`, its first
+    step).  The parent's own handling is not touched: a Ctrl+C meanwhile
+    reaches its main thread as at any other time.  (This used to set the
+    process's handler to "ignore" around the start.  Trio's signal receivers,
+    opened meanwhile, took "ignore" for the handler to restore, and after the
+    run SIGINT was ignored: a Ctrl+C during ``run --serve``'s report was lost.)
     """
-    try:
-        old = signal.signal(signal.SIGINT, signal.SIG_IGN)
-    except ValueError:  # not the main thread: the child keeps the default
-        old = None
-    try:
-        await trio.to_thread.run_sync(_start, process)
-    finally:
-        if old is not None:
-            signal.signal(signal.SIGINT, old)
+    await trio.to_thread.run_sync(_start, process)
 
 
 def _start(process: BaseProcess) -> None:
-    with _without_main_script():
-        process.start()
+    # Spawn starts multiprocessing's resource tracker with the first child.
+    # It protects that process the same way (bpo-33613), then *unblocks*
+    # SIGINT in the calling thread: start it first, so the mask set below
+    # is still there when the child forks.
+    resource_tracker.ensure_running()
+    blocked = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    try:
+        with _without_main_script():
+            process.start()
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
 
 
 @contextmanager
