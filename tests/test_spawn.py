@@ -133,7 +133,18 @@ async def test_the_main_module_is_as_it_was_after_a_child_starts() -> None:
 async def test_starting_a_child_leaves_the_parents_sigint_handling_alone() -> None:
     """A signal receiver opened while a child starts (the run's, as it begins) restores,
     when it closes, exactly the handler there was before: SIGINT still works after."""
-    before = signal.getsignal(signal.SIGINT)
+    # A handler of our own, whatever this process inherited (a shell starts background
+    # jobs with SIGINT ignored, and "ignored" is what the old code left behind).
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        await _start_beside_a_receiver()
+        assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    assert signal.SIGINT not in signal.pthread_sigmask(signal.SIG_BLOCK, [])
+
+
+async def _start_beside_a_receiver() -> None:
     process = multiprocessing.get_context("spawn").Process(target=os.getpid)
 
     async def receive_meanwhile() -> None:
@@ -145,13 +156,15 @@ async def test_starting_a_child_leaves_the_parents_sigint_handling_alone() -> No
         nursery.start_soon(receive_meanwhile)
     await trio.to_thread.run_sync(process.join, 60)
     assert process.exitcode == 0
-    assert signal.getsignal(signal.SIGINT) is before
-    assert signal.SIGINT not in signal.pthread_sigmask(signal.SIG_BLOCK, [])
 
 
 _CTRL_C = """
 import multiprocessing, os, signal, time, trio
 from indexer.sources._spawn import start_child
+
+# Python's own handler, whatever was inherited: a shell starts background jobs (CI's, say)
+# with SIGINT ignored, and a child would inherit that and pass for protected.
+signal.signal(signal.SIGINT, signal.default_int_handler)
 
 async def main():
     process = multiprocessing.get_context("spawn").Process(target=time.sleep, args=(1.5,))
