@@ -30,7 +30,6 @@ neither the runtime nor PostgreSQL's driver nor the metrics: eager, they were
 ~0.3 s of CPU in each child (docs/performance.md).
 """
 
-import importlib as _importlib
 import typing as _typing
 
 from ._errors import AlreadyRunningError as AlreadyRunningError
@@ -44,6 +43,7 @@ from ._errors import ReorgTooDeepError as ReorgTooDeepError
 from ._errors import SchemaMismatchError as SchemaMismatchError
 from ._errors import SourceError as SourceError
 from ._errors import WriteError as WriteError
+from ._lazy import lazy_names as _lazy_names
 
 if _typing.TYPE_CHECKING:
     from ._metrics import Metrics as Metrics
@@ -123,14 +123,4 @@ _LAZY = {
 
 
 if not _typing.TYPE_CHECKING:  # mypy sees the imports above (and no catch-all attribute)
-
-    def __getattr__(name: str) -> _typing.Any:
-        module = _LAZY.get(name)
-        if module is None:
-            raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-        value = getattr(_importlib.import_module(module, __name__), name)
-        globals()[name] = value  # later lookups skip this function
-        return value
-
-    def __dir__() -> list[str]:
-        return sorted(__all__)
+    __getattr__, __dir__ = _lazy_names(__name__, _LAZY, __all__)

@@ -11,9 +11,9 @@ graphql-core, about 0.2 s of imports) on first use, so that the command
 line pays for them only when it serves.
 """
 
-import importlib as _importlib
 import typing as _typing
 
+from .._lazy import lazy_names as _lazy_names
 from ._options import DEFAULT_POOL_SIZE as DEFAULT_POOL_SIZE
 from ._options import DEFAULT_PORT as DEFAULT_PORT
 from ._options import DEFAULT_STATEMENT_TIMEOUT as DEFAULT_STATEMENT_TIMEOUT
@@ -66,14 +66,4 @@ _LAZY = {
 
 
 if not _typing.TYPE_CHECKING:  # mypy sees the imports above (and no catch-all attribute)
-
-    def __getattr__(name: str) -> _typing.Any:
-        module = _LAZY.get(name)
-        if module is None:
-            raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-        value = getattr(_importlib.import_module(module, __name__), name)
-        globals()[name] = value  # later lookups skip this function
-        return value
-
-    def __dir__() -> list[str]:
-        return sorted(__all__)
+    __getattr__, __dir__ = _lazy_names(__name__, _LAZY, __all__)

@@ -15,8 +15,9 @@ Each name loads its module on first use: a spawned child imports only the
 modules it runs (``_rpc_child.py``, the file reader's), not the fetchers.
 """
 
-import importlib as _importlib
 import typing as _typing
+
+from .._lazy import lazy_names as _lazy_names
 
 if _typing.TYPE_CHECKING:
     from ._decode import DecodeRoute as DecodeRoute
@@ -94,14 +95,4 @@ _LAZY = {
 
 
 if not _typing.TYPE_CHECKING:  # mypy sees the imports above (and no catch-all attribute)
-
-    def __getattr__(name: str) -> _typing.Any:
-        module = _LAZY.get(name)
-        if module is None:
-            raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-        value = getattr(_importlib.import_module(module, __name__), name)
-        globals()[name] = value  # later lookups skip this function
-        return value
-
-    def __dir__() -> list[str]:
-        return sorted(__all__)
+    __getattr__, __dir__ = _lazy_names(__name__, _LAZY, __all__)
