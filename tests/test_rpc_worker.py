@@ -321,13 +321,85 @@ async def test_the_worker_starts_while_the_fetcher_does_the_next_ranges(
     rng = random.Random(7)
     chain = ScriptedChain(1, head=90, logs=random_logs(rng, range(1, 91), per_block=6))
     async with open_rpc_server(chain) as server:
-        # Far blocks 1..82 (the window holds the last 8) in ranges of 6: 14 far ranges.
+        # Far blocks 1..81 in ranges of 6: 14 far ranges; the window (82..90:
+        # the head's 8 and the block below them) in 2 more.
         project = make_rpc_project(tmp_path, schema, server.url, end_block=90, max_reorg_depth=8)
         tuning = {**WORKER, "initial_span": 6, "max_span": 6}
         await run(project, database_url, rpc_tuning=tuning, chunk_logs=7)
         assert tables(database_url, schema) == expected(chain)
     closing = [r.getMessage() for r in caplog.records if "log worker fetched" in r.getMessage()]
     assert closing == [
-        f"chain 1 ({server.url}): the JSON-RPC log worker fetched 11 ranges "
+        # All but the fetcher's first three far ranges: 11 far, 2 in the window.
+        f"chain 1 ({server.url}): the JSON-RPC log worker fetched 13 ranges "
         "(0 prefetched ones discarded)"
     ]
+
+
+async def test_a_window_range_from_the_worker_equals_the_fetchers() -> None:
+    """Within the reorg window the child fetches every header, then the logs, and
+    answers with every block's hash and the parts the fetcher would make."""
+    from indexer.abi import parse_event_signature
+    from indexer.sources._decode import DecodeRoute, LogDecoder
+    from indexer.sources._rpc_ranges import decode_parts, raw_logs
+    from indexer.sources._rpc_worker import LogRequest, open_log_worker
+
+    spec = parse_event_signature(
+        "event Transfer(address indexed from, address indexed to, uint256 value)"
+    )
+    routes = [DecodeRoute("Token", spec, None)]
+    chain = ScriptedChain(1, head=30, logs=random_logs(random.Random(4), range(1, 31), 6))
+    async with (
+        open_rpc_server(chain) as server,
+        open_log_worker(LogDecoder(1, routes, keep_raw=False), server.url, 10.0, "c", 7) as worker,
+    ):
+        await worker.start()
+        before = server.calls["eth_getBlockByNumber"]
+        answer = await worker.fetch(LogRequest(21, 30, None, (TRANSFER,), True, window=True))
+        assert answer is not None
+        assert server.calls["eth_getBlockByNumber"] - before == 10  # every block's header
+        headers = {n: {"timestamp": hex(chain.block(n).timestamp)} for n in range(21, 31)}
+        here = LogDecoder(1, routes, keep_raw=False)
+        assert answer.parts == decode_parts(
+            here, 21, 30, raw_logs("c", chain.logs(21, 30), headers), 7
+        )
+        assert answer.hashes == [chain.block(n).hash for n in range(21, 31)]
+        assert answer.first_parent == chain.block(20).hash
+        assert answer.last_hash == chain.block(30).hash
+        assert answer.consistent
+
+
+async def test_a_reorg_between_a_window_ranges_headers_and_its_logs(
+    tmp_path: Path, database_url: str, schema: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The chain is replaced after the child fetched a window range's headers and
+    before its logs: the child reports the answer inconsistent, the fetcher asks
+    again, finds that the range no longer follows the blocks it processed, and
+    rolls back; the tables equal the new chain's."""
+    caplog.set_level(logging.DEBUG, "indexer.sources.rpc")
+    rng = random.Random(11)
+    chain = ScriptedChain(1, head=60, logs=random_logs(rng, range(1, 61), per_block=6))
+    async with open_rpc_server(chain) as server:
+        asked: list[int] = []
+        get_logs = server._methods["eth_getLogs"]
+
+        def reorg_once(params: list[Any]) -> Any:
+            first = int(params[0]["fromBlock"], 16)
+            asked.append(first)
+            if first == 46 and asked.count(46) == 1:
+                chain.reorg(20, replace_logs(rng, chain, 20))  # blocks 41..60
+            return get_logs(params)
+
+        server._methods["eth_getLogs"] = reorg_once
+        # Far blocks 1..29, the window 30..60, in ranges of 4.
+        project = make_rpc_project(tmp_path, schema, server.url, end_block=60, max_reorg_depth=30)
+        tuning = {**WORKER, "initial_span": 4, "max_span": 4}
+        summary = await run(project, database_url, rpc_tuning=tuning, chunk_logs=7)
+        assert tables(database_url, schema) == expected(chain)
+        assert [(c, kept) for c, kept, _rows, _s in summary.rollbacks] == [(1, 40)]
+    # 46..49 asked twice: inconsistent, then not following the block 45 that
+    # was processed; the rollback keeps block 40, and the new feed starts at 41.
+    assert asked.count(46) == 2
+    assert asked[asked.index(46) + 2] == 41
+    # The child's: far 13..29 in 5 ranges (the fetcher did 1..12 as it
+    # started), then the window's 30..49 in 4 ranges and 46..49 twice.
+    assert _worker_ranges(caplog) == 11

@@ -93,6 +93,7 @@ FACTORY_SCRIPTED = FACTORY_MACHINE + "::test_factory_machine_scripted"
 FACTORY_ANVIL = "tests/anvil/test_factory.py"
 GRANDCHILDREN = "tests/test_factory_grandchildren.py"
 WORKER = "tests/test_rpc_worker.py::test_a_prefetched_range_not_asked_for_is_discarded"
+WINDOW_REORG = "tests/test_rpc_worker.py::test_a_reorg_between_a_window_ranges_headers_and_its_logs"
 WRITER_INTERVAL = (
     "tests/test_writer.py::test_hand_overs_wait_out_the_interval_while_batches_keep_coming"
 )
@@ -534,6 +535,16 @@ MUTANTS: tuple[Mutant, ...] = (
        "        if False:\n",
        "the log worker's prefetched answer is taken for a range it was not asked for",
        (WORKER,), fast=True),
+    _M("window-worker-consistency-unchecked", "speed", "sources/_rpc_child.py",
+       "        if not consistent:\n",
+       "        if False:\n",
+       "the log worker's child takes a window range whose logs are of another fork than its headers",
+       (WINDOW_REORG,), fast=True),
+    _M("window-worker-parent-unchecked", "speed", "sources/_rpc_source.py",
+       "            return await self._find_fork(first - 1)\n        if not answer.consistent:\n",
+       "            pass\n        if not answer.consistent:\n",
+       "a window range from the log worker that does not follow the blocks processed is taken",
+       (WINDOW_REORG,), fast=True),
     _M("catch-up-interval-at-the-head", "speed", "runtime/_handoff.py",
        "        factor = 1 if pending.history or not self._roomy() else CATCH_UP_FACTOR\n",
        "        factor = 1 if not self._roomy() else CATCH_UP_FACTOR\n",

@@ -1,4 +1,4 @@
-"""The JSON-RPC log worker's child process: fetch a far range, decode it, send the parts.
+"""The JSON-RPC log worker's child process: fetch a range, decode it, send the parts.
 
 The parent's side, which decides what to ask and checks the answers, is
 ``_rpc_worker.py`` (its docstring tells the whole design).  This module is
@@ -52,14 +52,24 @@ class ChildFetcher:
         topic0s: list[str],
         with_first: bool,
         chunk_logs: int,
+        window: bool = False,
     ) -> tuple[Any, ...]:
-        """One far range, as ``_far`` would fetch it.
+        """One range, as the fetcher would fetch it (``_far``, or ``_in_window`` if ``window``).
 
-        ("parts", parent hash of ``first`` or None, hash of ``last``, parts),
-        ("lagging",) for a null header, ("error", code, message) for a
-        JSON-RPC error, ("other", why) for anything else, or ("raise", class
-        name, message) for what ``raw_logs`` or the decoder raised.
+        ("parts", parent hash of ``first`` or None, hash of ``last``, parts);
+        within the window ("window", parent hash of ``first``, the hash of
+        every block, consistent, parts); ("lagging",) for a null header,
+        ("error", code, message) for a JSON-RPC error, ("other", why) for
+        anything else, or ("raise", class name, message) for what
+        ``raw_logs`` or the decoder raised.
         """
+        headers: dict[int, Any] = {}
+        if window:
+            # Headers *before* logs, as the fetcher asks within the window
+            # (_rpc_source.py says why).
+            lagging = self._headers(range(first, last + 1), headers)
+            if lagging is not None:
+                return lagging
         # The query RpcClient.get_logs sends.
         query: dict[str, Any] = {"fromBlock": hex(first), "toBlock": hex(last)}
         if addresses is not None:
@@ -72,25 +82,17 @@ class ChildFetcher:
         if not isinstance(logs, list):
             return ("other", "not a list of logs")
         try:
+            if window:
+                return self._window(where, first, last, logs, headers, chunk_logs)
             need = {int(lg["blockNumber"], 16) for lg in logs if lg.get("blockTimestamp") is None}
         except (AttributeError, KeyError, TypeError, ValueError):
             return ("other", "a malformed log")  # the fetcher's path names it
         need.add(last)
         if with_first:
             need.add(first)
-        numbers = sorted(need)
-        headers: dict[int, Any] = {}
-        for i in range(0, len(numbers), _BATCH):
-            chunk = numbers[i : i + _BATCH]
-            got = self._call([("eth_getBlockByNumber", [hex(n), False]) for n in chunk])
-            if not isinstance(got, list):
-                return got
-            for n, header in zip(chunk, got, strict=True):
-                if header is None:
-                    return ("lagging",)
-                if not isinstance(header, dict):
-                    return ("other", "a header is not an object")
-                headers[n] = header
+        lagging = self._headers(sorted(need), headers)
+        if lagging is not None:
+            return lagging
         try:
             first_parent = str(headers[first]["parentHash"]) if with_first else None
             last_hash = str(headers[last]["hash"])
@@ -102,6 +104,49 @@ class ChildFetcher:
         except (KeyError, TypeError):
             return ("other", "a header without hash or parentHash")
         return ("parts", first_parent, last_hash, parts)
+
+    def _window(
+        self,
+        where: str,
+        first: int,
+        last: int,
+        logs: list[Any],
+        headers: dict[int, Any],
+        chunk_logs: int,
+    ) -> tuple[Any, ...]:
+        """A range within the reorg window, its headers fetched: the checks ``_in_window`` makes."""
+        numbers = range(first, last + 1)
+        hashes = [str(headers[n]["hash"]) for n in numbers]
+        first_parent = str(headers[first]["parentHash"])
+        by_number = dict(zip(numbers, hashes, strict=True))
+        consistent = all(headers[n]["parentHash"] == by_number[n - 1] for n in numbers[1:]) and all(
+            lg.get("blockHash") == by_number[int(lg["blockNumber"], 16)] for lg in logs
+        )
+        if not consistent:
+            return ("window", first_parent, hashes, False, [])
+        try:
+            parts = decode_parts(
+                self.decoder, first, last, raw_logs(where, logs, headers), chunk_logs
+            )
+        except (SourceError, DecodeError) as exc:
+            self.decoder.take_skipped()
+            return ("raise", type(exc).__name__, str(exc))
+        return ("window", first_parent, hashes, True, parts)
+
+    def _headers(self, numbers: Sequence[int], into: dict[int, Any]) -> tuple[Any, ...] | None:
+        """Fetch the headers of ``numbers`` into ``into``; the reply to send if that failed."""
+        for i in range(0, len(numbers), _BATCH):
+            chunk = numbers[i : i + _BATCH]
+            got = self._call([("eth_getBlockByNumber", [hex(n), False]) for n in chunk])
+            if not isinstance(got, list):
+                return got
+            for n, header in zip(chunk, got, strict=True):
+                if header is None:
+                    return ("lagging",)
+                if not isinstance(header, dict):
+                    return ("other", "a header is not an object")
+                into[n] = header
+        return None
 
     def _call(self, calls: list[tuple[str, list[Any]]]) -> list[Any] | tuple[Any, ...]:
         """The results of ``calls`` (one request, a batch if several), or the reply to send."""

@@ -220,18 +220,23 @@ class _Fetcher:
             last = min(last, o.end_block)
         if first < window <= last:
             last = window - 1  # the far part first: it needs no headers
+        in_window = first >= window
         headers: list[dict[str, Any] | None] | None = None
-        if first >= window:
-            # Headers *before* logs.  Fetched after, a reorg landing between
-            # the two calls could pair the new fork's hashes with the old
-            # fork's logs; when the replaced blocks had no matching logs
-            # nothing would contradict it, and the new blocks' events would
-            # be lost without a trace.  Fetched before, a change in between
-            # leaves stale hashes behind, which the next parent or tip check
-            # reports as a reorg.
-            headers = await self.client.get_blocks(list(range(first, last + 1)))
+        asking = "logs"
         try:
-            answer = None if headers is not None else await self._in_worker(first, last)
+            answer = await self._in_worker(first, last, in_window)
+            if answer is None and in_window:
+                asking = "headers"
+                # Headers *before* logs.  Fetched after, a reorg landing
+                # between the two calls could pair the new fork's hashes with
+                # the old fork's logs; when the replaced blocks had no
+                # matching logs nothing would contradict it, and the new
+                # blocks' events would be lost without a trace.  Fetched
+                # before, a change in between leaves stale hashes behind,
+                # which the next parent or tip check reports as a reorg.
+                # (The log worker's child asks in the same order.)
+                headers = await self.client.get_blocks(list(range(first, last + 1)))
+                asking = "logs"
             logs = (
                 None
                 if answer is not None
@@ -244,7 +249,27 @@ class _Fetcher:
                 assert logs is not None
                 extra, fetched = await self.children.fetch(first, last, logs)
                 logs += extra
-        except RpcBeyondHeadError as exc:
+        except RpcError as exc:
+            if asking == "headers":
+                raise  # only the logs query can be too large or beyond the head
+            return await self._refused(first, last, exc)
+        self.beyond_head = 0
+        self.sizer.served(first, last)
+        # Blocks up to here can no longer be replaced (see _window_start).
+        final = window if self.o.max_reorg_depth else self.head
+        self._fetched = fetched
+        if answer is not None:
+            if in_window:
+                return await self._in_window_from_worker(first, last, answer, final)
+            return await self._far_in_worker(first, last, answer, final)
+        assert logs is not None
+        if headers is not None:
+            return await self._in_window(first, last, logs, final, headers)
+        return await self._far(first, last, logs, final)
+
+    async def _refused(self, first: int, last: int, exc: RpcError) -> list[BlockRange]:
+        """The logs of ``first..last`` were refused: poll, shrink the span, or raise."""
+        if isinstance(exc, RpcBeyondHeadError):
             # Not "too large": the node's head is below the range (it lags,
             # or moved back).  Halving would end in a fatal single-block error.
             # With several nodes it means that none has the blocks now (the one
@@ -259,54 +284,41 @@ class _Fetcher:
                 "%s: blocks %d..%d are beyond the node's head; polling", self.where, first, last
             )
             return await self._lagging()
-        except RpcError as exc:
-            # A node-side query timeout (e.g. -32000 "query timeout exceeded")
-            # is the node saying the range is too expensive, like a range error.
-            # (Not when retries ran out: their causes may say "timed out" too.)
-            too_big = isinstance(exc, (RpcRangeError, RpcTimeoutError)) or (
-                not isinstance(exc, RpcUnavailableError)
-                and any(
-                    w in str(exc).lower()
-                    for w in ("query timeout", "timed out", "execution timeout")
-                )
+        # A node-side query timeout (e.g. -32000 "query timeout exceeded")
+        # is the node saying the range is too expensive, like a range error.
+        # (Not when retries ran out: their causes may say "timed out" too.)
+        too_big = isinstance(exc, (RpcRangeError, RpcTimeoutError)) or (
+            not isinstance(exc, RpcUnavailableError)
+            and any(
+                w in str(exc).lower() for w in ("query timeout", "timed out", "execution timeout")
             )
-            if not too_big:
-                raise
-            if last == first:
-                raise SourceError(
-                    f"{self.where}: eth_getLogs for the single block {first} failed ({exc}); the node cannot "
-                    f"serve this block's logs even one block at a time."
-                ) from exc
-            self.sizer.refused(first, last)
-            log.info(
-                "%s: eth_getLogs %d..%d too large, span now %d",
-                self.where,
-                first,
-                last,
-                self.sizer.span,
-            )
-            return []
-        self.beyond_head = 0
-        self.sizer.served(first, last)
-        # Blocks up to here can no longer be replaced (see _window_start).
-        final = window if self.o.max_reorg_depth else self.head
-        self._fetched = fetched
-        if answer is not None:
-            return await self._far_in_worker(first, last, answer, final)
-        assert logs is not None
-        if headers is not None:
-            return await self._in_window(first, last, logs, final, headers)
-        return await self._far(first, last, logs, final)
+        )
+        if not too_big:
+            raise exc
+        if last == first:
+            raise SourceError(
+                f"{self.where}: eth_getLogs for the single block {first} failed ({exc}); the node cannot "
+                f"serve this block's logs even one block at a time."
+            ) from exc
+        self.sizer.refused(first, last)
+        log.info(
+            "%s: eth_getLogs %d..%d too large, span now %d",
+            self.where,
+            first,
+            last,
+            self.sizer.span,
+        )
+        return []
 
-    async def _in_worker(self, first: int, last: int) -> WorkerRange | None:
-        """The log worker's answer for a far range (None: fetch it here)."""
+    async def _in_worker(self, first: int, last: int, in_window: bool) -> WorkerRange | None:
+        """The log worker's answer for a range (None: fetch it here)."""
         worker = self.worker
         if worker is None or not worker.started or self.children is not None or self.fields.active:
             return None
         if self.boot_left:
             self.boot_left -= 1
             return None
-        return await worker.fetch(self._log_request(first, last))
+        return await worker.fetch(self._log_request(first, last, in_window))
 
     async def _far(
         self, first: int, last: int, logs: list[dict[str, Any]], final: int
@@ -362,21 +374,46 @@ class _Fetcher:
         await self._prefetch()
         return ranges
 
+    async def _in_window_from_worker(
+        self, first: int, last: int, answer: WorkerRange, final: int
+    ) -> list[BlockRange] | Reorg:
+        """``_in_window`` for a range the log worker fetched: the same checks, in the same order."""
+        if answer.lagging:
+            return []  # a null header: the node lags (one node: asked again)
+        known = self.hashes.get(first - 1)
+        if known is not None and answer.first_parent != known:
+            return await self._find_fork(first - 1)
+        if not answer.consistent:
+            return self._inconsistent(first, last)
+        self.inconsistent = 0
+        assert answer.hashes is not None
+        hashes = dict(zip(range(first, last + 1), answer.hashes, strict=True))
+        self.hashes.update(hashes)
+        self.next = last + 1
+        self._forget_old()
+        ranges = build_ranges(self.o.chain_id, answer.parts, final, hashes, head=self.head)
+        await self._prefetch()
+        return ranges
+
     async def _prefetch(self) -> None:
         """Have the log worker fetch its next range while this one is processed."""
         ahead = 1 + self.boot_left
-        nxt = self._next_far(ahead)
+        nxt = self._next_range(ahead)
         if nxt is not None and self.worker is not None and self.worker.started:
             # Past ranges the fetcher does first, the block before it will have
-            # a hash by then (each far range records its last one).
+            # a hash by then (each range records its last one).
             await self.worker.prefetch(self._log_request(*nxt, known=ahead > 1 or None))
 
-    def _log_request(self, first: int, last: int, known: bool | None = None) -> LogRequest:
-        """The worker's request for a far range; the parent hash is wanted where one is known."""
+    def _log_request(
+        self, first: int, last: int, in_window: bool, known: bool | None = None
+    ) -> LogRequest:
+        """The worker's request for a range; the parent hash is wanted where one is known."""
         addresses = None if self.addresses is None else tuple(self.addresses)
-        if known is None:
+        if in_window:
+            known = True  # every header is fetched anyway
+        elif known is None:
             known = self.hashes.get(first - 1) is not None
-        return LogRequest(first, last, addresses, tuple(self.topic0s), known)
+        return LogRequest(first, last, addresses, tuple(self.topic0s), known, in_window)
 
     def _far_done(
         self,
@@ -400,17 +437,21 @@ class _Fetcher:
             refetch=None if self.children is None else self.children.refetch,
         )
 
-    def _next_far(self, ahead: int = 1) -> tuple[int, int] | None:
-        """The range ``_fetch_range`` will ask for ``ahead`` ranges on if nothing changes, when it is far."""
-        stop = min(self.head, self._window_start() - 1)
+    def _next_range(self, ahead: int = 1) -> tuple[int, int, bool] | None:
+        """(first, last, within the window) of the range ``_fetch_range`` will ask for
+        ``ahead`` ranges on if nothing changes; None past the head read (or ``end_block``)."""
+        stop = self.head
         if self.o.end_block is not None:
             stop = min(stop, self.o.end_block)
+        window = self._window_start()
         first, found = self.next, None
         for _ in range(ahead):
             if first > stop:
                 return None
             last = min(first + self.sizer.span - 1, stop)
-            found = (first, last)
+            if first < window <= last:
+                last = window - 1
+            found = (first, last, first >= window)
             first = last + 1
         return found
 

@@ -1,32 +1,35 @@
-"""Fetching and decoding the ranges behind the reorg window in a child process.
+"""Fetching and decoding the ranges a run catches up on in a child process.
 
 Over JSON-RPC the fetcher shares one thread (and one GIL) with the
 processing loop and the writer's Python side, and that thread is what
 bounds a run: receiving an ``eth_getLogs`` answer, parsing it and turning
 each log into a decoded event (``raw_logs`` then ``decode_parts``) took
 about half of its time in the profile of docs/performance.md.  A child
-process does all of that for the ranges behind the reorg window: it asks
-the node for the logs and for the headers the fetcher would ask for, and
-sends back the decoded parts ``marshal``-ed (about 2 us a log to load, as
-the file reader's chunks) with the two hashes the fetcher checks.  While
-the loop processes one range, the child already fetches the next
-(``prefetch``): the fetcher asks for the range it would ask for next, and
-takes the answer only if that is still the range it wants.
+process does all of that: it asks the node for the logs and for the
+headers the fetcher would ask for, and sends back the decoded parts
+``marshal``-ed (about 2 us a log to load, as the file reader's chunks) with
+the hashes the fetcher checks.  Behind the reorg window those are the first
+block's parent and the last block's hash; inside it (``window``), as the
+fetcher does there, every header is fetched before the logs, the child
+checks that the headers chain and that each log's ``blockHash`` is its
+block's, and answers with every hash.  While the loop processes one range,
+the child already fetches the next (``prefetch``): the fetcher asks for the
+range it would ask for next, and takes the answer only if that is still the
+range it wants.
 
-Everything that decides *what* to fetch and whether answers agree stays in
-the fetcher (``_rpc_source.py``): the child sends the queries the client
-would send (with ``http.client``, about ten times less CPU than httpx per
-answer of several MB: ``_rpc_post.py``) and runs the same two pure functions on the answers, so its
-parts are those the fetcher would make (``tests/test_rpc_worker.py``).
-Anything but plain answers (a transport error, an HTTP status, a JSON-RPC
-error other than "too large", a malformed body) sends the range down the
-fetcher's own path, with its retries, backoff and messages.  Not used:
-within the reorg window (headers before logs, every log checked against
-them), with several nodes (the pool picks nodes per request), for factory
-children or selected transaction and block fields (their fetches read the
-logs), or with a test transport (the child cannot reach it).  A child that
-dies, or a request cut short by cancellation, ends its use: the fetcher
-then does everything itself.
+Everything that decides *what* to fetch and whether answers agree with what
+was processed stays in the fetcher (``_rpc_source.py``): the child sends the
+queries the client would send (with ``http.client``, about ten times less
+CPU than httpx per answer of several MB: ``_rpc_post.py``) and runs the same
+pure functions on the answers, so its parts are those the fetcher would make
+(``tests/test_rpc_worker.py``).  Anything but plain answers (a transport
+error, an HTTP status, a JSON-RPC error other than "too large", a malformed
+body) sends the range down the fetcher's own path, with its retries, backoff
+and messages.  Not used with several nodes (the pool picks nodes per
+request), for factory children or selected transaction and block fields
+(their fetches read the logs), or with a test transport (the child cannot
+reach it).  A child that dies, or a request cut short by cancellation, ends
+its use: the fetcher then does everything itself.
 """
 
 from __future__ import annotations
@@ -65,23 +68,28 @@ _ERRORS: dict[str, type[SourceError] | type[DecodeError]] = {
 
 @dataclass(frozen=True, slots=True)
 class LogRequest:
-    """A far range to fetch: its blocks, which logs, and whether the parent hash is wanted."""
+    """A range to fetch: its blocks, which logs, whether the parent hash is wanted, and how."""
 
     first: int
     last: int
     addresses: tuple[str, ...] | None
     topic0s: tuple[str, ...]
     with_first: bool  # also return the first block's parent hash
+    window: bool = False  # within the reorg window: every header, before the logs
 
 
 @dataclass(frozen=True, slots=True)
 class WorkerRange:
-    """The log worker's answer for a far range."""
+    """The log worker's answer for a range."""
 
     lagging: bool  # a header came back null: ask again
     first_parent: str | None = None  # parentHash of the first block, if asked for
     last_hash: str = ""
     parts: list[Part] = field(default_factory=list)
+    # Within the window: the hash of every block, and whether the headers
+    # chain and every log's blockHash matches its block.
+    hashes: list[str] | None = None
+    consistent: bool = True
 
 
 class LogWorker:
@@ -115,7 +123,7 @@ class LogWorker:
         self.discarded = 0  # prefetched answers for a range not asked for after all
 
     async def fetch(self, request: LogRequest) -> WorkerRange | None:
-        """The child's answer for a far range, or None: fetch it the fetcher's own way.
+        """The child's answer for a range, or None: fetch it the fetcher's own way.
 
         Raises:
             RpcRangeError: The node refused the range as too large.
@@ -133,6 +141,10 @@ class LogWorker:
         if kind == "parts":
             self.ranges += 1
             return WorkerRange(False, reply[1], reply[2], reply[3])
+        if kind == "window":
+            self.ranges += 1
+            hashes = reply[2]
+            return WorkerRange(False, reply[1], hashes[-1], reply[4], hashes, reply[3])
         if kind == "lagging":
             return WorkerRange(True)
         if kind == "raise":
@@ -197,6 +209,7 @@ class LogWorker:
             list(r.topic0s),
             r.with_first,
             self.chunk_logs,
+            r.window,
         )
         try:
             # The child reads every request (it answers in order), so the
