@@ -38,20 +38,14 @@ import trio
 from .._errors import SourceError
 from ._decode import LogDecoder, route_filter
 from ._log import BlockRange, Reorg
-from ._rpc import (
-    RpcBeyondHeadError,
-    RpcError,
-    RpcRangeError,
-    RpcTimeoutError,
-    RpcUnavailableError,
-)
+from ._rpc import RpcBeyondHeadError, RpcError
 from ._rpc_children import ChildFetch
 from ._rpc_fields import FieldFetcher
 from ._rpc_forks import check_tip, find_fork
 from ._rpc_options import RpcSourceOptions, open_source_client
 from ._rpc_pool import RpcPool
 from ._rpc_ranges import Part, build_ranges, decode_parts, raw_logs
-from ._rpc_span import SpanSizer
+from ._rpc_span import SpanSizer, plan_range, too_large, window_start
 from ._rpc_worker import LogRequest, LogWorker, WorkerRange, open_log_worker
 
 if TYPE_CHECKING:
@@ -201,26 +195,18 @@ class _Fetcher:
                 await send.send(rng)
 
     def _window_start(self) -> int:
-        """First block fetched with headers (and processed with history).
+        return window_start(self.head, self.o.max_reorg_depth)
 
-        A reorg of depth ``max_reorg_depth`` replaces the blocks above
-        ``head - max_reorg_depth``; that block itself is the common block
-        such a rollback keeps, so its hash must be stored too: the window
-        starts there, one block before the first replaceable one.
-        """
-        if self.o.max_reorg_depth == 0:
-            return self.head + 1
-        return max(0, self.head - self.o.max_reorg_depth)
+    def _stop(self) -> int:
+        """The last block to fetch for now: the head read, or ``end_block`` if lower."""
+        end = self.o.end_block
+        return self.head if end is None else min(self.head, end)
 
     async def _fetch_range(self) -> list[BlockRange] | Reorg:
-        o, first = self.o, self.next
         window = self._window_start()
-        last = min(first + self.sizer.span - 1, self.head)
-        if o.end_block is not None:
-            last = min(last, o.end_block)
-        if first < window <= last:
-            last = window - 1  # the far part first: it needs no headers
-        in_window = first >= window
+        planned = plan_range(self.next, self.sizer.span, self._stop(), window)
+        assert planned is not None  # run() fetches only up to the head
+        first, last, in_window = planned
         headers: list[dict[str, Any] | None] | None = None
         asking = "logs"
         try:
@@ -284,16 +270,7 @@ class _Fetcher:
                 "%s: blocks %d..%d are beyond the node's head; polling", self.where, first, last
             )
             return await self._lagging()
-        # A node-side query timeout (e.g. -32000 "query timeout exceeded")
-        # is the node saying the range is too expensive, like a range error.
-        # (Not when retries ran out: their causes may say "timed out" too.)
-        too_big = isinstance(exc, (RpcRangeError, RpcTimeoutError)) or (
-            not isinstance(exc, RpcUnavailableError)
-            and any(
-                w in str(exc).lower() for w in ("query timeout", "timed out", "execution timeout")
-            )
-        )
-        if not too_big:
+        if not too_large(exc):
             raise exc
         if last == first:
             raise SourceError(
@@ -438,22 +415,8 @@ class _Fetcher:
         )
 
     def _next_range(self, ahead: int = 1) -> tuple[int, int, bool] | None:
-        """(first, last, within the window) of the range ``_fetch_range`` will ask for
-        ``ahead`` ranges on if nothing changes; None past the head read (or ``end_block``)."""
-        stop = self.head
-        if self.o.end_block is not None:
-            stop = min(stop, self.o.end_block)
-        window = self._window_start()
-        first, found = self.next, None
-        for _ in range(ahead):
-            if first > stop:
-                return None
-            last = min(first + self.sizer.span - 1, stop)
-            if first < window <= last:
-                last = window - 1
-            found = (first, last, first >= window)
-            first = last + 1
-        return found
+        """The range ``_fetch_range`` will ask for ``ahead`` ranges on if nothing changes."""
+        return plan_range(self.next, self.sizer.span, self._stop(), self._window_start(), ahead)
 
     async def _in_window(
         self,

@@ -11,7 +11,9 @@ after that, since a chain's density changes.
 
 from __future__ import annotations
 
-__all__ = ["SpanSizer"]
+from ._rpc import RpcError, RpcRangeError, RpcTimeoutError, RpcUnavailableError
+
+__all__ = ["SpanSizer", "plan_range", "too_large", "window_start"]
 
 # Ranges fetched after a "too large" before its span may be tried again.
 _CEILING_RANGES = 32
@@ -48,3 +50,48 @@ class SpanSizer:
                 grown = max(self.span, (self.span + self._ceiling + 1) // 2)
             self.span = grown
             self._successes = 0
+
+
+def window_start(head: int, max_reorg_depth: int) -> int:
+    """First block fetched with headers (and processed with history).
+
+    A reorg of depth ``max_reorg_depth`` replaces the blocks above
+    ``head - max_reorg_depth``; that block itself is the common block such a
+    rollback keeps, so its hash must be stored too: the window starts there,
+    one block before the first replaceable one.
+    """
+    if max_reorg_depth == 0:
+        return head + 1
+    return max(0, head - max_reorg_depth)
+
+
+def plan_range(
+    first: int, span: int, stop: int, window: int, ahead: int = 1
+) -> tuple[int, int, bool] | None:
+    """(first, last, within the window) of the range asked for ``ahead - 1`` ranges after the
+    one from ``first``; None past ``stop`` (the head read, or ``end_block``).
+
+    A range is at most ``span`` blocks, and one that reaches into the window
+    stops before it: the far part first, since it needs no headers.
+    """
+    found = None
+    for _ in range(ahead):
+        if first > stop:
+            return None
+        last = min(first + span - 1, stop)
+        if first < window <= last:
+            last = window - 1
+        found = (first, last, first >= window)
+        first = last + 1
+    return found
+
+
+def too_large(exc: RpcError) -> bool:
+    """Whether the node refused an ``eth_getLogs`` as too expensive: then the span shrinks."""
+    # A node-side query timeout (e.g. -32000 "query timeout exceeded") is the
+    # node saying the range is too expensive, like a range error.  (Not when
+    # retries ran out: their causes may say "timed out" too.)
+    return isinstance(exc, (RpcRangeError, RpcTimeoutError)) or (
+        not isinstance(exc, RpcUnavailableError)
+        and any(w in str(exc).lower() for w in ("query timeout", "timed out", "execution timeout"))
+    )
