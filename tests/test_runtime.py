@@ -193,6 +193,36 @@ async def transfer(event: Event, ctx: Context) -> None:
 """
 
 
+async def test_every_write_holds_each_changed_account_as_of_its_own_block(
+    tmp_path: Path, database_url: str, schema: str
+) -> None:
+    """Far from the head the store keeps, of a hot account, only the values a write can
+    still end at (the last hand-over's, the last range's end): so each write, not only
+    the final tables, must carry every account changed since the write before it, as of
+    its own block.  A write that missed one would leave the database wrong until the next
+    write, and a run resumed after a crash in between would build on that.  Small ranges,
+    read ahead of the loop, and a hand-over whenever the writer is idle make the loop run
+    several ranges between a hand-over and the writer's snapshot of it."""
+    by_block: dict[int, dict[str, tuple[int, int]]] = {}
+    for block in range(FIRST_BLOCK - 1, LAST_BLOCK + 1):
+        by_block[block] = expected_balances(block) if block >= FIRST_BLOCK else {}
+    writes: list[tuple[int, dict[str, tuple[int, int]]]] = []
+
+    async def pre_write(write: Changeset) -> None:
+        rows = {e.id: (e.balance, e.transfers) for t in write.tables for e in t.upserts}
+        writes.append((write.chains[1].block, rows))
+
+    project = make_project(tmp_path, schema)
+    await run(project, database_url, chunk_logs=5, write_interval=0.0, pre_write=pre_write)
+    assert len(writes) > 10
+    before = FIRST_BLOCK - 1
+    for block, rows in writes:
+        was, now = by_block[before], by_block[block]
+        assert rows == {k: v for k, v in now.items() if was.get(k) != v}, block
+        before = block
+    assert before == LAST_BLOCK
+
+
 async def test_handler_error_names_the_event_and_commits_nothing_of_its_batch(
     tmp_path: Path, database_url: str, schema: str
 ) -> None:

@@ -4,7 +4,10 @@ The machine plays the runtime: it processes checkpoints (sets, deletes,
 gets and finds through the store, loading misses from PostgreSQL like the
 processor, one raw event per change), moves to the next block within a
 batch, ends batches, seals as the processor does (at every batch end, and
-at every block in "window" mode), starts writes (a snapshot) and finishes
+at every block in "window" mode), hands batches over (``mark_handed``, in
+"handing" mode, as the runtime does far from the head: writes then end only
+at the last hand-over or the last batch end, and no history is kept, since
+the store replaces the values between), starts writes (a snapshot) and finishes
 them later (so handlers keep changing entities while a write is "in
 flight"), makes writes fail, evicts under tiny targets, rolls back and
 restarts.  The model is a list of full states, one per checkpoint, plus
@@ -107,12 +110,19 @@ class StoreMachine(RuleBasedStateMachine):
     shared: Session | None = None  # the connection every example of a test uses
 
     @initialize(
-        capacity=st.sampled_from([1, 2, 4, 1000]), window=st.booleans(), faults=st.booleans()
+        capacity=st.sampled_from([1, 2, 4, 1000]),
+        window=st.booleans(),
+        faults=st.booleans(),
+        handing=st.booleans(),
     )
-    def setup(self, capacity: int, window: bool = False, faults: bool = True) -> None:
+    def setup(
+        self, capacity: int, window: bool = False, faults: bool = True, handing: bool = False
+    ) -> None:
         self.target = capacity
         self.faults = faults  # without them, more runs reach evictions from a complete table
         self.window = window  # seal every checkpoint, as the processor does near the head
+        # Far from the head the runtime marks each hand-over (never with the window).
+        self.handing = handing and not window
         cls = type(self)
         if cls.shared is None:  # the schema is created once per test (DDL took most of the time)
             cls.shared = connect(self.url, self.schema_name, writer=True)
@@ -142,6 +152,14 @@ class StoreMachine(RuleBasedStateMachine):
         # Sealing: a new store keeps every superseded change until its first seal.
         self.sealed_at: int | None = None
         self.seal_points = {committed}
+        # Handing: the runtime marks its start as a hand-over; kept superseded
+        # changes per id (the store's chain), the last hand-over, and the one
+        # whose write has not started yet.
+        self.chains: dict[str, list[int]] = {}
+        self.handed_at = committed
+        self.handed_pending: int | None = None
+        if self.handing:
+            self.store.mark_handed()
         self.last_change: dict[str, int] = {}  # id -> checkpoint of its unwritten change
         self.in_flight: Changeset | None = None
         self.in_flight_history: set[tuple[str, int]] = set()
@@ -198,10 +216,24 @@ class StoreMachine(RuleBasedStateMachine):
         self.seal_points.add(self.processed)
 
     def _changed(self, id: str) -> None:
-        """Expected history: a change superseded after the last seal leaves no row."""
+        """Expected history: a change superseded after the last seal leaves no row.
+
+        While handing, the newest kept change replaces the one before it unless
+        that one is the value at the last hand-over (a write can still end
+        there, or at the last batch end, and nowhere else).
+        """
         prev, sealed = self.last_change.get(id), self.sealed_at
-        if prev is not None and sealed is not None and sealed < prev != self.cp:
-            self.changes.discard((id, prev))
+        if prev is not None and prev != self.cp:
+            if sealed is not None and sealed < prev:
+                self.changes.discard((id, prev))
+            else:
+                chain = self.chains.setdefault(id, [])
+                handed = self.handed_at
+                if self.handing and chain and (chain[-1] > handed or prev <= handed):
+                    self.changes.discard((id, chain[-1]))
+                    chain[-1] = prev
+                else:
+                    chain.append(prev)
         self.last_change[id] = self.cp
         self.changes.add((id, self.cp))
 
@@ -269,6 +301,20 @@ class StoreMachine(RuleBasedStateMachine):
             self.boundaries.append(self.batch_end)
             self._seal()
 
+    @precondition(
+        lambda self: (
+            self.handing
+            and self.in_flight is None
+            and self.handed_pending is None
+            and self.processed == self.batch_end > self.committed
+        )
+    )
+    @rule()
+    def hand_over(self) -> None:
+        """The runtime hands its pending batch to the writer at a batch end."""
+        self.store.mark_handed()
+        self.handed_at = self.handed_pending = self.processed
+
     # -- what the writer does ----------------------------------------------
 
     def _events(self, upto: int) -> int:
@@ -282,6 +328,11 @@ class StoreMachine(RuleBasedStateMachine):
         write stays in flight until finish_write, a fast one commits at once."""
         ended = [b for b in self.boundaries if b > self.committed]
         upto = ended[min(pick, len(ended) - 1)]
+        if self.handing:
+            # The write of the batch handed over, or (a run stopped inside a
+            # range) of everything up to the last batch end; never history.
+            upto = self.handed_pending if self.handed_pending is not None else ended[-1]
+            self.handed_pending, history = None, False
         tables = self.store.snapshot(upto, history=history)
         # Exactly the ids changed in (committed, upto], each as of upto.
         (t,) = tables
@@ -322,6 +373,8 @@ class StoreMachine(RuleBasedStateMachine):
             self.no_history_upto = write.upto
         self.committed = write.upto
         self.last_change = {i: c for i, c in self.last_change.items() if c > write.upto}
+        chains = {i: [c for c in chain if c > write.upto] for i, chain in self.chains.items()}
+        self.chains = {i: chain for i, chain in chains.items() if chain}
 
     @precondition(lambda self: self.in_flight is not None)
     @rule(fail_at=st.sampled_from([None] * 6 + ["entities", "progress", "commit", "committed"]))
@@ -345,6 +398,7 @@ class StoreMachine(RuleBasedStateMachine):
 
     # -- reorg rollback ----------------------------------------------------
 
+    @precondition(lambda self: not self.handing)  # rollbacks happen in the window only
     @rule(back=st.integers(0, 6), fail_at=st.sampled_from([None] * 4 + ["rollback", "commit"]))
     def rollback(self, back: int, fail_at: str | None) -> None:
         """Drain as the runtime does, then roll back to a checkpoint whose later

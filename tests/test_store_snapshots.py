@@ -65,3 +65,59 @@ def test_a_committed_row_never_revives_an_unwritten_delete() -> None:
     assert table.get("gone") is None
     (changes,) = store.snapshot(1)
     assert changes.deletes == ["gone"]
+
+
+def _ranges(store: Store, first_cp: int, ranges: int, per_range: int, hand_over_after: int) -> int:
+    """The processor far from the head: a seal per range, "a" changed at every
+    checkpoint; the runtime marks a hand-over after range ``hand_over_after``.
+    Returns the hand-over's checkpoint."""
+    table, cp, handed = store.table(Account), first_cp, -1
+    for r in range(ranges):
+        store.seal()
+        for _ in range(per_range):
+            cp += 1
+            store.processed = cp
+            table.set("a", account("a", cp), cp)
+        if r == hand_over_after:
+            store.mark_handed()
+            handed = cp
+    return handed
+
+
+def test_between_hand_overs_a_hot_id_keeps_what_a_write_can_end_at_only() -> None:
+    """Far from the head a write ends at the last hand-over (its snapshot may
+    not be taken yet) or at the last range's end (a run stopped by an error
+    inside the next range): of the values kept per range, only those two stay."""
+    store = Store([entity_spec(Account)], target=1000)
+    store.mark_handed()  # the run's start
+    handed = _ranges(store, 0, 40, 3, hand_over_after=9)  # 30 at the hand-over
+    last_end = store.processed  # 120
+    # The next range starts (sealed at 120) and changes "a" again: an error here
+    # makes the run write up to 120.
+    store.seal()
+    store.processed = last_end + 1
+    store.table(Account).set("a", account("a", last_end + 1), last_end + 1)
+    assert store.table(Account).statistics()["superseded"] == 2  # 30 and 120, not 40 values
+    (at_handed,) = store.snapshot(handed, history=False)
+    assert at_handed.upserts == [account("a", handed)]
+    store.mark_committed(handed)
+    (at_end,) = store.snapshot(last_end, history=False)
+    assert at_end.upserts == [account("a", last_end)]
+
+
+def test_without_hand_overs_marked_every_range_end_stays_writable() -> None:
+    # A store the runtime does not drive (or the reorg window, where history
+    # needs them all) keeps a value per sealed range, as before.
+    for every in (False, True):
+        store = Store([entity_spec(Account)], target=1000)
+        if every:
+            store.mark_handed()
+            store.keep_every_change()
+        _ranges(store, 0, 10, 3, hand_over_after=-1)
+        store.seal()
+        store.processed = 31
+        store.table(Account).set("a", account("a", 31), 31)
+        assert store.table(Account).statistics()["superseded"] == 10
+        for end in (3, 15, 30):
+            (changes,) = store.snapshot(end, history=False)
+            assert changes.upserts == [account("a", end)]

@@ -86,7 +86,7 @@ async def test_slow_write_overlaps_processing_and_batches_merge_in_the_loop(
 
     writer = Writer(store, RetryingSession(session), pre_write=slow)
     send, receive = open_batch_channel()
-    handoff = Handoff(send, min_interval=0)
+    handoff = Handoff(send, store, min_interval=0)
     async with trio.open_nursery() as nursery:
         nursery.start_soon(writer.serve, receive)
         await trio.testing.wait_all_tasks_blocked()
@@ -145,7 +145,7 @@ async def test_hand_overs_wait_out_the_interval_while_batches_keep_coming(
     writer = Writer(store, RetryingSession(session), pre_write=record)
     send, receive = open_batch_channel()
     # history None: final blocks, with the store past half its target.
-    handoff = Handoff(send, min_interval=0.5, roomy=lambda: history is not None)
+    handoff = Handoff(send, store, min_interval=0.5, roomy=lambda: history is not None)
     async with trio.open_nursery() as nursery:
         nursery.start_soon(writer.serve, receive)
         await trio.testing.wait_all_tasks_blocked()
@@ -159,6 +159,36 @@ async def test_hand_overs_wait_out_the_interval_while_batches_keep_coming(
     # Each write has everything processed since the last.
     assert written == writes
     assert rows(database_url, schema) == {"a": 9}
+
+
+async def test_a_batch_handed_over_is_written_as_of_its_checkpoint_ranges_later(
+    autojump_clock: trio.testing.MockClock, session: Session, database_url: str, schema: str
+) -> None:
+    """The writer snapshots a batch when it next runs, and the loop may seal and process
+    several ranges before that.  Far from the head the store keeps, of a hot id, only
+    the value at the last hand-over and the newest one kept: the hand-over must mark
+    the store, or the value the writer is about to take is replaced."""
+    store = Store([SPEC], target=1000)
+    store.mark_handed()  # the run's start
+    loop = Loop(store)
+    written: list[tuple[int, dict[str, int]]] = []
+
+    async def record(write: Changeset) -> None:
+        written.append((write.upto, {e[0]: e[2] for t in write.tables for e in t.upserts}))
+
+    writer = Writer(store, RetryingSession(session), pre_write=record)
+    send, receive = open_batch_channel()
+    handoff = Handoff(send, store, min_interval=0)
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(writer.serve, receive)
+        await trio.testing.wait_all_tasks_blocked()
+        for n in (1, 2, 3):  # three ranges, a seal each; no await: the writer waits its turn
+            store.seal()
+            handoff.offer(loop.batch(("a", n)))
+        assert written == []
+        await handoff.close()
+    assert written == [(1, {"a": 1}), (3, {"a": 3})]
+    assert rows(database_url, schema) == {"a": 3}
 
 
 async def test_write_failure_cancels_the_scope_and_keeps_last_commit(

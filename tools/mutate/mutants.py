@@ -94,6 +94,9 @@ FACTORY_ANVIL = "tests/anvil/test_factory.py"
 GRANDCHILDREN = "tests/test_factory_grandchildren.py"
 WORKER = "tests/test_rpc_worker.py::test_a_prefetched_range_not_asked_for_is_discarded"
 WINDOW_REORG = "tests/test_rpc_worker.py::test_a_reorg_between_a_window_ranges_headers_and_its_logs"
+HANDED_LATER = (
+    "tests/test_writer.py::test_a_batch_handed_over_is_written_as_of_its_checkpoint_ranges_later"
+)
 WRITER_INTERVAL = (
     "tests/test_writer.py::test_hand_overs_wait_out_the_interval_while_batches_keep_coming"
 )
@@ -188,6 +191,26 @@ MUTANTS: tuple[Mutant, ...] = (
        "old_cp < self.sealed:",
        "EntityTable.set forgets a superseded change made exactly at the seal",
        (STORE, STORE_MACHINE, FOLLOW, REORG_MACHINE)),
+    _M("handed-value-replaced", "history", "store/_table.py",
+       "chain[-1][0] > handed or old_cp <= handed",
+       "True",
+       "far from the head, the value at the last hand-over is replaced before its write took it",
+       (SNAPSHOTS, HANDED_LATER), fast=True),
+    _M("window-changes-replaced", "history", "runtime/_processor.py",
+       "            store.keep_every_change()\n",
+       "            pass\n",
+       "inside the reorg window, a superseded change is replaced: its history row is lost",
+       (REORG_MACHINE, FOLLOW)),
+    _M("hand-over-not-marked", "history", "runtime/_handoff.py",
+       "        self._store.mark_handed()\n",
+       "        pass\n",
+       "a hand-over does not mark the store: the value the writer is about to take is replaced",
+       (HANDED_LATER,), fast=True),
+    _M("handed-values-queued", "capacity", "store/_table.py",
+       "chain[-1][0] > handed or old_cp <= handed",
+       "chain[-1][0] > handed",
+       "the value before the hand-over's stays queued: three values per hot id, not two",
+       (SNAPSHOTS,), fast=True),
     _M("commit-keeps-upto-cps", "history", "store/_table.py",
        "self.cps = {id: cp for id, cp in cps.items() if cp > upto}",
        "self.cps = {id: cp for id, cp in cps.items() if cp >= upto}",

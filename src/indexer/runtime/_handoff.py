@@ -23,6 +23,8 @@ from ._batch import Batch
 if TYPE_CHECKING:
     from collections.abc import Callable
 
+    from ..store import Store
+
 __all__ = ["DEFAULT_MIN_INTERVAL", "Handoff", "open_batch_channel"]
 
 # Half a second between hand-overs: long enough that hot entities are
@@ -54,15 +56,20 @@ class Handoff:
             coming (forced hand-overs ignore it); ``CATCH_UP_FACTOR`` times
             that while the pending batch holds only final blocks and
             ``roomy()`` (memory to spare) holds.
+        store: told of each hand-over before the loop processes on
+            (``Store.mark_handed``): the writer snapshots the batch at its
+            checkpoint when it next runs, possibly ranges later.
     """
 
     def __init__(
         self,
         send: trio.MemorySendChannel[Batch],
+        store: Store,
         min_interval: float,
         roomy: Callable[[], bool] = lambda: True,
     ) -> None:
         self._send = send
+        self._store = store
         self.min_interval = min_interval
         self._roomy = roomy
         self.pending: Batch | None = None
@@ -124,3 +131,4 @@ class Handoff:
     def _handed(self, batch: Batch) -> None:
         self.sent_upto, self.pending = batch.upto, None
         self._last = trio.current_time()
+        self._store.mark_handed()

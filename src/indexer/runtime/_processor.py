@@ -191,8 +191,9 @@ class Processor:
         store, ctx = self.store, self.ctx
         raw_rows: list[tuple[Any, ...]] = []
         new = tuple.__new__
-        if rng.hashes is not None:
+        if rng.hashes is not None and not self.history:
             self.history = True
+            store.keep_every_change()
         # Once any range is within a reorg window (history on), every block
         # can be a rollback target: it is sealed (see Store.seal) and gets a
         # checkpoint row.  Before that, no rollback can reach these blocks:

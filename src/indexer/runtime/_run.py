@@ -167,7 +167,10 @@ class _Runner:
             pre_write=opts.pre_write,
         )
         send, receive = open_batch_channel()
-        self.handoff = Handoff(send, opts.write_interval, roomy=self._roomy)
+        # Writes end where a batch is handed over (the Handoff tells the
+        # store), or at the last range's end: the run's start is the first.
+        store.mark_handed()
+        self.handoff = Handoff(send, store, opts.write_interval, roomy=self._roomy)
         self.loader = loader
         self.watchdog = Watchdog(
             opts.stall_seconds,

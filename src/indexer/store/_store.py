@@ -50,6 +50,7 @@ class Store:
         self.target = max(1, target)
         self.processed = 0
         self.committed = 0
+        self._every_change = False
 
     def table(self, cls: type[E]) -> EntityTable[E]:
         try:
@@ -73,6 +74,24 @@ class Store:
         """
         for t in self.tables.values():
             t.sealed = self.processed
+
+    def mark_handed(self) -> None:
+        """A write may be taken at ``processed`` (a batch was handed to the writer).
+
+        Between two such points the runtime only ever writes up to the end
+        of the last block range, so a change kept above this checkpoint is
+        replaced by the next one kept (see ``_table.py``).  Not once
+        :meth:`keep_every_change` was called.
+        """
+        if not self._every_change:
+            for t in self.tables.values():
+                t.handed = self.processed
+
+    def keep_every_change(self) -> None:
+        """Keep every sealed change from now on: history rows need each (the reorg window)."""
+        self._every_change = True
+        for t in self.tables.values():
+            t.keep_every_change()
 
     # -- capacity ------------------------------------------------------------
 

@@ -21,6 +21,17 @@ block range, so a hot id changed in every block of a range keeps one value
 per range instead of one per block: that bookkeeping was a tenth of the
 processing loop's time.  Within the reorg window it seals every block, so
 history stays exact for every block a rollback can target.
+
+Far from the head, of the values kept per range only two can still be
+written: the one at ``handed`` (the checkpoint of the last batch handed to
+the writer, whose snapshot may not be taken yet) and the one at the end of
+the last range (a run stopped by an error inside a range writes up to
+there).  So the newest kept change replaces the one before it unless that
+one is the value at ``handed`` (:meth:`Store.mark_handed`): a hot id holds
+at most two values between two writes instead of one per range.
+Over JSON-RPC, with ranges of ~60 blocks and a hand-over every 2 s, those
+queues had made the store look full (half its target), so hand-overs came
+every 0.5 s and the run wrote twice as often (docs/performance.md).
 """
 
 from __future__ import annotations
@@ -81,6 +92,7 @@ class EntityTable(Generic[E]):
         "cps",
         "evictions",
         "gone",
+        "handed",
         "id_pos",
         "prev",
         "sealed",
@@ -97,6 +109,9 @@ class EntityTable(Generic[E]):
         # Highest checkpoint a snapshot may still be taken at (see the module
         # docstring); until the runtime says otherwise, every one.
         self.sealed = _EVERY
+        # Checkpoint of the last hand-over (see the module docstring); None
+        # (until the runtime says otherwise): no kept change is replaced.
+        self.handed: int | None = None
         # True while every row the database holds for this table is also in
         # `values`: then a miss means "absent" without asking the database.
         self.complete = False
@@ -157,6 +172,10 @@ class EntityTable(Generic[E]):
 
     # -- writes --------------------------------------------------------------
 
+    def keep_every_change(self) -> None:
+        """Never replace a kept change (see the module docstring): history needs each."""
+        self.handed = None
+
     def set(self, id: str, entity: E | None, cp: int) -> None:
         """Record the processed value of ``id`` at checkpoint ``cp`` (None deletes)."""
         values, cps = self.values, self.cps
@@ -171,9 +190,16 @@ class EntityTable(Generic[E]):
             chain = self.prev.get(id)
             if chain is None:
                 self.prev[id] = [(old_cp, old)]
+                self._prev_count += 1
+            elif (handed := self.handed) is not None and (
+                chain[-1][0] > handed or old_cp <= handed
+            ):
+                # chain[-1] is neither the value at the hand-over (the newest
+                # at or below it) nor the newest kept one: no write needs it.
+                chain[-1] = (old_cp, old)
             else:
                 chain.append((old_cp, old))
-            self._prev_count += 1
+                self._prev_count += 1
         values[id] = entity
         cps[id] = cp
         active = self._active
