@@ -245,9 +245,7 @@ class _Fetcher:
         final = window if self.o.max_reorg_depth else self.head
         self._fetched = fetched
         if answer is not None:
-            if in_window:
-                return await self._in_window_from_worker(first, last, answer, final)
-            return await self._far_in_worker(first, last, answer, final)
+            return await self._from_worker(first, last, answer, final, in_window)
         assert logs is not None
         if headers is not None:
             return await self._in_window(first, last, logs, final, headers)
@@ -338,37 +336,28 @@ class _Fetcher:
             await self._prefetch()
         return ranges
 
-    async def _far_in_worker(
-        self, first: int, last: int, answer: WorkerRange, final: int
+    async def _from_worker(
+        self, first: int, last: int, answer: WorkerRange, final: int, in_window: bool
     ) -> list[BlockRange] | Reorg:
-        """``_far`` for a range the log worker fetched, with the same checks on its headers."""
+        """``_far`` or ``_in_window`` for a range the log worker fetched: the same checks, in
+        the same order (the child checked the window's headers and logs against each other)."""
         if answer.lagging:
             return []  # a null header: the node lags (one node: asked again)
         known = self.hashes.get(first - 1)
         if known is not None and answer.first_parent != known:
             return await self._find_fork(first - 1)
-        ranges = self._far_done(first, last, answer.last_hash, answer.parts, final, None)
-        await self._prefetch()
-        return ranges
-
-    async def _in_window_from_worker(
-        self, first: int, last: int, answer: WorkerRange, final: int
-    ) -> list[BlockRange] | Reorg:
-        """``_in_window`` for a range the log worker fetched: the same checks, in the same order."""
-        if answer.lagging:
-            return []  # a null header: the node lags (one node: asked again)
-        known = self.hashes.get(first - 1)
-        if known is not None and answer.first_parent != known:
-            return await self._find_fork(first - 1)
-        if not answer.consistent:
+        if not in_window:
+            ranges = self._far_done(first, last, answer.last_hash, answer.parts, final, None)
+        elif not answer.consistent:
             return self._inconsistent(first, last)
-        self.inconsistent = 0
-        assert answer.hashes is not None
-        hashes = dict(zip(range(first, last + 1), answer.hashes, strict=True))
-        self.hashes.update(hashes)
-        self.next = last + 1
-        self._forget_old()
-        ranges = build_ranges(self.o.chain_id, answer.parts, final, hashes, head=self.head)
+        else:
+            self.inconsistent = 0
+            assert answer.hashes is not None
+            hashes = dict(zip(range(first, last + 1), answer.hashes, strict=True))
+            self.hashes.update(hashes)
+            self.next = last + 1
+            self._forget_old()
+            ranges = build_ranges(self.o.chain_id, answer.parts, final, hashes, head=self.head)
         await self._prefetch()
         return ranges
 
