@@ -209,7 +209,12 @@ async def test_every_write_holds_each_changed_account_as_of_its_own_block(
     writes: list[tuple[int, dict[str, tuple[int, int]]]] = []
 
     async def pre_write(write: Changeset) -> None:
-        rows = {e.id: (e.balance, e.transfers) for t in write.tables for e in t.upserts}
+        rows = {}
+        for t in write.tables:
+            names = [f.name for f in t.spec.fields]
+            for entity in t.upserts:
+                row = dict(zip(names, entity, strict=True))
+                rows[row["id"]] = (row["balance"], row["transfers"])
         writes.append((write.chains[1].block, rows))
 
     project = make_project(tmp_path, schema)
