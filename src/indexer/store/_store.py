@@ -78,10 +78,10 @@ class Store:
     def mark_handed(self) -> None:
         """A write may be taken at ``processed`` (a batch was handed to the writer).
 
-        Between two such points the runtime only ever writes up to the end
-        of the last block range, so a change kept above this checkpoint is
-        replaced by the next one kept (see ``_table.py``).  Not once
-        :meth:`keep_every_change` was called.
+        Until the next such point the runtime writes only up to here or up
+        to the end of the last block range, so of the changes an id keeps
+        from now on only the one at this checkpoint and the newest stay
+        (see ``_table.py``).  Not once :meth:`keep_every_change` was called.
         """
         if not self._every_change:
             for t in self.tables.values():
