@@ -559,7 +559,7 @@ MUTANTS: tuple[Mutant, ...] = (
        "the log worker's prefetched answer is taken for a range it was not asked for",
        (WORKER,), fast=True),
     _M("window-worker-consistency-unchecked", "speed", "sources/_rpc_child.py",
-       "        if not consistent:\n",
+       "        if not window_consistent(first, last, headers, logs):\n",
        "        if False:\n",
        "the log worker's child takes a window range whose logs are of another fork than its headers",
        (WINDOW_REORG,), fast=True),

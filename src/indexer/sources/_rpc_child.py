@@ -20,7 +20,7 @@ from .._gc import tune_gc
 from ._child import deaf_to_sigint
 from ._decode import DecodeRoute, LogDecoder
 from ._rpc_post import BlockingPost, PostError
-from ._rpc_ranges import decode_parts, raw_logs
+from ._rpc_ranges import decode_parts, raw_logs, window_consistent
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -115,14 +115,9 @@ class ChildFetcher:
         chunk_logs: int,
     ) -> tuple[Any, ...]:
         """A range within the reorg window, its headers fetched: the checks ``_in_window`` makes."""
-        numbers = range(first, last + 1)
-        hashes = [str(headers[n]["hash"]) for n in numbers]
+        hashes = [str(headers[n]["hash"]) for n in range(first, last + 1)]
         first_parent = str(headers[first]["parentHash"])
-        by_number = dict(zip(numbers, hashes, strict=True))
-        consistent = all(headers[n]["parentHash"] == by_number[n - 1] for n in numbers[1:]) and all(
-            lg.get("blockHash") == by_number[int(lg["blockNumber"], 16)] for lg in logs
-        )
-        if not consistent:
+        if not window_consistent(first, last, headers, logs):
             return ("window", first_parent, hashes, False, [])
         try:
             parts = decode_parts(

@@ -1,9 +1,11 @@
 """From checked JSON-RPC answers to what an RPC source sends: raw logs, decoded ranges.
 
 The fetcher (``_rpc_source.py``) decides *what* to ask the node and whether
-the answers agree with each other; this module only reshapes answers it
-already accepted: ``eth_getLogs`` objects into :class:`RawLog` values, and a
-long range into :class:`BlockRange` batches of whole blocks.
+the answers agree with what it processed; this module checks a window
+range's answers against each other (``window_consistent``) and reshapes
+answers already accepted: ``eth_getLogs`` objects into :class:`RawLog`
+values, and a long range into :class:`BlockRange` batches of whole blocks.
+The log worker's child runs the same functions (``_rpc_child.py``).
 """
 
 from __future__ import annotations
@@ -21,10 +23,23 @@ if TYPE_CHECKING:
     from ._decode import LogDecoder
     from ._log import DecodedLog
 
-__all__ = ["Part", "build_ranges", "decode_parts", "raw_logs"]
+__all__ = ["Part", "build_ranges", "decode_parts", "raw_logs", "window_consistent"]
 
 _new = tuple.__new__
 _POSITION = operator.itemgetter(0, 1)  # a RawLog's (block number, log index)
+
+
+def window_consistent(
+    first: int,
+    last: int,
+    headers: Mapping[int, Mapping[str, Any]],
+    logs: Sequence[Mapping[str, Any]],
+) -> bool:
+    """Whether the headers of ``first..last`` chain by ``parentHash`` and each log's
+    ``blockHash`` is its block's: otherwise the answers are of two forks."""
+    return all(
+        headers[n]["parentHash"] == headers[n - 1]["hash"] for n in range(first + 1, last + 1)
+    ) and all(lg.get("blockHash") == headers[int(lg["blockNumber"], 16)]["hash"] for lg in logs)
 
 
 def raw_logs(

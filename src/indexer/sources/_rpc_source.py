@@ -44,7 +44,7 @@ from ._rpc_fields import FieldFetcher
 from ._rpc_forks import check_tip, find_fork
 from ._rpc_options import RpcSourceOptions, open_source_client
 from ._rpc_pool import RpcPool
-from ._rpc_ranges import Part, build_ranges, decode_parts, raw_logs
+from ._rpc_ranges import Part, build_ranges, decode_parts, raw_logs, window_consistent
 from ._rpc_span import SpanSizer, plan_range, too_large, window_start
 from ._rpc_worker import LogRequest, LogWorker, WorkerRange, open_log_worker
 
@@ -351,13 +351,9 @@ class _Fetcher:
         elif not answer.consistent:
             return self._inconsistent(first, last)
         else:
-            self.inconsistent = 0
             assert answer.hashes is not None
             hashes = dict(zip(range(first, last + 1), answer.hashes, strict=True))
-            self.hashes.update(hashes)
-            self.next = last + 1
-            self._forget_old()
-            ranges = build_ranges(self.o.chain_id, answer.parts, final, hashes, head=self.head)
+            ranges = self._window_done(last, hashes, answer.parts, final, None)
         await self._prefetch()
         return ranges
 
@@ -424,12 +420,7 @@ class _Fetcher:
         known = self.hashes.get(first - 1)
         if known is not None and parent != known:
             return await self._find_fork(first - 1)
-        consistent = all(
-            by_number[n]["parentHash"] == by_number[n - 1]["hash"] for n in numbers[1:]
-        ) and all(
-            lg.get("blockHash") == by_number[int(lg["blockNumber"], 16)]["hash"] for lg in logs
-        )
-        if not consistent:
+        if not window_consistent(first, last, by_number, logs):
             return self._inconsistent(first, last)
         fetched = None
         if self.fields.active:
@@ -438,12 +429,23 @@ class _Fetcher:
             fetched = await self.fields.fetch(self.client, first, last, logs, by_number)
             if fetched is None:
                 return self._inconsistent(first, last)
-        self.inconsistent = 0
-        hashes = {n: str(by_number[n]["hash"]) for n in numbers}
-        self.hashes.update(hashes)
         raws = raw_logs(self.where, logs, by_number)
         attach = None if fetched is None else fetched.attach
         parts = decode_parts(self.decoder, first, last, raws, self.o.chunk_logs, attach)
+        hashes = {n: str(by_number[n]["hash"]) for n in numbers}
+        return self._window_done(last, hashes, parts, final, fetched)
+
+    def _window_done(
+        self,
+        last: int,
+        hashes: dict[int, str],
+        parts: list[Part],
+        final: int,
+        fetched: Fetched | None,
+    ) -> list[BlockRange]:
+        """A window range accepted: keep every block's hash, send its parts."""
+        self.inconsistent = 0
+        self.hashes.update(hashes)
         self.next = last + 1
         self._forget_old()
         return build_ranges(
