@@ -13,7 +13,14 @@ import pyarrow.parquet as pq
 import pytest
 
 from indexer import ConfigError, SourceError
-from indexer.sources import FileReadStats, LogFilter, RawLog, last_block_in_file, read_log_file
+from indexer.sources import (
+    FileReadStats,
+    LogFilter,
+    RawLog,
+    _jsonl,
+    last_block_in_file,
+    read_log_file,
+)
 
 _GZ_NAME = "ethereum_mainnet_all_logs_18426253_18426303.getlogs.jsonl.gz"
 _PQ_NAME = "ethereum_mainnet_all_logs_18426253_18426303.cryo.parquet"
@@ -43,6 +50,17 @@ def pq_path() -> Path:
     path = _DATA_DIR / _PQ_NAME
     assert path.is_file(), f"shared data file {path} is missing"
     return path
+
+
+@pytest.fixture(params=["search", "split"])
+def reading(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """JSON lines read by searching each block for wanted topic0s, or by splitting every block.
+
+    By default a block is split when the block before it was mostly wanted
+    lines (``_jsonl._DENSE_SHARE``); both ways must give the same logs and errors.
+    """
+    monkeypatch.setattr(_jsonl, "_DENSE_SHARE", 2.0 if request.param == "search" else 0.0)
+    return str(request.param)
 
 
 @pytest.fixture(scope="module")
@@ -157,6 +175,7 @@ FILTERS: dict[str, dict[str, frozenset[str] | None]] = {
 
 
 @pytest.mark.parametrize("name", sorted(FILTERS))
+@pytest.mark.usefixtures("reading")
 def test_gz_and_parquet_give_identical_logs(
     name: str, gz_path: Path, pq_path: Path, rows: list[dict[str, Any]]
 ) -> None:
@@ -167,6 +186,7 @@ def test_gz_and_parquet_give_identical_logs(
     assert [(log.block_number, log.log_index) for log in from_gz] == _expected(rows, f)
 
 
+@pytest.mark.usefixtures("reading")
 def test_all_topics_identical_and_complete(
     gz_path: Path, pq_path: Path, rows: list[dict[str, Any]]
 ) -> None:
@@ -220,6 +240,7 @@ def test_wildcard_and_address_filter_counts(
         (LAST_BLOCK + 1, None),
     ],
 )
+@pytest.mark.usefixtures("reading")
 def test_block_range(
     start: int, end: int | None, gz_path: Path, pq_path: Path, rows: list[dict[str, Any]]
 ) -> None:
@@ -249,14 +270,20 @@ def test_chunks_end_on_block_boundaries(chunk_logs: int, gz_path: Path, pq_path:
         assert len(chunks) == len({log.block_number for c in chunks for log in c})
 
 
-def test_stats_and_early_stop(gz_path: Path, pq_path: Path) -> None:
+def test_stats_and_early_stop(
+    gz_path: Path, pq_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     f = LogFilter({TRANSFER: None})
-    stats = FileReadStats()
-    assert len(_read(gz_path, f, stats=stats)) == 7800
-    assert stats == FileReadStats(
-        lines_read=17096, lines_parsed=7800, logs_yielded=7800, removed_skipped=0
-    )
-    assert stats.lines_skipped == 17096 - 7800
+    # Searching parses only the lines that hold the Transfer topic0; splitting parses all.
+    for share, parsed in ((2.0, 7800), (0.0, 17096)):
+        monkeypatch.setattr(_jsonl, "_DENSE_SHARE", share)
+        stats = FileReadStats()
+        assert len(_read(gz_path, f, stats=stats)) == 7800
+        assert stats == FileReadStats(
+            lines_read=17096, lines_parsed=parsed, logs_yielded=7800, removed_skipped=0
+        )
+        assert stats.lines_skipped == 17096 - 7800
+    monkeypatch.setattr(_jsonl, "_DENSE_SHARE", 2.0)
 
     # Stop once past end_block: the file holds ~10 MB in ~1 MiB blocks, so
     # reading up to its third block leaves most lines unread.
@@ -318,6 +345,7 @@ def test_plain_gz_and_multi_member_gz_are_equivalent(gz_path: Path, tmp_path: Pa
     assert last_block_in_file(joined) == LAST_BLOCK
 
 
+@pytest.mark.usefixtures("reading")
 def test_spelling_variants(tmp_path: Path) -> None:
     """Uppercase hex, plain-int quantities, odd spacing, CRLF, optional fields, removed logs."""
     logs = [_log_obj(10, i) for i in range(6)]
@@ -359,6 +387,7 @@ def test_spelling_variants(tmp_path: Path) -> None:
         assert got[4].transaction_index == 2
 
 
+@pytest.mark.usefixtures("reading")
 def test_uppercase_file_is_not_dropped(gz_path: Path, tmp_path: Path) -> None:
     def shout(hex_text: str) -> str:
         return "0x" + hex_text[2:].upper()
@@ -376,6 +405,7 @@ def test_uppercase_file_is_not_dropped(gz_path: Path, tmp_path: Path) -> None:
         assert _read(path, f) == _read(gz_path, f)
 
 
+@pytest.mark.usefixtures("reading")
 def test_empty_topics_and_blank_lines(tmp_path: Path) -> None:
     path = _write_jsonl(tmp_path / "t.jsonl", [_log_obj(1, 0, topics=[]), _log_obj(1, 1)])
     path.write_bytes(b"\n" + path.read_bytes().replace(b"\n", b"\n\n"))
@@ -384,6 +414,53 @@ def test_empty_topics_and_blank_lines(tmp_path: Path) -> None:
         {"0x" + f"{i:064x}": None for i in range(20)} | {TRANSFER: None},
     ):
         assert [log.log_index for log in _read(path, LogFilter(wanted))] == [1]
+
+
+def test_dense_blocks_are_split_and_sparse_ones_searched(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """By default the reading follows the file: split while wanted lines dominate, else search."""
+    other = "0x" + "12" * 32
+    # ~1 MiB blocks: mostly Transfers, then mostly other topics, then Transfers again.
+    objs = [_log_obj(1, i) for i in range(3000)]
+    objs += [_log_obj(2, i, topic0=other) for i in range(6000)]
+    objs += [_log_obj(2, 6000 + i) for i in range(3000)]
+    path = _write_jsonl(tmp_path / "mixed.jsonl", objs)
+    f = LogFilter({TRANSFER: None})
+    counts = {}
+    for share in (2.0, 0.0, 0.5):
+        monkeypatch.setattr(_jsonl, "_DENSE_SHARE", share)
+        stats = FileReadStats()
+        got = _read(path, f, stats=stats)
+        assert [(log.block_number, log.log_index) for log in got] == [
+            (int(o["blockNumber"], 16), int(o["logIndex"], 16))
+            for o in objs
+            if o["topics"][0] == TRANSFER
+        ]
+        counts[share] = stats.lines_parsed
+    assert counts[2.0] == 6000
+    assert counts[0.0] == 12000
+    # The default splits some blocks (after a mostly-Transfer block), not all.
+    assert 6000 < counts[0.5] < 12000
+
+
+@pytest.mark.usefixtures("reading")
+def test_broken_lines_without_a_wanted_topic_are_skipped(tmp_path: Path) -> None:
+    """A line no search would look at stays unread when the block is split and parsed whole."""
+    other = "0x" + "12" * 32
+    junk = [
+        b"not json at all",
+        b"[1, 2, 3]",
+        b"   ",
+        orjson.dumps({"topics": [other]}),  # a log of another topic, fields missing
+        orjson.dumps(_log_obj(1, 3, topic0=other, data=5)),
+        orjson.dumps(_log_obj(0, 0, topic0=other)),  # out of order, but not wanted
+    ]
+    lines = [orjson.dumps(_log_obj(1, 0)), *junk, orjson.dumps(_log_obj(1, 1))]
+    path = tmp_path / "junk.jsonl"
+    path.write_bytes(b"\n".join(lines) + b"\n")
+    got = _read(path, LogFilter({TRANSFER: None}))
+    assert [(log.block_number, log.log_index) for log in got] == [(1, 0), (1, 1)]
 
 
 # --------------------------------------------------------------------------
@@ -410,6 +487,7 @@ def test_missing_and_unsupported_files(tmp_path: Path) -> None:
         read_log_file(directory, log_filter=f, start_block=0, end_block=None)
 
 
+@pytest.mark.usefixtures("reading")
 def test_unsorted_input_raises_with_line_number(tmp_path: Path) -> None:
     logs = [_log_obj(1, 0), _log_obj(1, 1), _log_obj(2, 0), _log_obj(1, 2), _log_obj(3, 0)]
     for gz in (False, True):
@@ -421,6 +499,7 @@ def test_unsorted_input_raises_with_line_number(tmp_path: Path) -> None:
             _read(path, LogFilter({TRANSFER: None}))
 
 
+@pytest.mark.usefixtures("reading")
 def test_duplicate_log_index_raises(tmp_path: Path) -> None:
     path = _write_jsonl(tmp_path / "dup.jsonl", [_log_obj(1, 0), _log_obj(1, 1), _log_obj(1, 1)])
     with pytest.raises(
@@ -476,6 +555,7 @@ def test_duplicate_log_index_raises(tmp_path: Path) -> None:
         ),
     ],
 )
+@pytest.mark.usefixtures("reading")
 def test_malformed_line_raises_with_line_and_field(
     line: bytes, reason: str, tmp_path: Path
 ) -> None:
@@ -507,6 +587,7 @@ def test_malformed_line_raises_with_line_and_field(
         ),
     ],
 )
+@pytest.mark.usefixtures("reading")
 def test_malformed_shape_is_caught_before_the_address_filter(
     line: bytes, reason: str, tmp_path: Path
 ) -> None:
@@ -517,6 +598,7 @@ def test_malformed_shape_is_caught_before_the_address_filter(
         _read(path, LogFilter({TRANSFER: frozenset({USDT})}))
 
 
+@pytest.mark.usefixtures("reading")
 def test_error_line_numbers_span_blocks(gz_path: Path, tmp_path: Path) -> None:
     """Line numbers stay right deep into a file read in many blocks."""
     raw = gzip.decompress(gz_path.read_bytes()).splitlines(keepends=True)
