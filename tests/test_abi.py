@@ -20,6 +20,7 @@ from hypothesis import strategies as st
 
 from indexer import DecodeError
 from indexer.abi import EventSpec, Param, events_from_abi, parse_event_signature
+from indexer.abi._compile import _Layout
 
 TRANSFER = "event Transfer(address indexed from, address indexed to, uint256 value)"
 TRANSFER_TOPIC0 = "0xddf252ad1be2c89b69c2b068fc378daa952ba7f163c4a11628f55a4df523b3ef"
@@ -654,6 +655,60 @@ def test_property_malformed_logs_raise(
     topics_out, data_out = data_strategy.draw(st.sampled_from(mutations))
     with pytest.raises(DecodeError):
         decode(topics_out, data_out)
+
+
+# Characters int(word, 16) takes that are not hex digits (separator, spaces,
+# signs, a prefix, non-ASCII digits), uppercase hex, and plain non-hex letters.
+_ODD_CHARS = st.sampled_from(
+    ["_", " ", "\t", "+", "-", "x", "X", "g", "G", "\u0663", "A", "f", "0"]
+)
+
+
+@_PROPERTY
+@given(_events(), st.data())
+def test_property_fast_path_accepts_exactly_what_the_reference_accepts(
+    case: tuple[EventSpec, tuple[str, ...], str, dict[str, Any]], data_strategy: st.DataObject
+) -> None:
+    """One character of a topic or of the data replaced: the generated decoder and the
+    reference decoder agree, on the values or on raising DecodeError."""
+    spec, topics, data, _ = case
+    decode = spec.decoder()
+    reference = _Layout(spec).reference_decode
+    fields = [*topics, data]
+    which = data_strategy.draw(st.integers(0, len(fields) - 1))
+    if not fields[which]:
+        return
+    at = data_strategy.draw(st.integers(0, len(fields[which]) - 1))
+    char = data_strategy.draw(_ODD_CHARS)
+    fields[which] = fields[which][:at] + char + fields[which][at + 1 :]
+    mutated_topics, mutated_data = tuple(fields[:-1]), fields[-1]
+    try:
+        expected = reference(mutated_topics, mutated_data)
+    except DecodeError:
+        with pytest.raises(DecodeError):
+            decode(mutated_topics, mutated_data)
+    else:
+        assert decode(mutated_topics, mutated_data) == expected
+
+
+@pytest.mark.parametrize(
+    ("topic1", "data"),
+    [
+        # int() read these as 17 and the address as given, before the fast path checked hex.
+        (_addr_topic(ALICE), "0x" + "0" * 61 + "1_1"),
+        (_addr_topic(ALICE), "0x" + " " * 62 + "11"),
+        (_addr_topic(ALICE), "0x+" + "0" * 61 + "11"),
+        (_addr_topic(ALICE), "0x0x" + "0" * 60 + "11"),
+        (_addr_topic(ALICE), "zz" + "0" * 62 + "11"),
+        (_addr_topic(ALICE)[:-1] + "g", "0x" + "0" * 62 + "11"),
+        (_addr_topic(ALICE)[:-2] + " 1", "0x" + "0" * 62 + "11"),
+    ],
+)
+def test_decode_transfer_rejects_words_int_would_take(topic1: str, data: str) -> None:
+    decode = parse_event_signature(TRANSFER).decoder()
+    topics, _ = _transfer_log()
+    with pytest.raises(DecodeError, match="not 0x-prefixed hex text"):
+        decode((topics[0], topic1, topics[2]), data)
 
 
 @_PROPERTY

@@ -7,8 +7,8 @@ decoder, which is the authority on what is valid and on the error message.
 
 Speed: the decoder runs once per event.  For each spec we generate (with
 ``exec``) a small function without loops that reads static values straight
-from the hex text: ``int(word, 16)`` for integers, slices for addresses.
-The hex text is never converted to bytes on that path.  Data holding dynamic
+from the hex text: ``bytes.fromhex`` and ``int.from_bytes`` for integers,
+slices for addresses.  Data holding dynamic
 types goes through ``eth_abi.decode``.  The fast function checks what a
 strict ABI decoder checks: topic count, topic0, exact lengths, zero padding
 of addresses and ``bytesN``, ``bool`` being 0 or 1, and integer ranges
@@ -18,14 +18,14 @@ character.  It raises :class:`~indexer.DecodeError` with the exact reason,
 or it returns the values when the fast path only refused an unusual but
 valid spelling, such as an uppercase topic0.
 
-Trust boundary: on the fast path, ``topics`` and ``data`` are taken to be
-``0x``-prefixed hex text, as :class:`~indexer.sources.RawLog` promises
-(sources make them with ``bytes.hex()`` or take them from a node's JSON).
-The fast path checks lengths and padding, not the class of every
-character.  A non-hex character in a number still raises ``DecodeError``,
-because ``int()`` refuses it.  The characters of an address are copied
-after ``.lower()`` without being parsed.  Checking each character costs
-about 20% of the decoder's time, and sources already guarantee it.
+The fast path accepts exactly what the reference decoder accepts: every
+character it reads is checked.  Words go through ``bytes.fromhex``, which
+takes only hex digits (and spaces between pairs, which would make its result
+short, so its length is checked); an address's 40 characters are checked
+the same way before they are copied.  Not ``int(word, 16)``: it also takes
+``_`` between digits, spaces, a sign and a ``0x`` prefix, and a log file
+holding such a word was once decoded as if it were valid
+(``tests/test_abi.py``, the property test on mutated characters).
 """
 
 from __future__ import annotations
@@ -308,26 +308,33 @@ class _Gen:
         word = f"{src}[{start}:{end}]"
         v = self.var()
         kind, size = typ.kind, typ.size
-        if kind == "uint":
-            self.lines.append(f"{v} = int({word}, 16)")
-            # The int() of 64 hex digits always fits 256 bits; narrower types
-            # must have zero high bits.
-            if size < 256:
-                self.bail(f"{v} >> {size}")
-        elif kind == "int":
-            self.lines.append(f"{v} = int({word}, 16)")
-            self.lines.append(f"if {v} >> 255:")
-            self.lines.append(f"    {v} -= {1 << 256}")
-            if size < 256:
-                # Inside the range iff the sign extension over the padding is consistent.
-                self.bail(f"not {-(1 << (size - 1))} <= {v} < {1 << (size - 1)}")
+        if kind in ("uint", "int"):
+            # Not int(word, 16): it also takes "_" between digits, spaces
+            # around them, a sign or a 0x prefix.  bytes.fromhex takes only
+            # hex digits, and spaces between pairs, which shorten its result.
+            self.lines.append(f"{v} = _fromhex({word})")
+            self.bail(f"len({v}) != 32")
+            self.lines.append(f"{v} = _from_bytes({v}, 'big')")
+            if kind == "uint":
+                # 32 bytes always fit 256 bits; narrower types must have zero high bits.
+                if size < 256:
+                    self.bail(f"{v} >> {size}")
+            else:
+                self.lines.append(f"if {v} >> 255:")
+                self.lines.append(f"    {v} -= {1 << 256}")
+                if size < 256:
+                    # Inside the range iff the sign extension over the padding is consistent.
+                    self.bail(f"not {-(1 << (size - 1))} <= {v} < {1 << (size - 1)}")
         elif kind == "address":
             if whole:
                 # A topic: compare the "0x" too, for free (same slice cost).
                 self.bail(f"{src}[:26] != {self.const('0x' + _Z[:24])}")
             else:
                 self.bail(f"{src}[{start}:{start + 24}] != {self.const(_Z[:24])}")
-            self.lines.append(f'{v} = "0x" + {src}[{start + 24}:{end}].lower()')
+            # The 40 characters are copied, not parsed: check that they are hex.
+            self.lines.append(f"{v} = {src}[{start + 24}:{end}]")
+            self.bail(f"len(_fromhex({v})) != 20")
+            self.lines.append(f'{v} = "0x" + {v}.lower()')
         elif kind == "bool":
             bools = self.const({_Z: False, _Z[:-1] + "1": True})
             self.lines.append(f"{v} = {bools}.get({word})")
@@ -338,6 +345,7 @@ class _Gen:
                 self.lines.append(f"{v} = _fromhex({src}[{start}:{start + 2 * size}])")
             else:
                 self.lines.append(f"{v} = _fromhex({word})")
+            self.bail(f"len({v}) != {size}")
         else:  # pragma: no cover - callers only pass value types
             raise AssertionError(kind)
         return v
@@ -379,6 +387,9 @@ def compile_decoder(spec: EventSpec) -> Decoder:
         shape.append(f"len(data) != {2 + 64 * body_words}")
     if not spec.anonymous:
         shape.append(f"topics[0] != {gen.const(layout.topic0)}")
+    if unroll:
+        # Read here word by word from offset 2, so the prefix is checked once.
+        shape.append('data[:2] != "0x"')
     gen.bail(" or ".join(shape))
 
     exprs: dict[str, str] = {}
@@ -389,11 +400,15 @@ def compile_decoder(spec: EventSpec) -> Decoder:
         gen.lines.append(f"{', '.join(targets)}{',' if len(targets) == 1 else ''} = topics")
         gen.bail(" or ".join(f"len({t}) != 66" for t in topic_vars))
     for (param, typ), tvar in zip(layout.indexed, topic_vars, strict=True):
+        if typ.kind != "address":
+            # An address topic's check covers its "0x" (word_value).
+            gen.bail(f'{tvar}[:2] != "0x"')
         if typ.is_value:
             exprs[param.name] = gen.word_value(typ, tvar, 2, True)
         else:
             v = gen.var()
             gen.lines.append(f"{v} = _fromhex({tvar}[2:])")
+            gen.bail(f"len({v}) != 32")
             exprs[param.name] = v
 
     if layout.body:
@@ -415,6 +430,7 @@ def compile_decoder(spec: EventSpec) -> Decoder:
     namespace: dict[str, Any] = {
         "_ref": layout.reference_decode,
         "_fromhex": bytes.fromhex,
+        "_from_bytes": int.from_bytes,
         "_FAIL": _FAST_FAILURES,
         **gen.ns,
     }
