@@ -58,6 +58,7 @@ def test_entities_are_immutable_values() -> None:
 BAD_VALUES: list[tuple[type[Entity], dict[str, Any], str]] = [
     (Account, {"balance": "5"}, "balance = '5': expected int, got str"),
     (Account, {"balance": 10**78}, "numeric(78,0)"),
+    (Account, {"balance": -(10**78)}, "numeric(78,0)"),
     (Account, {"balance": True}, "expected int, got bool"),
     (Account, {"token": "t\x00"}, "token = 't\\x00': it contains a NUL byte"),
     (Account, {"token": None}, "expected str, got NoneType"),
@@ -88,6 +89,15 @@ def test_a_bad_value_is_rejected_where_the_entity_is_built(
     with pytest.raises(EntityError, match="id='1'") as info:
         check_entity(tuple.__new__(cls, values))
     assert fragment in str(info.value)
+
+
+def test_the_widest_numeric_values_fit() -> None:
+    """numeric(78,0) holds 78 digits either side of zero: both ends are accepted."""
+    for value in (10**78 - 1, -(10**78 - 1)):
+        built = Account(**{**GOOD[Account], "balance": value})
+        assert built.balance == value
+        assert built.replace(balance=-value).balance == -value
+        check_entity(built)  # raises if it does not fit
 
 
 def test_replace_names_the_entity_when_a_later_field_is_unchanged() -> None:

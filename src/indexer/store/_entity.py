@@ -254,7 +254,8 @@ def _declared_indexes(
 def _condition(f: FieldSpec, v: str) -> str:
     """Python source that is true when the value named ``v`` fits field ``f``."""
     cond = {
-        int: f"(type({v}) is int and -_LIM < {v} < _LIM)",
+        # _NLIM, not -_LIM: a unary minus would build a new 78-digit int per check.
+        int: f"(type({v}) is int and _NLIM < {v} < _LIM)",
         str: f"(type({v}) is str and '\\x00' not in {v})",
         bool: f"type({v}) is bool",
         bytes: f"type({v}) is bytes",
@@ -272,7 +273,7 @@ def _invalid(cls: type[Entity], values: tuple[Any, ...]) -> EntityError:
 
 
 def _generate(spec: EntitySpec, src: str, env: dict[str, Any], name: str) -> Any:
-    env.update(_tnew=tuple.__new__, _LIM=_NUMERIC_LIMIT, _invalid=_invalid)
+    env.update(_tnew=tuple.__new__, _LIM=_NUMERIC_LIMIT, _NLIM=-_NUMERIC_LIMIT, _invalid=_invalid)
     exec(src, env)
     fn = env[name]
     fn.__qualname__ = f"{spec.cls.__qualname__}.{name}"
