@@ -13,7 +13,9 @@ class FileReadStats:
 
     ``lines_read`` counts JSON lines or parquet rows looked at, including
     those of skipped blocks.  ``lines_parsed`` counts those turned into
-    Python objects (passed the cheap pre-filter).  ``logs_yielded`` counts
+    Python objects: the lines that passed the cheap topic0 pre-filter, and
+    every line of a block read whole (one after a block of mostly wanted
+    lines; ``_jsonl.py``).  ``logs_yielded`` counts
     logs delivered.  ``removed_skipped`` counts ``"removed": true`` logs
     dropped.
     """
