@@ -217,31 +217,42 @@ async def test_a_log_that_does_not_decode_fails_the_run_with_the_same_message(
     assert "block 40 log 1" in messages[0]
 
 
-async def test_a_prefetched_range_not_asked_for_is_discarded() -> None:
-    """The answer for the range asked for, never the one prefetched for another."""
+def _transfer_decoder() -> Any:
+    """A decoder for one wildcard ERC20 Transfer route, as the worker's child builds it."""
     from indexer.abi import parse_event_signature
     from indexer.sources._decode import DecodeRoute, LogDecoder
-    from indexer.sources._rpc_ranges import decode_parts, raw_logs
-    from indexer.sources._rpc_worker import LogRequest, open_log_worker
 
     spec = parse_event_signature(
         "event Transfer(address indexed from, address indexed to, uint256 value)"
     )
-    routes = [DecodeRoute("Token", spec, None)]
+    return LogDecoder(1, [DecodeRoute("Token", spec, None)], keep_raw=False)
+
+
+def _fetchers_parts(chain: ScriptedChain, first: int, last: int) -> Any:
+    """The parts the fetcher makes of ``first..last`` (chunks of 7 logs), decoded here."""
+    from indexer.sources._rpc_ranges import decode_parts, raw_logs
+
+    headers = {n: {"timestamp": hex(chain.block(n).timestamp)} for n in range(first, last + 1)}
+    return decode_parts(
+        _transfer_decoder(), first, last, raw_logs("c", chain.logs(first, last), headers), 7
+    )
+
+
+async def test_a_prefetched_range_not_asked_for_is_discarded() -> None:
+    """The answer for the range asked for, never the one prefetched for another."""
+    from indexer.sources._rpc_worker import LogRequest, open_log_worker
+
     chain = ScriptedChain(1, head=40, logs=random_logs(random.Random(2), range(1, 41), 6))
     async with (
         open_rpc_server(chain) as server,
-        open_log_worker(LogDecoder(1, routes, keep_raw=False), server.url, 10.0, "c", 7) as worker,
+        open_log_worker(_transfer_decoder(), server.url, 10.0, "c", 7) as worker,
     ):
         await worker.start()
         await worker.prefetch(LogRequest(11, 20, None, (TRANSFER,), True))
         answer = await worker.fetch(LogRequest(11, 25, None, (TRANSFER,), True))
         assert answer is not None
         assert worker.discarded == 1
-        here = LogDecoder(1, routes, keep_raw=False)
-        headers = {n: {"timestamp": hex(chain.block(n).timestamp)} for n in range(11, 26)}
-        want = decode_parts(here, 11, 25, raw_logs("c", chain.logs(11, 25), headers), 7)
-        assert answer.parts == want
+        assert answer.parts == _fetchers_parts(chain, 11, 25)
         assert answer.parts[-1][1] == 25
         assert answer.last_hash == chain.block(25).hash
         assert answer.first_parent == chain.block(10).hash
@@ -338,30 +349,19 @@ async def test_the_worker_starts_while_the_fetcher_does_the_next_ranges(
 async def test_a_window_range_from_the_worker_equals_the_fetchers() -> None:
     """Within the reorg window the child fetches every header, then the logs, and
     answers with every block's hash and the parts the fetcher would make."""
-    from indexer.abi import parse_event_signature
-    from indexer.sources._decode import DecodeRoute, LogDecoder
-    from indexer.sources._rpc_ranges import decode_parts, raw_logs
     from indexer.sources._rpc_worker import LogRequest, open_log_worker
 
-    spec = parse_event_signature(
-        "event Transfer(address indexed from, address indexed to, uint256 value)"
-    )
-    routes = [DecodeRoute("Token", spec, None)]
     chain = ScriptedChain(1, head=30, logs=random_logs(random.Random(4), range(1, 31), 6))
     async with (
         open_rpc_server(chain) as server,
-        open_log_worker(LogDecoder(1, routes, keep_raw=False), server.url, 10.0, "c", 7) as worker,
+        open_log_worker(_transfer_decoder(), server.url, 10.0, "c", 7) as worker,
     ):
         await worker.start()
         before = server.calls["eth_getBlockByNumber"]
         answer = await worker.fetch(LogRequest(21, 30, None, (TRANSFER,), True, window=True))
         assert answer is not None
         assert server.calls["eth_getBlockByNumber"] - before == 10  # every block's header
-        headers = {n: {"timestamp": hex(chain.block(n).timestamp)} for n in range(21, 31)}
-        here = LogDecoder(1, routes, keep_raw=False)
-        assert answer.parts == decode_parts(
-            here, 21, 30, raw_logs("c", chain.logs(21, 30), headers), 7
-        )
+        assert answer.parts == _fetchers_parts(chain, 21, 30)
         assert answer.hashes == [chain.block(n).hash for n in range(21, 31)]
         assert answer.first_parent == chain.block(20).hash
         assert answer.last_hash == chain.block(30).hash
