@@ -67,6 +67,38 @@ async def test_bad_requests_are_4xx_with_the_reason(
         assert "does not exist" in error["extensions"]["detail"]  # PostgreSQL's own words
 
 
+async def test_a_body_too_large_is_refused_unread_and_the_connection_closed(
+    tmp_path: Path, database_url: str, schema: str
+) -> None:
+    """A 413 comes before the body is read: the answer says the connection closes, and it
+    does, so a client never sends its next request into a connection being closed."""
+    limits = ApiLimits(max_body_bytes=2_000)
+    async with serving(_project(tmp_path, schema), database_url, limits=limits) as client:
+        host, port = str(client.base_url.host), client.base_url.port
+        assert port is not None
+        stream = await trio.open_tcp_stream(host, port)
+        # The headers announce 5,000 bytes; only the first 100 are sent.
+        await stream.send_all(
+            b"POST /graphql HTTP/1.1\r\nHost: api\r\nContent-Type: application/json\r\n"
+            b"Content-Length: 5000\r\n\r\n" + b" " * 100
+        )
+        got = b""
+        with trio.fail_after(10):
+            while data := await stream.receive_some(65536):
+                got += data
+        head = got.split(b"\r\n\r\n", 1)[0].lower()
+        assert head.startswith(b"http/1.1 413")
+        assert b"\r\nconnection: close" in head
+        assert b"2000 bytes" in got
+        await stream.aclose()
+        # And through a keep-alive client: the next request gets a fresh connection.
+        for _ in range(3):
+            r = await client.post("/graphql", content=b" " * 3000)
+            assert r.status_code == 413
+            assert r.headers["connection"] == "close"
+            assert (await client.get("/health")).status_code == 200
+
+
 async def test_query_page_works_offline(tmp_path: Path, database_url: str, schema: str) -> None:
     async with serving(_project(tmp_path, schema), database_url) as client:
         r = await client.get("/graphql", headers={"accept": "text/html"})

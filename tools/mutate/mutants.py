@@ -617,6 +617,13 @@ MUTANTS: tuple[Mutant, ...] = (
        "once split, a file is parsed whole even where its lines are mostly unwanted",
        ("tests/test_file_source.py::test_dense_blocks_are_split_and_sparse_ones_searched",),
        fast=True),
+    _M("too-large-keeps-connection", "connection", "api/_app.py",
+       "        response.headers[\"connection\"] = \"close\"\n",
+       "        pass\n",
+       "a 413 answered before its body is read does not say the connection closes: the "
+       "client's next request can meet a closed connection",
+       ("tests/api/test_server_errors.py::test_a_body_too_large_is_refused_unread_and_the_connection_closed",),
+       fast=True),
     _M("child-hears-ctrl-c", "spawn", "sources/_spawn.py",
        "    blocked = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})\n",
        "    blocked = signal.pthread_sigmask(signal.SIG_BLOCK, set())\n",

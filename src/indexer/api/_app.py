@@ -217,7 +217,13 @@ def _failure(request: Request, status: int, message: str, **extra: Any) -> JSONR
 
 async def _bad_request(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, _BadRequest)
-    return _failure(request, exc.status, exc.message)
+    response = _failure(request, exc.status, exc.message)
+    if exc.status == 413:
+        # The body is left unread, so the server closes the connection after
+        # this answer: say so, or a client reuses it for its next request and
+        # finds it closed (it raced whether the body had arrived in time).
+        response.headers["connection"] = "close"
+    return response
 
 
 async def _database_down(request: Request, exc: Exception) -> Response:
